@@ -1,0 +1,102 @@
+"""Image I/O and pixel budgets shared by the world, the zoom tool, the loaders and the policy backends.
+
+Qwen-VL models see an image as a grid of 28x28-pixel cells (14 px patches merged 2x2), so every image fed to
+a model is resized to a multiple of ``factor`` on each side, within ``[min_pixels, max_pixels]``. The world,
+its probe, the zoom tool and the backends all use these functions so that "what the model sees" is one thing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import math
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+#: Refuse to decode images larger than this many pixels (decompression-bomb guard). 178 Mpx ~ 13k x 13k.
+DEFAULT_DECODE_LIMIT = 178_956_970
+
+
+class ImageError(ValueError):
+    """A user-facing image problem: the message names the input and the fix."""
+
+
+def smart_resize(height: int, width: int, factor: int = 28, min_pixels: int = 4 * 28 * 28,
+                 max_pixels: int = 16384 * 28 * 28) -> tuple[int, int]:
+    """Target (height, width) in pixels: multiples of ``factor``, area within [min_pixels, max_pixels],
+    aspect ratio kept as well as the grid allows (Qwen2-VL's rule)."""
+    if height <= 0 or width <= 0:
+        raise ImageError(f"image has an empty side ({width}x{height} px); crops must be at least 1 px")
+    if max(height, width) / min(height, width) > 200:
+        raise ImageError(f"aspect ratio {max(height, width) / min(height, width):.0f} is above 200")
+    h = max(factor, round(height / factor) * factor)
+    w = max(factor, round(width / factor) * factor)
+    if h * w > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h = max(factor, math.floor(height / beta / factor) * factor)
+        w = max(factor, math.floor(width / beta / factor) * factor)
+    elif h * w < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h = math.ceil(height * beta / factor) * factor
+        w = math.ceil(width * beta / factor) * factor
+    return h, w
+
+
+def fit_to_budget(image: Image.Image, max_pixels: int, min_pixels: int = 4 * 28 * 28,
+                  factor: int = 28) -> Image.Image:
+    """Resize ``image`` (RGB) to the grid-aligned size the model will see under a pixel budget."""
+    h, w = smart_resize(image.height, image.width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+    image = image.convert("RGB")
+    if (image.height, image.width) == (h, w):
+        return image
+    return image.resize((w, h), Image.BICUBIC)
+
+
+def decode_image(data: bytes | str | Path, *, name: str = "image",
+                 max_decode_pixels: int = DEFAULT_DECODE_LIMIT) -> Image.Image:
+    """Decode an image from raw bytes, a base64 string or a file path into an RGB PIL image.
+
+    Raises ``ImageError`` naming ``name`` for corrupt or truncated data and for images above
+    ``max_decode_pixels`` (raise the limit with the caller's ``max_decode_pixels`` option if you trust the data).
+    """
+    if isinstance(data, Path) or (isinstance(data, str) and len(data) < 4096 and Path(data).suffix.lower()
+                                  in {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}):
+        try:
+            data = Path(data).read_bytes()
+        except OSError as exc:
+            raise ImageError(f"{name}: cannot read file {data!s}: {exc.strerror}") from exc
+    elif isinstance(data, str):
+        try:
+            data = base64.b64decode(data, validate=False)
+        except (ValueError, TypeError) as exc:
+            raise ImageError(f"{name}: not valid base64 image data ({exc})") from exc
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            w, h = probe.size
+            if w * h > max_decode_pixels:
+                raise ImageError(
+                    f"{name}: {w}x{h} = {w * h:,} px is above the decode limit of {max_decode_pixels:,} px "
+                    f"(decompression-bomb guard); raise max_decode_pixels if you trust this file")
+            probe.load()
+            return probe.convert("RGB")
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"{name}: corrupt or truncated image data ({exc})") from exc
+
+
+def encode_png(image: Image.Image) -> bytes:
+    """Lossless, deterministic PNG bytes (used for parquet export and content hashing)."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def image_hash(image: Image.Image) -> str:
+    """A content hash of the decoded pixels (mode + size + raw bytes), stable across encodings."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{image.mode}:{image.width}x{image.height}:".encode())
+    h.update(image.tobytes())
+    return h.hexdigest()
