@@ -1,0 +1,215 @@
+"""The trainer's typed configuration: one pydantic model per concern, loaded from YAML with dotted overrides.
+
+Every field documents itself (``Field(description=...)``); ``mapo train --set algorithm.beta=0.2`` is checked
+against these models, so there is one copy of the defaults. The defaults are MAPO's: beta 0.4, lambda 0.95,
+at most 6 turns, no KL to a reference. Sub-configs owned by other layers (protocol, verifier, rewards) are
+passed through as plain mappings and validated by those layers' own config classes when the trainer starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration problem: the message names the key or file and the fix."""
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, so a typo never silently does nothing."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(Section):
+    path: str = Field("runs/demo/model", description="Local Hugging Face checkpoint directory of the policy.")
+    device: str = Field("cpu", description="Torch device for the policy, e.g. 'cpu' or 'cuda:0'.")
+    dtype: str = Field("float32", description="Policy dtype: float32 | bfloat16 | float16.")
+    trust_remote_code: bool = Field(False, description="Allow the checkpoint's own Python code (off: safer).")
+
+
+class DataConfig(Section):
+    train: str = Field("runs/demo/world/train.parquet", description="DeepEyes-schema parquet of RL prompts.")
+    eval: str | None = Field(None, description="Parquet evaluated every `train.eval_every` steps (None: off).")
+    eval_limit: int = Field(64, description="Number of tasks of `eval` used by the periodic evaluation.")
+    max_tasks: int | None = Field(None, description="Use only the first N training tasks (None: all).")
+
+
+class RolloutConfig(Section):
+    group_size: int = Field(8, ge=1, description="G: rollouts per prompt; advantages normalise within a group.")
+    prompts_per_step: int = Field(4, ge=1, description="Prompts sampled per RL step (batch = prompts x G).")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature (also used to score log-probs).")
+    max_turns: int = Field(6, ge=1, description="Maximum assistant turns per trajectory (MAPO: 6).")
+    max_new_tokens: int = Field(128, ge=1, description="Maximum generated tokens per assistant turn.")
+    max_response_tokens: int = Field(1024, ge=1, description="Maximum response tokens per trajectory.")
+    protocol: dict[str, Any] = Field(default_factory=dict,
+                                     description="Extra mapo.agent ProtocolConfig fields (mode, coordinates...).")
+
+
+class AlgorithmConfig(Section):
+    estimator: str = Field("mapo", description="Advantage estimator by registry name: grpo | rloo | mapo | "
+                                               "mapo_turn (see `mapo advantages`).")
+    beta: float = Field(0.4, description="MAPO semantic weight: A = norm(R) + beta * norm(S).")
+    lam: float = Field(0.95, description="MAPO trajectory-aware discount over tool turns.")
+    norm_by_std: bool = Field(True, description="Divide by the group std (False = Dr.GRPO-style centring only).")
+    estimator_params: dict[str, Any] = Field(default_factory=dict,
+                                             description="Extra keyword params for the estimator "
+                                                         "(e.g. no_tool_score, aggregate, epsilon).")
+    ppo_epochs: int = Field(1, ge=1, description="Passes over the batch per RL step.")
+    mini_batch_groups: int = Field(4, ge=1, description="Groups per optimizer step (mini-batch = groups x G).")
+    micro_batch_size: int | None = Field(None, description="Trajectories per forward/backward (None: one "
+                                                          "group); gradient variance is measured across them.")
+    clip_low: float = Field(0.2, ge=0, description="PPO ratio clip below 1 (epsilon_low).")
+    clip_high: float = Field(0.2, ge=0, description="PPO ratio clip above 1 (epsilon_high; > clip_low = "
+                                                    "clip-higher).")
+    dual_clip: float | None = Field(None, description="Dual-clip constant c > 1 for negative advantages "
+                                                      "(None: off).")
+    loss_agg_mode: str = Field("token-mean", description="token-mean | seq-mean-token-mean | "
+                                                         "seq-mean-token-sum-norm.")
+    kl_coef: float = Field(0.0, ge=0, description="KL-to-reference loss weight; 0 = no reference model (MAPO).")
+    kl_type: str = Field("low_var_kl", description="KL estimator: k1 | k2 | k3 (aliases kl, mse, low_var_kl).")
+    entropy_coef: float = Field(0.0, description="Entropy bonus weight (0: off).")
+    mask_turn_cap: bool = Field(False, description="Drop trajectories that hit the turn cap from the loss "
+                                                   "(Mini-o3's over-turn masking).")
+    skip_zero_adv_groups: bool = Field(True, description="Drop groups whose advantages are all zero (no signal).")
+
+
+class OptimConfig(Section):
+    lr: float = Field(1e-6, gt=0, description="AdamW peak learning rate.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
+    warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps (optimizer steps).")
+    schedule: Literal["constant", "cosine", "linear"] = Field("constant", description="Decay after warm-up.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping by global norm.")
+
+
+class GradVarianceConfig(Section):
+    enabled: bool = Field(True, description="Estimate the policy-gradient variance every step.")
+    num_directions: int = Field(8, ge=1, description="Fixed random directions the per-micro-batch gradients "
+                                                     "are projected on.")
+    seed: int = Field(1234, description="Seed of the random directions (the same for every estimator).")
+
+
+class RunConfig(Section):
+    total_steps: int = Field(100, ge=0, description="RL steps (one step = one batch of rollouts).")
+    out_dir: str = Field("runs/mapo", description="Run directory: metrics.jsonl, tensorboard/, checkpoints/.")
+    save_every: int = Field(10, ge=1, description="Checkpoint every N steps (and at the end).")
+    keep_last: int = Field(2, ge=1, description="Checkpoints kept on disk (older ones are deleted).")
+    eval_every: int = Field(0, ge=0, description="Evaluate on `data.eval` every N steps (0: off).")
+    progress: bool = Field(True, description="Show a progress bar.")
+    tensorboard: bool = Field(True, description="Also log metrics to TensorBoard.")
+
+
+class TrainConfig(Section):
+    """`mapo train`: the MAPO RL loop."""
+
+    seed: int = Field(0, description="Seed of prompt sampling, generation and initialisation.")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="The policy checkpoint.")
+    data: DataConfig = Field(default_factory=DataConfig, description="Training and evaluation tasks.")
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="Multi-turn sampling.")
+    algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig, description="Advantage and loss.")
+    optim: OptimConfig = Field(default_factory=OptimConfig, description="Optimizer and schedule.")
+    verifier: dict[str, Any] = Field(default_factory=lambda: {"backend": "embedded", "path": "runs/demo/verifier"},
+                                     description="mapo.verifier config (backend, path, ...).")
+    reward: dict[str, Any] = Field(default_factory=dict, description="mapo.rewards RewardConfig fields.")
+    grad_variance: GradVarianceConfig = Field(default_factory=GradVarianceConfig,
+                                              description="Gradient-variance probe.")
+    run: RunConfig = Field(default_factory=RunConfig, description="Length, logging and checkpoints.")
+
+
+class SFTConfig(Section):
+    """`mapo sft`: cold-start supervised fine-tuning on expert trajectories."""
+
+    seed: int = Field(0, description="Seed of expert sampling, shuffling and initialisation.")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="The checkpoint to fine-tune.")
+    train: str = Field("runs/demo/world/train.parquet", description="Parquet of tasks to build experts from.")
+    max_tasks: int | None = Field(None, description="Use only the first N tasks (None: all).")
+    expert: dict[str, Any] = Field(default_factory=dict, description="mapo.data.expert ExpertConfig fields "
+                                                                     "(imperfection rates).")
+    protocol: dict[str, Any] = Field(default_factory=dict, description="Extra mapo.agent ProtocolConfig fields.")
+    epochs: float = Field(1.0, gt=0, description="Passes over the expert trajectories.")
+    batch_size: int = Field(8, ge=1, description="Trajectories per optimizer step.")
+    micro_batch_size: int = Field(8, ge=1, description="Trajectories per forward/backward.")
+    optim: OptimConfig = Field(default_factory=lambda: OptimConfig(lr=1e-3, warmup_steps=10, schedule="cosine"),
+                               description="Optimizer and schedule.")
+    out_dir: str = Field("runs/demo/sft", description="Run directory (checkpoints/, metrics.jsonl, final/).")
+    save_every: int = Field(50, ge=1, description="Checkpoint every N optimizer steps (and at the end).")
+    keep_last: int = Field(2, ge=1, description="Checkpoints kept on disk.")
+    progress: bool = Field(True, description="Show a progress bar.")
+
+
+C = TypeVar("C", bound=BaseModel)
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"a.b=0.3"`` -> (["a", "b"], 0.3); the value is parsed as YAML so numbers, bools and lists work."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set algorithm.beta=0.2")
+    key, raw = item.split("=", 1)
+    keys = [k for k in key.strip().split(".") if k]
+    if not keys:
+        raise ConfigError(f"--set {item!r}: empty key; use e.g. --set algorithm.beta=0.2")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return keys, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set each dotted ``key=value`` in the nested mapping ``data`` (in place; returned for chaining)."""
+    for item in overrides:
+        keys, value = parse_override(item)
+        node = data
+        for k in keys[:-1]:
+            child = node.get(k)
+            if child is None:
+                child = node[k] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {k!r} is a value, not a section")
+            node = child
+        node[keys[-1]] = value
+    return data
+
+
+def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None) -> C:
+    """Read ``path`` (YAML; None = defaults), apply ``--set`` overrides, validate against ``cls``."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config {path}: no such file; pass an existing YAML (see configs/)")
+        loaded = yaml.safe_load(path.read_text())
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config {path}: top level must be a mapping of sections, got {type(loaded).__name__}")
+        data = loaded or {}
+    apply_overrides(data, overrides or [])
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        where = f"config {path}" if path else "config"
+        raise ConfigError(f"{where}: {problems} (see `mapo train --help-config` or configs/*.yaml)") from exc
+
+
+def dump_config(cfg: BaseModel, path: str | Path) -> None:
+    """Write the resolved config as YAML (every run directory keeps the config it ran with)."""
+    Path(path).write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+
+
+def describe_config(cls: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted key, default, description) of every leaf field: the reference the CLI prints."""
+    rows: list[tuple[str, str, str]] = []
+    for name, field in cls.model_fields.items():
+        ann = field.annotation
+        key = f"{prefix}{name}"
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            rows.extend(describe_config(ann, key + "."))
+        else:
+            default = field.get_default(call_default_factory=True)
+            rows.append((key, repr(default), field.description or ""))
+    return rows
