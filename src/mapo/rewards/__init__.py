@@ -1,1 +1,10 @@
+"""Outcome rewards: multiple-choice matching, normalised exact match, format checks, an optional LLM judge."""
 
+from mapo.rewards.choice import extract_choice
+from mapo.rewards.config import RewardConfig
+from mapo.rewards.format_check import FormatConfig, check_format
+from mapo.rewards.judge import JudgeClient, JudgeConfig, JudgeError
+from mapo.rewards.outcome import outcome_reward, score_answer
+
+__all__ = ["extract_choice", "RewardConfig", "FormatConfig", "check_format", "JudgeClient", "JudgeConfig",
+           "JudgeError", "outcome_reward", "score_answer"]
