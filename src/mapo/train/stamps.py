@@ -1,0 +1,36 @@
+"""Reuse of pipeline artifacts: a step's output directory holds a stamp of the inputs that made it, and the
+step is skipped when the stamp matches (so a second `mapo demo` reuses the world, verifier, model, SFT)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+STAMP = ".mapo-stamp.json"
+
+
+def fingerprint(inputs: dict[str, Any]) -> str:
+    """A stable hash of a JSON-serialisable description of a step's inputs."""
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def is_done(out_dir: str | Path, inputs: dict[str, Any]) -> bool:
+    """True when ``out_dir`` was completed by a step with exactly these ``inputs``."""
+    path = Path(out_dir) / STAMP
+    if not path.exists():
+        return False
+    try:
+        return json.loads(path.read_text()).get("fingerprint") == fingerprint(inputs)
+    except json.JSONDecodeError:
+        return False
+
+
+def mark_done(out_dir: str | Path, inputs: dict[str, Any]) -> None:
+    """Record that ``out_dir`` is complete for ``inputs`` (write last, after every output exists)."""
+    path = Path(out_dir) / STAMP
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"fingerprint": fingerprint(inputs), "inputs": inputs}, default=str, indent=1))
+    tmp.replace(path)

@@ -1,0 +1,35 @@
+import math
+
+import pytest
+
+from mapo.train.stamps import is_done, mark_done
+from mapo.train.summary import collapsed, mean_std, pm, window_mean
+
+
+def test_mean_std():
+    m, s = mean_std([1.0, 2.0, 3.0, None, float("nan")])
+    assert m == 2.0 and s == pytest.approx(1.0)
+    assert mean_std([4.0]) == (4.0, 0.0)
+    assert all(math.isnan(v) for v in mean_std([]))
+    assert pm(0.5, 0.25, 2) == "0.50 ± 0.25" and pm(float("nan"), 0) == "—"
+
+
+def test_collapse_detection_looks_at_the_end():
+    healthy = [{"tool_call_rate": 0.9, "format_error_rate": 0.0}] * 10
+    dying = healthy[:8] + [{"tool_call_rate": 0.0, "format_error_rate": 0.0}] * 2
+    broken = healthy[:8] + [{"tool_call_rate": 0.9, "format_error_rate": 0.9}] * 2
+    recovered = [{"tool_call_rate": 0.0, "format_error_rate": 0.0}] * 2 + healthy[:8]
+    assert not collapsed(healthy) and collapsed(dying) and collapsed(broken) and not collapsed(recovered)
+
+
+def test_window_mean():
+    recs = [{"x": float(i)} for i in range(10)]
+    assert window_mean(recs, "x", last=0.2) == 8.5
+    assert window_mean(recs, "x", first=0.1) == 0.0
+    assert window_mean(recs, "x") == 4.5
+
+
+def test_stamps(tmp_path):
+    assert not is_done(tmp_path, {"a": 1})
+    mark_done(tmp_path, {"a": 1})
+    assert is_done(tmp_path, {"a": 1}) and not is_done(tmp_path, {"a": 2})
