@@ -1,0 +1,93 @@
+"""The one renderer of the world: draws coloured shapes carrying a digit on a canvas.
+
+The world's images and the verifier's training crops both come from here, so "what a red triangle marked 7
+looks like" is defined once. An object is a dict ``{"box": [x1, y1, x2, y2] (pixels), "shape", "colour",
+"glyph", "size"}``; drawing is deterministic (PIL primitives and PIL's bundled font only).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+from PIL import Image, ImageDraw, ImageFont
+
+#: Named colours (RGB). Names are what questions, options and captions use.
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (215, 40, 40),
+    "green": (40, 150, 60),
+    "blue": (40, 80, 215),
+    "yellow": (225, 195, 30),
+    "purple": (135, 60, 175),
+    "orange": (240, 125, 20),
+    "cyan": (30, 185, 195),
+    "pink": (235, 115, 175),
+}
+
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "pentagon", "hexagon")
+
+GLYPHS: tuple[str, ...] = tuple("0123456789")
+
+#: Pale background colours; one is picked per image.
+BACKGROUNDS: tuple[tuple[int, int, int], ...] = ((244, 242, 236), (236, 240, 244), (240, 244, 236), (246, 240, 240))
+
+
+@lru_cache(maxsize=64)
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=size)
+
+
+def _regular_polygon(cx: float, cy: float, r: float, n: int, rotation: float) -> list[tuple[float, float]]:
+    return [(cx + r * math.cos(rotation + 2 * math.pi * k / n), cy + r * math.sin(rotation + 2 * math.pi * k / n))
+            for k in range(n)]
+
+
+def _outline(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
+    return tuple(int(c * 0.55) for c in rgb)  # type: ignore[return-value]
+
+
+def _text_colour(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
+    luminance = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+    return (20, 20, 20) if luminance > 150 else (250, 250, 250)
+
+
+def draw_object(draw: ImageDraw.ImageDraw, obj: dict) -> None:
+    """Draw one object (shape filled with its colour, its glyph centred) inside ``obj["box"]`` (pixels)."""
+    x1, y1, x2, y2 = obj["box"]
+    rgb = COLOURS[obj["colour"]]
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    r = (x2 - x1) / 2
+    shape = obj["shape"]
+    style = {"fill": rgb, "outline": _outline(rgb), "width": 2}
+    glyph_cy = cy
+    if shape == "circle":
+        draw.ellipse([x1, y1, x2 - 1, y2 - 1], **style)
+    elif shape == "square":
+        inset = r * 0.1
+        draw.rectangle([x1 + inset, y1 + inset, x2 - 1 - inset, y2 - 1 - inset], **style)
+    elif shape == "triangle":
+        draw.polygon([(cx, y1), (x2 - 1, y2 - 1), (x1, y2 - 1)], **style)
+        glyph_cy = cy + r * 0.25  # the triangle's body sits low: centre the digit where there is room
+    elif shape == "diamond":
+        draw.polygon([(cx, y1), (x2 - 1, cy), (cx, y2 - 1), (x1, cy)], **style)
+    elif shape == "pentagon":
+        draw.polygon(_regular_polygon(cx, cy + r * 0.05, r, 5, -math.pi / 2), **style)
+    elif shape == "hexagon":
+        draw.polygon(_regular_polygon(cx, cy, r, 6, 0.0), **style)
+    else:
+        raise ValueError(f"unknown shape {shape!r}; known shapes: {', '.join(SHAPES)}")
+    font = _font(max(6, round((x2 - x1) * (0.42 if shape in ("triangle", "diamond") else 0.55))))
+    draw.text((cx, glyph_cy), obj["glyph"], fill=_text_colour(rgb), font=font, anchor="mm")
+
+
+def render_scene(width: int, height: int, objects: list[dict], background: tuple[int, int, int],
+                 lines: list[tuple[float, float, float, float]] = ()) -> Image.Image:
+    """The canvas (RGB, ``width`` x ``height`` pixels): background, faint texture lines, then every object."""
+    image = Image.new("RGB", (width, height), background)
+    draw = ImageDraw.Draw(image)
+    line_rgb = tuple(max(0, c - 28) for c in background)
+    for x1, y1, x2, y2 in lines:
+        draw.line([(x1, y1), (x2, y2)], fill=line_rgb, width=2)
+    for obj in objects:
+        draw_object(draw, obj)
+    return image
