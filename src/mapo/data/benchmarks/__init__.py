@@ -1,0 +1,64 @@
+"""Benchmark loaders: each format streams ``Task`` objects (or ``ItemError`` for unusable items).
+
+``BENCHMARKS`` maps the ``--bench`` names to readers; ``load_benchmark`` returns ``list[Task]`` as the data
+contract says, ``iter_benchmark`` streams (what the evaluator uses: HR-Bench 8K does not fit in memory decoded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Container, Iterator
+from pathlib import Path
+
+from mapo.data.benchmarks.hrbench import iter_hrbench
+from mapo.data.benchmarks.items import BenchmarkFormatError, ItemError
+from mapo.data.benchmarks.mme_realworld import iter_mme_realworld
+from mapo.data.benchmarks.training_parquet import iter_training_parquet
+from mapo.data.benchmarks.vstar import iter_vstar
+from mapo.data.images import DEFAULT_DECODE_LIMIT
+from mapo.data.task import Task
+
+Reader = Callable[..., Iterator["Task | ItemError"]]
+
+BENCHMARKS: dict[str, Reader] = {
+    "vstar": iter_vstar,
+    "hrbench": iter_hrbench,
+    "hrbench4k": iter_hrbench,
+    "hrbench8k": iter_hrbench,
+    "mme_realworld": iter_mme_realworld,
+    "mme_realworld_lite": iter_mme_realworld,
+    "deepeyes": iter_training_parquet,
+    "world": iter_training_parquet,
+}
+
+
+def get_reader(name: str) -> Reader:
+    """The reader registered under ``name`` (``-`` and ``_`` and case are interchangeable)."""
+    key = name.lower().replace("-", "_").replace("*", "")
+    if key not in BENCHMARKS:
+        raise BenchmarkFormatError(f"unknown benchmark {name!r}; choose one of {sorted(BENCHMARKS)}")
+    return BENCHMARKS[key]
+
+
+def iter_benchmark(name: str, path: str | Path, *, max_decode_pixels: int = DEFAULT_DECODE_LIMIT,
+                   skip: Container[str] = ()) -> Iterator[Task | ItemError]:
+    """Stream the items of benchmark ``name`` stored at ``path``; ids in ``skip`` are not decoded."""
+    path = Path(path)
+    if not path.exists():
+        raise BenchmarkFormatError(f"benchmark data {path} does not exist; pass --data PATH to the file or folder")
+    return get_reader(name)(path, max_decode_pixels=max_decode_pixels, skip=skip)
+
+
+def load_benchmark(name: str, path: str | Path, *, max_decode_pixels: int = DEFAULT_DECODE_LIMIT,
+                   errors: list[ItemError] | None = None) -> list[Task]:
+    """All usable tasks of a benchmark; unusable items are appended to ``errors`` when given."""
+    tasks: list[Task] = []
+    for item in iter_benchmark(name, path, max_decode_pixels=max_decode_pixels):
+        if isinstance(item, ItemError):
+            if errors is not None:
+                errors.append(item)
+        else:
+            tasks.append(item)
+    return tasks
+
+
+__all__ = ["BENCHMARKS", "BenchmarkFormatError", "ItemError", "get_reader", "iter_benchmark", "load_benchmark"]

@@ -1,0 +1,21 @@
+"""What every benchmark reader yields: a ``Task``, or an ``ItemError`` for an item that cannot be used."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ItemError:
+    """One benchmark item that could not be loaded (corrupt image, path outside the root, ...).
+
+    The evaluator records it as a failed item (scored wrong, never silently dropped) and carries on.
+    """
+
+    id: str
+    message: str
+    category: str = ""
+
+
+class BenchmarkFormatError(ValueError):
+    """The file as a whole is not in the expected format; the message names the file and the fix."""
