@@ -1,0 +1,129 @@
+"""What every benchmark shares: the result record, side-by-side timing, and peak-memory probes.
+
+The machines these run on are noisy (shared CPUs), so a figure is never one absolute time: each benchmark
+times mapo and its reference *interleaved* (A, B, A, B, ...) in the same process and reports the ratio of
+the medians. Absolute numbers are recorded too, for orientation only.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Figure:
+    """One row of the results table: a measure of mapo next to the reference it is compared with."""
+
+    benchmark: str
+    """Which benchmark produced it (e.g. ``advantages``)."""
+    measure: str
+    """What was measured, in words (e.g. ``grpo, 1M tokens``)."""
+    unit: str
+    """Unit of ``mapo`` and ``reference`` (e.g. ``ms``, ``samples/s``, ``MiB``, ``%``)."""
+    mapo: float | None
+    """mapo's value (median over repeats)."""
+    reference: float | None = None
+    """The reference's value measured side by side in the same run; None when there is no reference."""
+    reference_name: str = ""
+    """What the reference is (e.g. ``verl compute_grpo_outcome_advantage``)."""
+    speedup: float | None = None
+    """How many times faster mapo is than the reference (>1: mapo faster), from the same-run medians."""
+    note: str = ""
+    """Anything a reader needs to interpret the row (sizes, parity error, caveats)."""
+    extra: dict = field(default_factory=dict)
+    """Raw numbers kept in the JSON only (all repeats, sizes)."""
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def speedup_from_times(mapo_s: float, reference_s: float) -> float:
+    """Speed-up of mapo over the reference from two durations (seconds): reference / mapo."""
+    return reference_s / mapo_s if mapo_s > 0 else float("inf")
+
+
+def speedup_from_rates(mapo_rate: float, reference_rate: float) -> float:
+    """Speed-up of mapo over the reference from two throughputs (items/s): mapo / reference."""
+    return mapo_rate / reference_rate if reference_rate > 0 else float("inf")
+
+
+def time_interleaved(
+    candidates: dict[str, Callable[[], object]], repeats: int, warmup: int = 1
+) -> dict[str, list[float]]:
+    """Wall-clock seconds of each candidate, run in turn (A, B, A, B, ...) so that load on a shared machine
+    hits all of them alike.
+
+    Returns ``{name: [seconds per repeat]}`` (warm-up runs excluded). Garbage is collected before every call
+    so that one candidate's garbage is not charged to the next.
+    """
+    for _ in range(warmup):
+        for fn in candidates.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, fn in candidates.items():
+            gc.collect()
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def _read_status_kib(key: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Reset the process's peak resident set size (Linux ``/proc/self/clear_refs``), so that the next
+    ``peak_rss_mib()`` reports the peak of the phase that follows. Returns False where unsupported (then the
+    peak is the process's lifetime peak)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process in MiB since the last ``reset_peak_rss()`` (or since start)."""
+    hwm = _read_status_kib("VmHWM")
+    if hwm is not None:
+        return hwm / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def rss_mib() -> float:
+    """Current resident memory of this process in MiB."""
+    rss = _read_status_kib("VmRSS")
+    return rss / 1024 if rss is not None else float("nan")
+
+
+def cpu_count() -> int:
+    """CPUs this process may use (respects affinity masks, unlike os.cpu_count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return os.cpu_count() or 1
+
+
+class Skip(Exception):
+    """Raised by a benchmark that cannot run here (a missing optional dependency or layer); the suite
+    records the reason and goes on."""

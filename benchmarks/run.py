@@ -1,0 +1,144 @@
+"""The benchmark suite's single entry point (``make bench``): runs every benchmark, prints a table, writes JSON.
+
+    .venv/bin/python benchmarks/run.py                  # the full suite (< 15 min on a 2-core machine)
+    .venv/bin/python benchmarks/run.py --quick          # tiny sizes: checks the plumbing in about a minute
+    .venv/bin/python benchmarks/run.py --only advantages --only verifier
+
+Each benchmark is a module ``benchmarks/bench_<name>.py`` with ``NAME`` and ``run(quick) -> list[Figure]``.
+Every figure is a ratio of mapo to a reference timed side by side in the same run. A benchmark that cannot
+run here (a missing optional dependency) is recorded as skipped with its reason; one that fails is recorded
+with its error; neither stops the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from harness import Figure, Skip, cpu_count  # noqa: E402
+
+#: In the order they run; cheap and independent ones first.
+BENCHMARKS = ["advantages", "verifier", "rollout", "rl_step", "step_breakdown"]
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("torch", "transformers", "trl", "verl", "mapo"):
+        try:
+            out[pkg] = importlib.import_module(pkg).__version__
+        except Exception:  # noqa: BLE001 - a missing optional package is simply not listed
+            out[pkg] = "absent"
+    return out
+
+
+def _machine() -> dict:
+    import torch
+
+    return {
+        "cpus_usable": cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average_at_start": list(os.getloadavg()),
+        "platform": platform.platform(),
+        "versions": _versions(),
+    }
+
+
+def run_one(name: str, quick: bool) -> dict:
+    """Run ``bench_<name>.run(quick)``; returns ``{"status", "seconds", "figures", "reason"}``."""
+    start = time.perf_counter()
+    record: dict = {"status": "ok", "figures": [], "reason": ""}
+    try:
+        module = importlib.import_module(f"bench_{name}")
+        figures: list[Figure] = module.run(quick=quick)
+        record["figures"] = [f.to_json() for f in figures]
+    except Skip as skip:
+        record.update(status="skipped", reason=str(skip))
+    except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others' figures
+        record.update(status="error", reason=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+    record["seconds"] = time.perf_counter() - start
+    return record
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "-"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    if abs(x) >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3g}"
+
+
+def print_table(results: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="mapo benchmarks (speed-up > 1: mapo faster; same-run medians)")
+    for col in ("benchmark", "measure", "mapo", "reference", "unit", "speed-up", "note"):
+        table.add_column(col, overflow="fold")
+    for name, rec in results["benchmarks"].items():
+        if rec["status"] != "ok":
+            table.add_row(name, f"[yellow]{rec['status']}[/]", "", "", "", "", rec["reason"][:200])
+            continue
+        for f in rec["figures"]:
+            ref = f"{_fmt(f['reference'])} ({f['reference_name']})" if f["reference_name"] else "-"
+            speed = f"{f['speedup']:.2f}x" if f["speedup"] is not None else "-"
+            table.add_row(name, f["measure"], _fmt(f["mapo"]), ref, f["unit"], speed, f["note"])
+    Console(width=200).print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a plumbing check, not a measurement")
+    parser.add_argument(
+        "--only", action="append", choices=BENCHMARKS, help="run only this benchmark (repeatable)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=HERE / "results.json", help="where to write the JSON results"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads (default: all usable CPUs)"
+    )
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import torch
+
+    torch.set_num_threads(args.threads or cpu_count())
+    names = args.only or BENCHMARKS
+    results = {
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "quick": args.quick,
+        "machine": _machine(),
+        "benchmarks": {},
+    }
+    suite_start = time.perf_counter()
+    for name in names:
+        print(f"[bench] {name} ...", flush=True)
+        rec = run_one(name, args.quick)
+        results["benchmarks"][name] = rec
+        print(f"[bench] {name}: {rec['status']} in {rec['seconds']:.1f} s {rec['reason'][:300]}", flush=True)
+    results["seconds"] = time.perf_counter() - suite_start
+    results["load_average_at_end"] = list(os.getloadavg())
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, default=str))
+    print_table(results)
+    print(f"suite: {results['seconds']:.0f} s; results in {args.out}")
+    return 1 if any(r["status"] == "error" for r in results["benchmarks"].values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
