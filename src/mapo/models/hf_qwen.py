@@ -1,0 +1,214 @@
+"""The Hugging Face Qwen-VL policy backend (Qwen2-VL, Qwen2.5-VL, Qwen3-VL): load a local checkpoint
+directory offline, generate batched multi-turn continuations with images, score tokens for training.
+
+Sampling and scoring use one distribution: ``softmax((logits with vision special tokens at -inf) / T)``.
+Vision special tokens are suppressed because a policy that samples an image pad claims an image that does
+not exist (a randomly initialised model does so often). No top-k / top-p, so the recorded sampling
+log-probs equal what ``sequence_logprobs`` recomputes and the PPO ratio starts at 1.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from mapo.models.backend import Context, Generation, PolicyBackend, cut_at_stop
+from mapo.models.collate import collate_trajectories
+
+_ARCHITECTURES = {
+    "qwen2_vl": "Qwen2VLForConditionalGeneration",
+    "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
+    "qwen3_vl": "Qwen3VLForConditionalGeneration",
+}
+
+
+def masked_logprobs(logits: torch.Tensor, suppressed: Sequence[int], temperature: float) -> torch.Tensor:
+    """log-softmax of ``logits`` [..., V] / ``temperature`` with ``suppressed`` token ids removed
+    (temperature 0 = greedy is scored at 1)."""
+    logits = logits.float()
+    if suppressed:
+        logits = logits.index_fill(-1, torch.tensor(list(suppressed), device=logits.device), float("-inf"))
+    return torch.log_softmax(logits / (temperature if temperature > 0 else 1.0), dim=-1)
+
+
+def entropy_from_logprobs(logp: torch.Tensor) -> torch.Tensor:
+    """Entropy in nats of each distribution over the last dim; suppressed (-inf) entries count 0."""
+    p = logp.exp()
+    return -(p * logp.masked_fill(~torch.isfinite(logp), 0.0)).sum(-1)
+
+
+class _StopOnSequences:
+    """Stopping criterion: a row is done once its new tokens hold a stop token id or stop string."""
+
+    def __init__(self, tokenizer, prompt_len: int, stop: Sequence[str], stop_ids: Sequence[int]):
+        self.tokenizer, self.prompt_len, self.stop, self.stop_ids = tokenizer, prompt_len, stop, set(stop_ids)
+        self.tail_len = max((len(s) for s in stop), default=1) + 8
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs) -> torch.BoolTensor:
+        last = input_ids[:, -1].tolist()
+        done = [t in self.stop_ids for t in last]
+        for i in range(len(last)):
+            if not done[i] and input_ids.shape[1] > self.prompt_len:
+                tail = self.tokenizer.decode(input_ids[i, max(self.prompt_len, input_ids.shape[1] - 8):].tolist(),
+                                             skip_special_tokens=False)
+                done[i] = any(s in tail for s in self.stop)
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+class HFQwenBackend(PolicyBackend):
+    """A Qwen-VL ``*ForConditionalGeneration`` with its tokenizer and PIL image processor."""
+
+    def __init__(self, model, tokenizer, image_processor, family: str):
+        self.model, self.tokenizer, self.image_processor, self.family = model, tokenizer, image_processor, family
+        self.patch_size = int(image_processor.patch_size)
+        self.merge_size = int(image_processor.merge_size)
+        # The engine resizes every image to the model's grid and budget first; the processor must not resize
+        # again, or pads and features would disagree.
+        f = self.patch_size * self.merge_size
+        image_processor.size = {"shortest_edge": f * f, "longest_edge": 1 << 40}
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = "<|endoftext|>"
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def pixel_inputs(self, images: list[Image.Image]) -> dict[str, torch.Tensor]:
+        """``pixel_values`` [N_patches, D] and ``image_grid_thw`` [N_images, 3] for grid-aligned images."""
+        out = self.image_processor(images=list(images), return_tensors="pt")
+        grid = out["image_grid_thw"]
+        expected = torch.tensor([self.image_grid(im) for im in images])
+        if not torch.equal(grid.cpu(), expected):
+            raise ValueError(f"the image processor resized images to grids {grid.tolist()} instead of "
+                             f"{expected.tolist()}; pass images resized with fit_to_budget(factor={self.image_factor})")
+        return {"pixel_values": out["pixel_values"].to(self.device, self.model.dtype),
+                "image_grid_thw": grid.to(self.device)}
+
+    def collate(self, trajectories: Sequence[Any]) -> dict[str, torch.Tensor]:
+        """The training batch of ``trajectories`` (see ``mapo.models.collate.collate_trajectories``)."""
+        batch = collate_trajectories(trajectories, self.pixel_inputs, self.tokenizer.pad_token_id,
+                                     self.image_token_id)
+        n_pads = int(batch["mm_token_type_ids"].sum())
+        n_feats = int(batch["image_grid_thw"].prod(-1).sum()) // self.merge_size ** 2 if "image_grid_thw" in batch \
+            else 0
+        if n_pads != n_feats:
+            raise ValueError(f"the batch has {n_pads} image pad tokens but its images give {n_feats} features; "
+                             "trajectories must come from RolloutEngine (it keeps them matched)")
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    @torch.no_grad()
+    def generate(self, contexts: list[Context], max_new_tokens: int | list[int], stop: Sequence[str],
+                 temperature: float = 1.0) -> list[Generation]:
+        if not contexts:
+            return []
+        limits = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(contexts)
+        pad = self.tokenizer.pad_token_id
+        width = max(len(c.ids) for c in contexts)
+        input_ids = torch.full((len(contexts), width), pad, dtype=torch.long)
+        attention_mask = torch.zeros_like(input_ids)
+        for i, c in enumerate(contexts):  # left padding: every row's next token is at the same column
+            input_ids[i, width - len(c.ids):] = torch.tensor(c.ids, dtype=torch.long)
+            attention_mask[i, width - len(c.ids):] = 1
+        images = [im for c in contexts for im in c.images]
+        inputs = {"input_ids": input_ids.to(self.device), "attention_mask": attention_mask.to(self.device),
+                  "mm_token_type_ids": ((input_ids == self.image_token_id).int() * attention_mask).to(self.device)}
+        if images:
+            inputs.update(self.pixel_inputs(images))
+        stop_ids = [self.tokenizer.convert_tokens_to_ids(s) for s in stop if s in self.tokenizer.get_added_vocab()]
+        from transformers import GenerationConfig, StoppingCriteriaList
+
+        sample = temperature > 0
+        gen_cfg = GenerationConfig(max_new_tokens=max(limits), do_sample=sample,
+                                   temperature=temperature if sample else None, top_k=0 if sample else None,
+                                   top_p=1.0 if sample else None, suppress_tokens=self.suppressed_token_ids,
+                                   pad_token_id=pad, eos_token_id=stop_ids or None, output_scores=True,
+                                   return_dict_in_generate=True)
+        self.model.eval()
+        out = self.model.generate(**inputs, generation_config=gen_cfg, stopping_criteria=StoppingCriteriaList(
+            [_StopOnSequences(self.tokenizer, width, stop, stop_ids)]))
+        new = out.sequences[:, width:].cpu()
+        # scores are the processed logits the sampler drew from (suppression and temperature applied).
+        scores = torch.stack(out.scores, dim=1).float().cpu() if out.scores else torch.zeros(len(contexts), 0, 1)
+        logp_all = torch.log_softmax(scores, dim=-1)
+        if not sample:
+            logp_all = masked_logprobs(scores, self.suppressed_token_ids, 1.0)
+        results = []
+        for i, limit in enumerate(limits):
+            ids = new[i, :limit].tolist()
+            n, stopped = cut_at_stop(self.tokenizer, ids, stop, stop_ids)
+            ids = ids[:n]
+            lp = logp_all[i, torch.arange(n), torch.tensor(ids, dtype=torch.long)] if n else torch.zeros(0)
+            results.append(Generation(ids=ids, logprobs=lp, text=self.decode(ids), stopped=stopped))
+        return results
+
+    def sequence_logprobs(self, batch, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probs and entropy of every response token, both [B, L] aligned with ``response_mask``
+        (0 beyond each response). ``batch``: trajectories or a ``collate`` dict. Differentiable; the caller
+        chooses train/eval mode and ``torch.no_grad``."""
+        if not isinstance(batch, dict):
+            batch = self.collate(batch)
+        kwargs = {k: batch[k] for k in ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values",
+                                        "image_grid_thw") if k in batch}
+        logits = self.model(**kwargs, use_cache=False).logits  # [B, S, V]
+        B, L = batch["response_ids"].shape
+        # the token at position p is predicted by the logits at p - 1
+        pos = (batch["response_start"][:, None] - 1 + torch.arange(L, device=logits.device)[None, :])
+        pos = pos.clamp(max=logits.shape[1] - 1)
+        picked = torch.gather(logits, 1, pos[..., None].expand(B, L, logits.shape[-1]))  # [B, L, V]
+        logp = masked_logprobs(picked, self.suppressed_token_ids, temperature)
+        token_logp = torch.gather(logp, -1, batch["response_ids"][..., None]).squeeze(-1)
+        valid = torch.arange(L, device=logits.device)[None, :] < \
+            (batch["attention_mask"].sum(-1) - batch["response_start"])[:, None]
+        return token_logp * valid, entropy_from_logprobs(logp) * valid
+
+
+def _family(config: dict, path: Path) -> str:
+    mt = config.get("model_type")
+    if mt in _ARCHITECTURES:
+        return mt
+    raise ValueError(f"{path}/config.json has model_type={mt!r}; mapo's backend supports {sorted(_ARCHITECTURES)}")
+
+
+def load_policy(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | str | None = None,
+                trust_remote_code: bool = False) -> HFQwenBackend:
+    """Load a local Qwen-VL checkpoint directory (config.json, weights, tokenizer, preprocessor_config.json)
+    without network access. Raises ``FileNotFoundError`` naming the path and the missing file."""
+    import transformers
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"policy checkpoint {path} is not a directory; build one with `mapo model init` "
+                                "or pass a local Hugging Face checkpoint directory")
+    missing = [n for n in ("config.json", "preprocessor_config.json") if not (path / n).exists()]
+    if not any((path / n).exists() for n in ("tokenizer.json", "tokenizer_config.json")):
+        missing.append("tokenizer.json")
+    if not list(path.glob("*.safetensors")) and not list(path.glob("*.bin")):
+        missing.append("model weights (*.safetensors)")
+    if missing:
+        raise FileNotFoundError(f"policy checkpoint {path} lacks {', '.join(missing)}; it must be a complete "
+                                "Hugging Face directory (see mapo.models.zoo.build_tiny_model)")
+    family = _family(json.loads((path / "config.json").read_text()), path)
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    common = dict(local_files_only=True, trust_remote_code=trust_remote_code)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path, **common)
+    if tokenizer.chat_template is None:
+        for name in ("chat_template.jinja", "chat_template.json"):
+            f = path / name
+            if f.exists():
+                text = f.read_text()
+                tokenizer.chat_template = json.loads(text)["chat_template"] if name.endswith(".json") else text
+                break
+        else:
+            from mapo.models.zoo import CHAT_TEMPLATE
+            tokenizer.chat_template = CHAT_TEMPLATE
+    image_processor = Qwen2VLImageProcessorPil.from_pretrained(path, local_files_only=True)
+    cls = getattr(transformers, _ARCHITECTURES[family])
+    model = cls.from_pretrained(path, dtype=dtype or torch.float32, **common).to(device)
+    return HFQwenBackend(model, tokenizer, image_processor, family)
