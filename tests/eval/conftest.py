@@ -68,3 +68,60 @@ def files():
     from types import SimpleNamespace
 
     return SimpleNamespace(image_bytes=image_bytes, b64=b64, write_table=write_table)
+
+
+class FakeEngine:
+    """Stands in for ``RolloutEngine``: ``policy(task, sample_index) -> list of turn texts``; tool calls are
+    executed by cropping the task image at the asked box. Builds the real ``Trajectory`` records."""
+
+    def __init__(self, policy, fail_ids=(), stop_after=None):
+        self.policy, self.fail_ids, self.stop_after = policy, set(fail_ids), stop_after
+        self.seen: list[str] = []
+
+    def run(self, tasks, group_size=1):
+        import torch
+
+        from mapo.agent.parser import parse_turn
+        from mapo.agent.trajectory import Trajectory, TurnRecord
+        from mapo.agent.zoom import ToolResult
+        from mapo.data.task import Box
+
+        if any(t.id in self.fail_ids for t in tasks):
+            raise RuntimeError("backend exploded")
+        out = []
+        for task in tasks:
+            if self.stop_after is not None and len(self.seen) >= self.stop_after:
+                raise KeyboardInterrupt  # a user pressing Ctrl-C mid-run
+            self.seen.append(task.id)
+            for g in range(group_size):
+                traj = Trajectory(task=task, sample_index=g, prompt_ids=torch.zeros(0, dtype=torch.long))
+                for i, text in enumerate(self.policy(task, g)):
+                    parsed = parse_turn(text)
+                    rec = TurnRecord(index=i, text=text, parsed=parsed, span=(0, 0))
+                    if parsed.tool_call:
+                        box = Box(*parsed.tool_call.bbox)
+                        crop = task.image.crop(tuple(int(v) for v in box.as_list()))
+                        rec.tool = ToolResult(box_asked=parsed.tool_call.bbox, box_executed=box, crop=crop,
+                                              observation=crop)
+                    traj.turns.append(rec)
+                    if parsed.answer is not None:
+                        traj.answer, traj.stop_reason = parsed.answer, "answer"
+                        break
+                else:
+                    traj.stop_reason, traj.hit_turn_cap = "max_turns", True
+                out.append(traj)
+        return out
+
+
+def zoom_text(box, label):
+    import json
+
+    call = {"name": "image_zoom_in_tool", "arguments": {"bbox_2d": list(box), "label": label}}
+    return f"<think>look closer</think><tool_call>{json.dumps(call)}</tool_call>"
+
+
+@pytest.fixture
+def engine_kit():
+    from types import SimpleNamespace
+
+    return SimpleNamespace(FakeEngine=FakeEngine, zoom_text=zoom_text)
