@@ -319,11 +319,18 @@ def mapo_turn(
         C_il = P_it                 if 0 <= t < T_i           (tokens of the turn that made tool call t)
         C_il = norm_G(S_i)          if t == T_i and answer_credit == "trajectory"   (answer / no-call turns)
         C_il = 0                    if t == T_i and answer_credit == "outcome", or t == -1
-        G_it = sum_{k=t}^{T_i-1} lam^(k-t) s_ik               (discounted semantic return from call t on)
+        G_it = sum_{k=t}^{T_i-1} lam^(k-t) s_ik / sum_{k=t}^{T_i-1} lam^(k-t)   (aggregate="mean")
+        G_it = sum_{k=t}^{T_i-1} lam^(k-t) s_ik                                  (aggregate="sum")
+        G_it = min_{t<=k<T_i} s_ik                                               (aggregate="min")
         P_it = (G_it - mean_pool G) / (std_pool G + epsilon), pool = {(j, k): j in group(i), k < T_j}
 
+    ``G_it`` is the lambda-discounted semantic return from call ``t`` onwards (a call is credited for its own
+    alignment and, discounted, for the alignment of the zooms it led to); ``G_i0 = S_i``. The default
+    "mean" form keeps all positions on one scale, so equal scores give equal credit (with "sum" early calls
+    collect more terms and win the pooled comparison whenever scores are positive).
     ``norm_G(R_i)`` and ``norm_G(S_i)`` are exactly :func:`mapo`'s (``S_i`` from ``aggregate`` and
-    ``no_tool_score``). The pool's std is unbiased; a pool of one pair, or of equal returns, gives 0.
+    ``no_tool_score``). The pool's std is unbiased; a pool of one pair, a group of one trajectory, or
+    a pool of equal returns gives ``P = 0``.
     When every member of a group made exactly one call (``G_i0 = s_i0 = S_i``) this equals :func:`mapo`
     on every token; with mixed call counts the pools differ (no-call members have no pair in the pool).
 
@@ -365,7 +372,7 @@ def mapo_turn(
         )
         groups = group_members(index, batch)
         pooled = pooled_group_normalize(
-            semantic_returns(turn_scores, turn_mask, lam=lam), turn_mask, groups, epsilon=epsilon
+            semantic_returns(turn_scores, turn_mask, lam=lam, aggregate=aggregate), turn_mask, groups, epsilon=epsilon
         )
         if answer_credit == "trajectory":
             answer = semantic_advantage(

@@ -97,7 +97,8 @@ def pooled_group_normalize(
     """Normalise ``[B, T]`` per-(trajectory, turn) values over all existing pairs of each group.
 
     The pool of a group is every ``(i, t)`` with ``i`` in the group and ``mask[i, t] = 1``; each pair gets
-    ``(x_it - mean_pool) / (std_pool + epsilon)``. A pool of one pair gets 0 (nothing to compare with).
+    ``(x_it - mean_pool) / (std_pool + epsilon)``. A pool of one pair, or a group of one trajectory, gets 0:
+    there is no other rollout of the prompt to compare with (one trajectory's calls alone are no baseline).
 
     Args:
         values: ``[B, T]`` float.
@@ -111,11 +112,12 @@ def pooled_group_normalize(
     batch_of_pair = torch.arange(values.shape[0]).unsqueeze(1).expand_as(values)[exists]
     group_of_row = torch.empty(values.shape[0], dtype=torch.long)
     for g, members in enumerate(groups):
-        group_of_row[members] = g
+        group_of_row[members] = g if len(members) > 1 else -1 - g
     pair_groups = group_members(group_of_row[batch_of_pair].numpy(), int(batch_of_pair.numel()))
     normalised = group_normalize(
         values[exists], pair_groups, epsilon=epsilon, singleton="zero", zero_ties=zero_ties
     )
+    normalised = torch.where(group_of_row[batch_of_pair] >= 0, normalised, torch.zeros_like(normalised))
     out = torch.zeros_like(values)
     out[exists] = normalised
     return out

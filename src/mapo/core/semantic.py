@@ -129,20 +129,43 @@ def impute_no_tool(
     return torch.where(has_turn, out, torch.full_like(out, float(no_tool_score)))
 
 
-def semantic_returns(turn_scores: torch.Tensor, turn_mask: torch.Tensor, *, lam: float = 0.95) -> torch.Tensor:
-    """``G_it = sum_{k = t}^{T_i - 1} lam^(k - t) s_ik``: the discounted semantic return from call ``t`` on.
+def semantic_returns(
+    turn_scores: torch.Tensor, turn_mask: torch.Tensor, *, lam: float = 0.95, aggregate: Aggregate = "mean"
+) -> torch.Tensor:
+    """``G_it``: the ``aggregate`` of trajectory ``i``'s scores from call ``t`` on, discounted from ``t``.
+
+    - ``"mean"``: ``G_it = sum_{k=t}^{T_i-1} lam^(k-t) s_ik / sum_{k=t}^{T_i-1} lam^(k-t)``;
+    - ``"sum"``: ``G_it = sum_{k=t}^{T_i-1} lam^(k-t) s_ik`` (the discounted return);
+    - ``"min"``: ``G_it = min_{k>=t} s_ik``.
+
+    ``G_i0`` equals :func:`trajectory_semantic_score`'s ``S_i`` for the same ``aggregate``. The mean form
+    keeps every position on the same scale: with a sum, an early call collects more terms than a late one,
+    so pooled normalisation would favour early calls whenever scores are positive, even when all are equal.
 
     Returns:
         ``[B, T]`` float64, 0 where ``turn_mask`` is 0.
     """
     check_turns(turn_scores, turn_mask)
-    scores = turn_scores.double() * turn_mask.bool()
+    exists = turn_mask.bool()
+    scores = turn_scores.double() * exists
     returns = torch.zeros_like(scores)
     running = torch.zeros(scores.shape[0], dtype=scores.dtype)
+    weight = torch.zeros_like(running)
+    worst = torch.full_like(running, float("inf"))
     for t in range(scores.shape[1] - 1, -1, -1):
+        here = exists[:, t]
         running = scores[:, t] + lam * running
-        returns[:, t] = running
-    return returns * turn_mask.bool()
+        weight = here.double() + lam * weight
+        worst = torch.where(here, torch.minimum(worst, scores[:, t]), worst)
+        if aggregate == "mean":
+            returns[:, t] = running / weight.clamp_min(1e-300)
+        elif aggregate == "sum":
+            returns[:, t] = running
+        elif aggregate == "min":
+            returns[:, t] = worst
+        else:
+            raise ValueError(f"aggregate={aggregate!r} is not one of 'mean', 'sum', 'min'.")
+    return torch.where(exists, returns, torch.zeros_like(returns))
 
 
 __all__ = [
