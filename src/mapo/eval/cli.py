@@ -105,9 +105,13 @@ def view_command(
     results: Path = typer.Argument(..., help="A results folder of `mapo eval` (or its results.jsonl)."),
     out: Optional[Path] = typer.Option(None, "--out", help="HTML file (default: index.html beside the results)."),
     max_items: Optional[int] = typer.Option(None, help="Show at most this many items."),
+    embed: bool = typer.Option(False, "--embed", help="Inline the images (one self-contained HTML file)."),
 ) -> None:
     """Render evaluation results as a static HTML trajectory viewer."""
     from mapo.eval.viewer import write_viewer
 
-    path = write_viewer(results, out, max_items=max_items)
+    try:
+        path = write_viewer(results, out, max_items=max_items, embed=embed)
+    except FileNotFoundError as exc:
+        raise typer.BadParameter(str(exc), param_hint="RESULTS") from exc
     typer.echo(f"viewer: {path}\nopen:   file://{path.resolve()}")

@@ -103,18 +103,18 @@ def run_evaluation(engine: Engine, items: Iterable[Task | ItemError], out_dir: s
     bar = tqdm(total=total, desc=f"eval {bench}", unit="item", disable=not progress, dynamic_ncols=True)
     for batch in _batches(items, cfg.batch_items):
         tasks = [t for t in batch if isinstance(t, Task)]
-        for failed in (t for t in batch if isinstance(t, ItemError)):
-            store.append(item_header(failed, bench))
-        for group in _rollout_groups(engine, tasks, cfg.k):
-            task, trajs, error = group
-            record = item_header(task, bench)
-            if error is not None:
-                record["error"] = error
-            else:
-                for traj, aligned in zip(trajs, _alignments(trajs, verifier)):
-                    record["samples"].append(sample_record(traj, task, reward_cfg, aligned, cfg.hit_fraction))
-                if cfg.save_media:
-                    _save_media(record, task, trajs, out_dir, cfg)
+        outcomes = {task.id: (trajs, error) for task, trajs, error in _rollout_groups(engine, tasks, cfg.k)}
+        for item in batch:  # records keep the benchmark's order
+            record = item_header(item, bench)
+            if isinstance(item, Task):
+                trajs, error = outcomes[item.id]
+                if error is not None:
+                    record["error"] = error
+                else:
+                    for traj, aligned in zip(trajs, _alignments(trajs, verifier)):
+                        record["samples"].append(sample_record(traj, item, reward_cfg, aligned, cfg.hit_fraction))
+                    if cfg.save_media:
+                        _save_media(record, item, trajs, out_dir, cfg)
             store.append(record)
         bar.update(len(batch))
     bar.close()

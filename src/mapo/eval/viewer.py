@@ -69,7 +69,7 @@ def _fmt_score(value) -> str:
 
 def _svg(record: dict, sample: dict, image_src: str | None) -> str:
     w, h = record.get("image_size") or [100, 100]
-    stroke = max(2.0, max(w, h) / 200)
+    stroke = max(w, h) / 250  # ~1.7 screen px at the 420 px display width, whatever the image size
     parts = [f'<svg viewBox="0 0 {w} {h}" xmlns="http://www.w3.org/2000/svg">']
     if image_src:
         parts.append(f'<image href="{html.escape(image_src)}" x="0" y="0" width="{w}" height="{h}"/>')
@@ -83,7 +83,7 @@ def _svg(record: dict, sample: dict, image_src: str | None) -> str:
         parts.append(f'<rect x="{x1}" y="{y1}" width="{x2 - x1}" height="{y2 - y1}" fill="{color}" '
                      f'fill-opacity="0.08" stroke="{color}" stroke-width="{stroke}"><title>zoom {turn["index"]}: '
                      f'{html.escape(turn.get("claim") or "")}</title></rect>')
-        parts.append(f'<text x="{x1 + stroke}" y="{y1 + 12 * stroke}" fill="{color}" font-size="{12 * stroke}" '
+        parts.append(f'<text x="{x1 + 2 * stroke}" y="{y1 + 10 * stroke}" fill="{color}" font-size="{9 * stroke}" '
                      f'font-weight="bold">{turn["index"]}</text>')
     parts.append("</svg>")
     return "".join(parts)
