@@ -1,7 +1,7 @@
 """The DeepEyes-47k training parquet and the embedded world's parquet splits (same schema).
 
-Both are read by ``mapo.data.parquet.load_tasks`` (owned by the data layer); this file only adapts it to the
-streaming benchmark interface so ``mapo eval --bench world`` / ``--bench deepeyes`` work like the others.
+Rows are turned into tasks by the data layer's own row reader (``mapo.data.parquet``), one row at a time, so a
+corrupt image in one row becomes that item's error instead of failing the whole file.
 """
 
 from __future__ import annotations
@@ -10,15 +10,30 @@ from collections.abc import Container, Iterator
 from pathlib import Path
 
 from mapo.data.benchmarks.items import ItemError
+from mapo.data.benchmarks.tables import require_columns
 from mapo.data.images import DEFAULT_DECODE_LIMIT
 from mapo.data.task import Task
 
 
 def iter_training_parquet(path: Path, *, max_decode_pixels: int = DEFAULT_DECODE_LIMIT,
                           skip: Container[str] = ()) -> Iterator[Task | ItemError]:
-    """Tasks of a DeepEyes-schema parquet file, minus those whose id is in ``skip``."""
-    from mapo.data.parquet import load_tasks
+    """Tasks of a DeepEyes-schema parquet file; ids in ``skip`` are still decoded (ids live in the row)."""
+    import pyarrow.parquet as pq
 
-    for task in load_tasks(Path(path)):
-        if task.id not in skip:
-            yield task
+    from mapo.data import parquet as deepeyes
+
+    path = Path(path)
+    require_columns(path, list(deepeyes.REQUIRED_COLUMNS), "DeepEyes-schema parquet")
+    i = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=16):
+        for row in batch.to_pylist():
+            try:
+                task = deepeyes._row_task(row, i, path)
+            except ValueError as exc:  # ImageError is a ValueError: corrupt, truncated or too large
+                extra = row.get("extra_info") or {}
+                yield ItemError(id=str(extra.get("id") or f"{row.get('data_source') or 'parquet'}-"
+                                                          f"{extra.get('index', i)}"), message=str(exc))
+            else:
+                if task.id not in skip:
+                    yield task
+            i += 1
