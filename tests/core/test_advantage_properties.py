@@ -28,7 +28,7 @@ class Batch:
 
     def kwargs(self) -> dict:
         turn_scores, turn_mask = pad_turn_scores(self.scores, dtype=torch.float64)
-        return dict(turn_scores=turn_scores, turn_mask=turn_mask, token_turn=self.token_turn)
+        return {"turn_scores": turn_scores, "turn_mask": turn_mask, "token_turn": self.token_turn}
 
     def run(self, name: str, **params) -> torch.Tensor:
         adv, _ = get_advantage(name)(self.rewards, self.mask, self.index, **self.kwargs(), **params)
@@ -57,7 +57,11 @@ def batches(
     for g, size in enumerate(group_sizes):
         for _ in range(size):
             index.append(f"prompt-{g}")
-            row_mask = [1] * length if full_mask else draw(st.lists(st.integers(0, 1), min_size=length, max_size=length))
+            row_mask = (
+                [1] * length
+                if full_mask
+                else draw(st.lists(st.integers(0, 1), min_size=length, max_size=length))
+            )
             mask.append(row_mask)
             value = draw(reward_values if reward_values is not None else st.floats(-3, 3, width=32))
             row = [0.0] * length
@@ -82,7 +86,9 @@ def seq_values(adv: torch.Tensor, batch: Batch) -> np.ndarray:
     for i in range(adv.shape[0]):
         valid = adv[i][batch.mask[i].bool()]
         if len(valid):
-            assert torch.allclose(valid, valid[0].expand_as(valid)), "sequence-level advantage varies in a row"
+            assert torch.allclose(valid, valid[0].expand_as(valid)), (
+                "sequence-level advantage varies in a row"
+            )
         rows.append(float(valid[0]) if len(valid) else float("nan"))
     return np.array(rows)
 
@@ -146,7 +152,10 @@ def test_mapo_is_invariant_to_shift_and_scale_of_semantic_scores(batch, shift, s
         assume(spread == 0 or spread > 0.05)  # near-ties: epsilon / scale decides their sign
     base = batch.run("mapo", beta=1.0).double()
     moved = Batch(
-        batch.rewards, batch.mask, batch.index, [[s * scale + shift for s in row] for row in batch.scores],
+        batch.rewards,
+        batch.mask,
+        batch.index,
+        [[s * scale + shift for s in row] for row in batch.scores],
         batch.token_turn,
     )
     assert torch.allclose(moved.run("mapo", beta=1.0).double(), base, atol=2e-3, rtol=1e-3)

@@ -20,8 +20,12 @@ def test_clipping_on_both_sides_with_clip_higher():
     advantages = torch.tensor([[1.0, 1.0, -1.0, -1.0, 2.0]], dtype=torch.float64)
     logprobs = _logp(ratios).requires_grad_(True)
     loss, metrics = policy_loss(
-        torch.zeros(1, 5, dtype=torch.float64), logprobs, advantages, torch.ones(1, 5),
-        clip_low=0.2, clip_high=0.28,
+        torch.zeros(1, 5, dtype=torch.float64),
+        logprobs,
+        advantages,
+        torch.ones(1, 5),
+        clip_low=0.2,
+        clip_high=0.28,
     )
     # A=+1, r=1.5 -> clipped at 1.28; A=+1, r=0.5 -> unclipped -0.5; A=-1, r=0.5 -> clipped at 0.8;
     # A=-1, r=1.5 -> unclipped 1.5; A=2, r=1.1 -> inside the range, -2.2.
@@ -97,8 +101,13 @@ D = math.log(2.0)  # logprob - ref_logprob for p = 0.5, p_ref = 0.25
 @pytest.mark.parametrize(
     "kind, expected",
     [
-        ("k1", D), ("kl", D), ("abs", D), ("k2", D * D / 2), ("mse", D * D / 2),
-        ("k3", 0.5 - 1 + D), ("low_var_kl", 0.5 - 1 + D),
+        ("k1", D),
+        ("kl", D),
+        ("abs", D),
+        ("k2", D * D / 2),
+        ("mse", D * D / 2),
+        ("k3", 0.5 - 1 + D),
+        ("low_var_kl", 0.5 - 1 + D),
     ],
 )
 def test_kl_estimators_by_hand(kind, expected):

@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from mapo.core.advantages import get_advantage
+from mapo.core.grouping import group_members
 from mapo.core.semantic import (
     impute_no_tool,
     pad_turn_scores,
     semantic_returns,
     trajectory_semantic_score,
 )
-from mapo.core.grouping import group_members
 
 LAM = 0.5  # a discount whose powers are easy to check by hand
 
@@ -104,8 +104,14 @@ def test_mapo_turn_by_hand_on_one_group():
     scores, turn_mask = pad_turn_scores([[0.8, 0.2], [0.5], []])
     index = np.array([7, 7, 7])
     adv, _ = get_advantage("mapo_turn")(
-        rewards, mask, index, turn_scores=scores, turn_mask=turn_mask, token_turn=token_turn,
-        beta=0.4, lam=LAM,
+        rewards,
+        mask,
+        index,
+        turn_scores=scores,
+        turn_mask=turn_mask,
+        token_turn=token_turn,
+        beta=0.4,
+        lam=LAM,
     )
     outcome = _norm([1, 0, 1])
     g = [(0.8 + LAM * 0.2) / (1 + LAM), 0.2, 0.5]  # pool: (0, 0), (0, 1), (1, 0)
@@ -120,8 +126,15 @@ def test_mapo_turn_by_hand_on_one_group():
     )
     assert torch.allclose(adv, expected.float(), atol=1e-5)
     outcome_only, _ = get_advantage("mapo_turn")(
-        rewards, mask, index, turn_scores=scores, turn_mask=turn_mask, token_turn=token_turn,
-        beta=0.4, lam=LAM, answer_credit="outcome",
+        rewards,
+        mask,
+        index,
+        turn_scores=scores,
+        turn_mask=turn_mask,
+        token_turn=token_turn,
+        beta=0.4,
+        lam=LAM,
+        answer_credit="outcome",
     )
     assert float(outcome_only[0, 2]) == pytest.approx(outcome[0], abs=1e-5)
     assert float(outcome_only[0, 0]) == pytest.approx(float(expected[0, 0]), abs=1e-5)
@@ -141,7 +154,11 @@ def test_token_turn_beyond_the_answer_index_is_rejected():
     scores, turn_mask = pad_turn_scores([[0.1], [0.2]])
     with pytest.raises(ValueError, match=r"\[-1, T_i\]"):
         get_advantage("mapo_turn")(
-            torch.zeros(2, 2), torch.ones(2, 2), np.array([0, 0]), turn_scores=scores, turn_mask=turn_mask,
+            torch.zeros(2, 2),
+            torch.ones(2, 2),
+            np.array([0, 0]),
+            turn_scores=scores,
+            turn_mask=turn_mask,
             token_turn=torch.tensor([[0, 2], [0, 1]]),
         )
 
@@ -159,10 +176,18 @@ def test_unknown_estimator_lists_the_known_ones():
 def test_unknown_params_are_ignored_so_one_call_site_serves_all():
     rewards, mask = torch.tensor([[1.0], [0.0]]), torch.ones(2, 1)
     scores, turn_mask = pad_turn_scores([[0.3], [0.1]])
-    common = dict(
-        turn_scores=scores, turn_mask=turn_mask, token_turn=torch.zeros(2, 1, dtype=torch.long),
-        beta=0.4, lam=0.95, no_tool_score="group_min", norm_by_std=True, epsilon=1e-6, config=None, gamma=1.0,
-    )
+    common = {
+        "turn_scores": scores,
+        "turn_mask": turn_mask,
+        "token_turn": torch.zeros(2, 1, dtype=torch.long),
+        "beta": 0.4,
+        "lam": 0.95,
+        "no_tool_score": "group_min",
+        "norm_by_std": True,
+        "epsilon": 1e-6,
+        "config": None,
+        "gamma": 1.0,
+    }
     for name in ["grpo", "rloo", "mapo", "mapo_turn"]:
         adv, _ = get_advantage(name)(rewards, mask, np.array([0, 0]), **common)
         assert adv[0, 0] > 0 > adv[1, 0]

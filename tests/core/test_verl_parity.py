@@ -35,7 +35,9 @@ def _random_batch(seed: int, batch: int, length: int):
 @pytest.mark.parametrize("norm_by_std", [True, False])
 def test_grpo_matches_verl(batch, length, seed, norm_by_std):
     rewards, mask, index = _random_batch(seed * 1000 + batch, batch, length)
-    ours, ours_returns = get_advantage("grpo")(rewards.clone(), mask, index, norm_adv_by_std_in_grpo=norm_by_std)
+    ours, ours_returns = get_advantage("grpo")(
+        rewards.clone(), mask, index, norm_adv_by_std_in_grpo=norm_by_std
+    )
     theirs, _ = core_algos.compute_grpo_outcome_advantage(
         rewards.clone(), mask, index, norm_adv_by_std_in_grpo=norm_by_std
     )
@@ -82,8 +84,15 @@ def test_policy_loss_and_aggregation_match_verl(mode, dual_clip):
     )
     with _quiet():  # verl marks compute_policy_loss deprecated; its math is what we compare
         theirs, clipfrac, ppo_kl, _ = core_algos.compute_policy_loss(
-            old, new, adv, mask, cliprange=0.2, cliprange_low=0.2, cliprange_high=0.28,
-            clip_ratio_c=dual_clip if dual_clip is not None else 1e9, loss_agg_mode=mode,
+            old,
+            new,
+            adv,
+            mask,
+            cliprange=0.2,
+            cliprange_low=0.2,
+            cliprange_high=0.28,
+            clip_ratio_c=dual_clip if dual_clip is not None else 1e9,
+            loss_agg_mode=mode,
         )
     torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=1e-6)
     assert metrics["clip_frac"] == pytest.approx(clipfrac.item(), abs=1e-6)

@@ -283,7 +283,12 @@ def mapo(
         )
         groups = group_members(index, token_level_rewards.shape[0])
         semantic = semantic_advantage(
-            turn_scores, turn_mask, groups, lam=lam, aggregate=aggregate, no_tool_score=no_tool_score,
+            turn_scores,
+            turn_mask,
+            groups,
+            lam=lam,
+            aggregate=aggregate,
+            no_tool_score=no_tool_score,
             epsilon=epsilon,
         )
         seq = outcome + beta * semantic.to(outcome.dtype)
@@ -372,11 +377,19 @@ def mapo_turn(
         )
         groups = group_members(index, batch)
         pooled = pooled_group_normalize(
-            semantic_returns(turn_scores, turn_mask, lam=lam, aggregate=aggregate), turn_mask, groups, epsilon=epsilon
+            semantic_returns(turn_scores, turn_mask, lam=lam, aggregate=aggregate),
+            turn_mask,
+            groups,
+            epsilon=epsilon,
         )
         if answer_credit == "trajectory":
             answer = semantic_advantage(
-                turn_scores, turn_mask, groups, lam=lam, aggregate=aggregate, no_tool_score=no_tool_score,
+                turn_scores,
+                turn_mask,
+                groups,
+                lam=lam,
+                aggregate=aggregate,
+                no_tool_score=no_tool_score,
                 epsilon=epsilon,
             )
         else:

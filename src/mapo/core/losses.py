@@ -23,7 +23,11 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def agg_loss(
-    loss_mat: torch.Tensor, loss_mask: torch.Tensor, mode: AggMode = "token-mean", *, horizon: int | None = None
+    loss_mat: torch.Tensor,
+    loss_mask: torch.Tensor,
+    mode: AggMode = "token-mean",
+    *,
+    horizon: int | None = None,
 ) -> torch.Tensor:
     """Reduce a per-token loss ``[B, L]`` to a scalar.
 

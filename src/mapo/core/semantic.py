@@ -46,7 +46,9 @@ def check_turns(turn_scores: torch.Tensor, turn_mask: torch.Tensor) -> torch.Ten
         )
     exists = turn_mask.bool()
     if not torch.isfinite(turn_scores[exists]).all():
-        raise ValueError("turn_scores has NaN/inf on an existing turn; the verifier must return finite cosines.")
+        raise ValueError(
+            "turn_scores has NaN/inf on an existing turn; the verifier must return finite cosines."
+        )
     n_turns = exists.sum(dim=1)
     prefix = torch.arange(turn_mask.shape[1]).unsqueeze(0) < n_turns.unsqueeze(1)
     if not torch.equal(prefix, exists):
@@ -169,10 +171,10 @@ def semantic_returns(
 
 
 __all__ = [
-    "pad_turn_scores",
     "check_turns",
     "discounted_weights",
-    "trajectory_semantic_score",
     "impute_no_tool",
+    "pad_turn_scores",
     "semantic_returns",
+    "trajectory_semantic_score",
 ]
