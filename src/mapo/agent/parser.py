@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 from mapo.agent.protocol import TOOL_NAME
 
-_THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.S)
-_DESCRIPTION = re.compile(r"^\s*(?:<think>.*?</think>\s*)?<description>(.*?)</description>", re.S)
-_FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*(.*?)\s*(?:```\s*)?$", re.S)
+_THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
+_DESCRIPTION = re.compile(r"^\s*(?:<think>.*?</think>\s*)?<description>(.*?)</description>", re.DOTALL)
+_FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*(.*?)\s*(?:```\s*)?$", re.DOTALL)
 
 
 @dataclass

@@ -119,7 +119,7 @@ def _ensure_side(a: int, b: int, min_side: int, lo: int, hi: int) -> tuple[int, 
     if b - a >= side:
         return a, b, False
     centre = (a + b) / 2
-    a = int(math.floor(centre - side / 2))
+    a = math.floor(centre - side / 2)
     a = min(max(a, lo), hi - side)
     return a, a + side, True
 

@@ -9,6 +9,7 @@ log-probs equal what ``sequence_logprobs`` recomputes and the PPO ratio starts a
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,9 +69,10 @@ class HFQwenBackend(PolicyBackend):
         self.patch_size = int(image_processor.patch_size)
         self.merge_size = int(image_processor.merge_size)
         # The engine resizes every image to the model's grid and budget first; the processor must not resize
-        # again, or pads and features would disagree.
+        # again, or pads and features would disagree. (A copy: the saved preprocessor config stays as loaded.)
         f = self.patch_size * self.merge_size
-        image_processor.size = {"shortest_edge": f * f, "longest_edge": 1 << 40}
+        self._pixel_processor = copy.deepcopy(image_processor)
+        self._pixel_processor.size = {"shortest_edge": f * f, "longest_edge": 1 << 40}
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = "<|endoftext|>"
 
@@ -80,7 +82,7 @@ class HFQwenBackend(PolicyBackend):
 
     def pixel_inputs(self, images: list[Image.Image]) -> dict[str, torch.Tensor]:
         """``pixel_values`` [N_patches, D] and ``image_grid_thw`` [N_images, 3] for grid-aligned images."""
-        out = self.image_processor(images=list(images), return_tensors="pt")
+        out = self._pixel_processor(images=list(images), return_tensors="pt")
         grid = out["image_grid_thw"]
         expected = torch.tensor([self.image_grid(im) for im in images])
         if not torch.equal(grid.cpu(), expected):
@@ -88,6 +90,12 @@ class HFQwenBackend(PolicyBackend):
                              f"{expected.tolist()}; pass images resized with fit_to_budget(factor={self.image_factor})")
         return {"pixel_values": out["pixel_values"].to(self.device, self.model.dtype),
                 "image_grid_thw": grid.to(self.device)}
+
+    def save_pretrained(self, out_dir: str | Path) -> None:
+        """Write the policy as a standard Hugging Face directory that ``load_policy`` reads back."""
+        self.model.save_pretrained(out_dir, safe_serialization=True)
+        self.tokenizer.save_pretrained(out_dir)
+        self.image_processor.save_pretrained(out_dir)
 
     def collate(self, trajectories: Sequence[Any]) -> dict[str, torch.Tensor]:
         """The training batch of ``trajectories`` (see ``mapo.models.collate.collate_trajectories``)."""
@@ -196,7 +204,7 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu", dtype: tor
     family = _family(json.loads((path / "config.json").read_text()), path)
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
-    common = dict(local_files_only=True, trust_remote_code=trust_remote_code)
+    common = {"local_files_only": True, "trust_remote_code": trust_remote_code}
     tokenizer = transformers.AutoTokenizer.from_pretrained(path, **common)
     if tokenizer.chat_template is None:
         for name in ("chat_template.jinja", "chat_template.json"):

@@ -43,18 +43,36 @@ FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 
 #: Sizes of the tiny models: text hidden width, layers, heads, vision width, vision depth.
 SIZES = {
-    "tiny": dict(hidden=128, layers=2, heads=4, kv_heads=2, vision=64, vision_depth=2),
-    "small": dict(hidden=256, layers=4, heads=4, kv_heads=2, vision=128, vision_depth=2),
+    "tiny": {"hidden": 128, "layers": 2, "heads": 4, "kv_heads": 2, "vision": 64, "vision_depth": 2},
+    "small": {"hidden": 256, "layers": 4, "heads": 4, "kv_heads": 2, "vision": 128, "vision_depth": 2},
 }
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024):
+def protocol_texts() -> list[str]:
+    """The agent protocol's fixed texts (system prompts of every mode, observation turns), so a small tokenizer
+    learns them as few tokens and prompts stay short."""
+    from mapo.agent import protocol
+
+    out = []
+    for mode in ("label", "description"):
+        for coords in ("pixel", "relative"):
+            cfg = protocol.ProtocolConfig(mode=mode, coordinates=coords)
+            out.append(protocol.system_prompt(cfg))
+            out.append(protocol.user_text("What is it?", "(A) a\n(B) b", 1000, 800, cfg))
+    out.append(protocol.observation_text(1) + protocol.observation_text(0, protocol.error_note("bbox_2d")))
+    return out
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024, include_protocol: bool = True):
     """Train a byte-level BPE tokenizer on ``texts`` and wrap it as a ``PreTrainedTokenizerFast``.
 
     The result has Qwen's special tokens (``<|im_start|>``, ``<|image_pad|>``, ...), the protocol tags as single
     added tokens, ``<|endoftext|>`` as pad, ``<|im_end|>`` as eos, and a Qwen-style chat template.
     ``vocab_size`` counts the BPE merges' vocabulary (the 256 bytes included); added tokens come on top.
+    ``include_protocol`` adds the agent protocol's own texts (system prompt, observation turns) to ``texts``.
     """
+    import itertools
+
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -65,7 +83,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024):
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator((t for t in texts), trainer=trainer)
+    corpus = itertools.chain(texts, protocol_texts() * 4 if include_protocol else [])
+    tok.train_from_iterator(corpus, trainer=trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=None, eos_token="<|im_end|>",
                                    pad_token="<|endoftext|>", unk_token=None)
     fast.add_special_tokens({"additional_special_tokens": QWEN_SPECIAL_TOKENS})
@@ -101,29 +120,29 @@ def tiny_config(tokenizer, family: str = "qwen2_5_vl", size: str = "tiny"):
     # mrope splits the rotary half-dimension into (temporal, height, width) sections, in Qwen's 2:3:3 ratio.
     half = head_dim // 2
     section = [half - 2 * (3 * half // 8), 3 * half // 8, 3 * half // 8]
-    text = dict(vocab_size=vocab, hidden_size=s["hidden"], intermediate_size=2 * s["hidden"],
-                num_hidden_layers=s["layers"], num_attention_heads=s["heads"],
-                num_key_value_heads=s["kv_heads"], max_position_embeddings=4096,
-                eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
-                bos_token_id=ids["<|endoftext|>"])
-    common = dict(image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-                  vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
-                  tie_word_embeddings=True)
+    text = {"vocab_size": vocab, "hidden_size": s["hidden"], "intermediate_size": 2 * s["hidden"],
+                "num_hidden_layers": s["layers"], "num_attention_heads": s["heads"],
+                "num_key_value_heads": s["kv_heads"], "max_position_embeddings": 4096,
+                "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"],
+                "bos_token_id": ids["<|endoftext|>"]}
+    common = {"image_token_id": ids["<|image_pad|>"], "video_token_id": ids["<|video_pad|>"],
+                  "vision_start_token_id": ids["<|vision_start|>"], "vision_end_token_id": ids["<|vision_end|>"],
+                  "tie_word_embeddings": True}
     if family == "qwen3_vl":
         text.update(head_dim=head_dim, rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
                                                         "mrope_section": section, "mrope_interleaved": True})
-        vision = dict(depth=s["vision_depth"], hidden_size=s["vision"], intermediate_size=2 * s["vision"],
-                      num_heads=2, out_hidden_size=s["hidden"], patch_size=16, num_position_embeddings=256,
-                      deepstack_visual_indexes=[0])
+        vision = {"depth": s["vision_depth"], "hidden_size": s["vision"], "intermediate_size": 2 * s["vision"],
+                      "num_heads": 2, "out_hidden_size": s["hidden"], "patch_size": 16, "num_position_embeddings": 256,
+                      "deepstack_visual_indexes": [0]}
         return transformers.Qwen3VLConfig(text_config=text, vision_config=vision, **common)
     text.update(rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": section})
     if family == "qwen2_5_vl":
-        vision = dict(depth=s["vision_depth"], hidden_size=s["vision"], intermediate_size=2 * s["vision"],
-                      num_heads=2, out_hidden_size=s["hidden"], window_size=56,
-                      fullatt_block_indexes=[s["vision_depth"] - 1])
+        vision = {"depth": s["vision_depth"], "hidden_size": s["vision"], "intermediate_size": 2 * s["vision"],
+                      "num_heads": 2, "out_hidden_size": s["hidden"], "window_size": 56,
+                      "fullatt_block_indexes": [s["vision_depth"] - 1]}
         return transformers.Qwen2_5_VLConfig(text_config=text, vision_config=vision, **common)
-    vision = dict(depth=s["vision_depth"], embed_dim=s["vision"], hidden_size=s["hidden"], num_heads=2,
-                  mlp_ratio=2)
+    vision = {"depth": s["vision_depth"], "embed_dim": s["vision"], "hidden_size": s["hidden"], "num_heads": 2,
+                  "mlp_ratio": 2}
     return transformers.Qwen2VLConfig(text_config=text, vision_config=vision, **common)
 
 
@@ -132,8 +151,8 @@ def image_processor_for(family: str, max_pixels: int = 224 * 224, min_pixels: in
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     patch = 16 if family == "qwen3_vl" else 14
-    kwargs = dict(patch_size=patch, temporal_patch_size=2, merge_size=2, min_pixels=min_pixels,
-                  max_pixels=max_pixels)
+    kwargs = {"patch_size": patch, "temporal_patch_size": 2, "merge_size": 2, "min_pixels": min_pixels,
+                  "max_pixels": max_pixels}
     if family == "qwen3_vl":
         kwargs.update(image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
     return Qwen2VLImageProcessorPil(**kwargs)
