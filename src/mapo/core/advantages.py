@@ -59,15 +59,26 @@ _REGISTRY: dict[str, AdvantageFn] = {}
 
 
 def register_advantage(name: str) -> Callable[[AdvantageFn], AdvantageFn]:
-    """Decorator: make ``fn`` available as ``get_advantage(name)``. Names are unique."""
+    """Decorator: make ``fn`` available as ``get_advantage(name)``.
+
+    Names are unique; re-registering the same function (same module and qualified name, e.g. a re-run
+    notebook cell or a re-imported module) replaces the entry instead of failing.
+    """
 
     def decorate(fn: AdvantageFn) -> AdvantageFn:
-        if name in _REGISTRY and _REGISTRY[name] is not fn:
-            raise ValueError(f"advantage estimator {name!r} is already registered ({_REGISTRY[name]!r}).")
+        known = _REGISTRY.get(name)
+        if known is not None and _qualified(known) != _qualified(fn):
+            raise ValueError(
+                f"advantage estimator {name!r} is already registered as {_qualified(known)}; pick another name."
+            )
         _REGISTRY[name] = fn
         return fn
 
     return decorate
+
+
+def _qualified(fn: Any) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
 def get_advantage(name: str) -> AdvantageFn:
