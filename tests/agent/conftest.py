@@ -41,8 +41,8 @@ def _make_task(task_id: str = "t0", width: int = 640, height: int = 480, seed: i
 def tokenizer():
     from mapo.models.zoo import train_tokenizer
 
-    texts = [_call_text([10, 20, 300, 400]) + "<answer>B</answer>", _make_task().question, "(A) red\n(B) green"]
-    return train_tokenizer(texts * 5, vocab_size=400)
+    texts = [_call_text([10 * i, 20 + i, 300, 400]) + f"<answer>{'ABC'[i % 3]}</answer>" for i in range(20)]
+    return train_tokenizer(texts + [_make_task().question, "(A) red\n(B) green"], vocab_size=800)
 
 
 @pytest.fixture(scope="session")

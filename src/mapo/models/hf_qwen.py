@@ -155,8 +155,8 @@ class HFQwenBackend(PolicyBackend):
         return results
 
     def sequence_logprobs(self, batch, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-probs and entropy of every response token, both [B, L] aligned with ``response_mask``
-        (0 beyond each response). ``batch``: trajectories or a ``collate`` dict. Differentiable; the caller
+        """Log-probs and entropy of every generated response token, both [B, L] aligned with ``response_mask``
+        (0 where the mask is 0: observation tokens and padding). ``batch``: trajectories or a ``collate`` dict. Differentiable; the caller
         chooses train/eval mode and ``torch.no_grad``."""
         if not isinstance(batch, dict):
             batch = self.collate(batch)
@@ -170,9 +170,11 @@ class HFQwenBackend(PolicyBackend):
         picked = torch.gather(logits, 1, pos[..., None].expand(B, L, logits.shape[-1]))  # [B, L, V]
         logp = masked_logprobs(picked, self.suppressed_token_ids, temperature)
         token_logp = torch.gather(logp, -1, batch["response_ids"][..., None]).squeeze(-1)
-        valid = torch.arange(L, device=logits.device)[None, :] < \
-            (batch["attention_mask"].sum(-1) - batch["response_start"])[:, None]
-        return token_logp * valid, entropy_from_logprobs(logp) * valid
+        # Observation tokens (image pads included) are not the policy's: they get 0, not the -inf a
+        # suppressed vision token would score.
+        scored = batch["response_mask"].bool()
+        zero = torch.zeros((), device=logits.device)
+        return torch.where(scored, token_logp, zero), torch.where(scored, entropy_from_logprobs(logp), zero)
 
 
 def _family(config: dict, path: Path) -> str:
