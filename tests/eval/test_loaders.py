@@ -140,3 +140,12 @@ def test_parse_options_never_evaluates_code():
 def test_unknown_benchmark_lists_names(tmp_path):
     with pytest.raises(BenchmarkFormatError, match="vstar"):
         load_benchmark("nope", tmp_path)
+
+
+def test_count_items_when_cheap(make_vstar, files, tmp_path):
+    from mapo.data.benchmarks import count_items
+
+    root = make_vstar([("direct_attributes", n, ["a", "b"], [0, 1], [0, 0, 1, 1]) for n in "xyz"])
+    assert count_items("vstar", root) == 3
+    assert count_items("hrbench", files.write_table(tmp_path / "h.parquet", hr_rows(files))) == 4
+    assert count_items("hrbench", files.write_table(tmp_path / "h.tsv", hr_rows(files))) is None

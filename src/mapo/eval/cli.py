@@ -50,7 +50,7 @@ def eval_command(
     import torch
 
     from mapo.agent.rollout import RolloutEngine
-    from mapo.data.benchmarks import BenchmarkFormatError, iter_benchmark
+    from mapo.data.benchmarks import BenchmarkFormatError, count_items, iter_benchmark
     from mapo.data.images import DEFAULT_DECODE_LIMIT
     from mapo.eval.records import ResultsFile
     from mapo.eval.runner import RESULTS_NAME, EvalConfig, run_evaluation
@@ -82,6 +82,7 @@ def eval_command(
         done = ResultsFile(out / RESULTS_NAME).finished_ids()
         items = iter_benchmark(bench, data, max_decode_pixels=max_decode_pixels or DEFAULT_DECODE_LIMIT,
                                skip=done)
+        n_items = count_items(bench, data)
     except (SettingsMismatch, BenchmarkFormatError) as exc:
         raise typer.BadParameter(str(exc)) from exc
     if done:
@@ -96,7 +97,8 @@ def eval_command(
         scorer = load_verifier(verifier_cfg)
     cfg = EvalConfig(k=k, batch_items=batch_items, limit=limit, save_media=not no_media)
     summary = run_evaluation(engine, items, out, bench=bench, cfg=cfg, reward_cfg=reward_cfg, verifier=scorer,
-                             progress=progress, run_info=settings)
+                             progress=progress, run_info=settings,
+                             total=None if n_items is None else max(0, n_items - len(done)))
     print_summary(summary)
     typer.echo(f"results: {out / RESULTS_NAME}\nsummary: {out / 'summary.json'}\nview:    mapo view {out}")
 

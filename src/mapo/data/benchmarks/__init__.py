@@ -48,6 +48,20 @@ def iter_benchmark(name: str, path: str | Path, *, max_decode_pixels: int = DEFA
     return get_reader(name)(path, max_decode_pixels=max_decode_pixels, skip=skip)
 
 
+def count_items(name: str, path: str | Path) -> int | None:
+    """How many items the benchmark holds, when that is cheap to know (parquet metadata, V*'s JSONL); else None."""
+    path = Path(path)
+    reader = get_reader(name)
+    if path.is_file() and path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    if reader is iter_vstar and (path / "test_questions.jsonl").is_file():
+        with (path / "test_questions.jsonl").open(encoding="utf-8") as fh:
+            return sum(1 for line in fh if line.strip())
+    return None
+
+
 def load_benchmark(name: str, path: str | Path, *, max_decode_pixels: int = DEFAULT_DECODE_LIMIT,
                    errors: list[ItemError] | None = None) -> list[Task]:
     """All usable tasks of a benchmark; unusable items are appended to ``errors`` when given."""
@@ -61,4 +75,5 @@ def load_benchmark(name: str, path: str | Path, *, max_decode_pixels: int = DEFA
     return tasks
 
 
-__all__ = ["BENCHMARKS", "BenchmarkFormatError", "ItemError", "get_reader", "iter_benchmark", "load_benchmark"]
+__all__ = ["BENCHMARKS", "BenchmarkFormatError", "ItemError", "count_items", "get_reader", "iter_benchmark",
+           "load_benchmark"]
