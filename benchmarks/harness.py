@@ -7,6 +7,7 @@ the medians. Absolute numbers are recorded too, for orientation only.
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import resource
@@ -127,3 +128,51 @@ def cpu_count() -> int:
 class Skip(Exception):
     """Raised by a benchmark that cannot run here (a missing optional dependency or layer); the suite
     records the reason and goes on."""
+
+
+class PhaseTimer:
+    """Charges wall time and peak memory to named phases by wrapping methods for the duration of a ``with``.
+
+    ``timer.wrap(obj, "method", "phase")`` replaces ``obj.method`` (an instance or a class attribute) by a
+    timed wrapper until the ``with`` block ends. ``exclusive`` phases reset the peak-RSS counter on entry, so
+    each reports its own peak; nested phases (a phase inside another) must not be exclusive.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self.peak_mib: dict[str, float] = {}
+        self._restore: list[tuple[object, str, object, bool]] = []
+
+    def wrap(self, obj: object, attr: str, phase: str, exclusive: bool = True) -> None:
+        original = getattr(obj, attr)
+        had_own = attr in getattr(obj, "__dict__", {})
+        timer = self
+
+        # wraps: callers that inspect the signature (transformers does, on model.forward) see the original's
+        @functools.wraps(original)
+        def timed(*args, **kwargs):
+            if exclusive:
+                reset_peak_rss()
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                timer.seconds[phase] = timer.seconds.get(phase, 0.0) + time.perf_counter() - start
+                timer.calls[phase] = timer.calls.get(phase, 0) + 1
+                if exclusive:
+                    timer.peak_mib[phase] = max(timer.peak_mib.get(phase, 0.0), peak_rss_mib())
+
+        setattr(obj, attr, timed)
+        self._restore.append((obj, attr, original if had_own else None, had_own))
+
+    def __enter__(self) -> "PhaseTimer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for obj, attr, original, had_own in reversed(self._restore):
+            if had_own:
+                setattr(obj, attr, original)
+            else:
+                delattr(obj, attr)
+        self._restore.clear()

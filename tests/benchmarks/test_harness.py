@@ -33,3 +33,21 @@ def test_peak_rss_sees_a_large_allocation_after_reset():
 def test_figure_round_trips_to_json():
     fig = harness.Figure("x", "m", "ms", 1.0, 2.0, "ref", 2.0, "n", {"k": [1]})
     assert fig.to_json()["speedup"] == 2.0 and fig.to_json()["extra"] == {"k": [1]}
+
+
+class _Worker:
+    def work(self, n):
+        return sum(range(n))
+
+
+def test_phase_timer_charges_calls_and_restores_methods():
+    w = _Worker()
+    with harness.PhaseTimer() as timer:
+        timer.wrap(w, "work", "instance")
+        timer.wrap(_Worker, "work", "class", exclusive=False)
+        assert w.work(10) == 45  # the instance wrapper holds the method bound before the class was wrapped
+        _Worker().work(3)
+    assert timer.calls == {"instance": 1, "class": 1}
+    assert timer.seconds["instance"] >= 0 and "class" not in timer.peak_mib and timer.peak_mib["instance"] > 0
+    assert "work" not in w.__dict__ and _Worker.__dict__["work"] is _Worker.__dict__["work"]
+    assert _Worker.work.__name__ == "work" and w.work(4) == 6  # originals are back

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -47,58 +46,36 @@ def eval_command(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Evaluate a model on a benchmark with the agent loop; resumable (finished items are skipped)."""
-    import torch
-
-    from mapo.agent.rollout import RolloutEngine
-    from mapo.data.benchmarks import BenchmarkFormatError, count_items, iter_benchmark
+    from mapo.data.benchmarks import BenchmarkFormatError
     from mapo.data.images import DEFAULT_DECODE_LIMIT
-    from mapo.eval.records import ResultsFile
-    from mapo.eval.runner import RESULTS_NAME, EvalConfig, run_evaluation
-    from mapo.eval.settings import SettingsMismatch, check_or_write_settings
+    from mapo.eval.evaluate import evaluate_policy
+    from mapo.eval.runner import RESULTS_NAME, EvalConfig
+    from mapo.eval.settings import SettingsMismatch
     from mapo.eval.table import print_summary
-    from mapo.models.hf_qwen import load_policy
     from mapo.rewards import RewardConfig
 
     out = out or Path("eval_results") / bench
-    if fresh and out.exists():
-        for name in (RESULTS_NAME, "summary.json", "run.json", "media", "index.html"):
-            target = out / name
-            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
     protocol = _protocol(model, protocol_file, dict(temperature=temperature, max_turns=max_turns, mode=mode,
                                                     image_max_pixels=image_max_pixels,
                                                     crop_max_pixels=crop_max_pixels))
-    reward_cfg = RewardConfig.preset(reward_preset)
+    try:
+        reward_cfg = RewardConfig.preset(reward_preset)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--reward-preset") from exc
     verifier_cfg = None
     if verifier is not None:
         from mapo.verifier.config import VerifierConfig
 
         verifier_cfg = (VerifierConfig.from_yaml(verifier) if verifier.is_file()
                         else VerifierConfig(backend="embedded", path=verifier))
-    settings = {"bench": bench, "data": str(data.resolve()), "model": str(model.resolve()), "k": k,
-                "protocol": protocol.model_dump(), "reward": reward_cfg.model_dump(),
-                "verifier": verifier_cfg.model_dump(mode="json") if verifier_cfg else None, "seed": seed}
-    try:
-        check_or_write_settings(out, settings)
-        done = ResultsFile(out / RESULTS_NAME).finished_ids()
-        items = iter_benchmark(bench, data, max_decode_pixels=max_decode_pixels or DEFAULT_DECODE_LIMIT,
-                               skip=done)
-        n_items = count_items(bench, data)
-    except (SettingsMismatch, BenchmarkFormatError) as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    if done:
-        typer.echo(f"resuming: {len(done)} item(s) already in {out / RESULTS_NAME} are skipped")
-    torch.manual_seed(seed)
-    backend = load_policy(model, device=device)
-    engine = RolloutEngine(backend, protocol_cfg=protocol)
-    scorer = None
-    if verifier_cfg is not None:
-        from mapo.verifier import load_verifier
-
-        scorer = load_verifier(verifier_cfg)
     cfg = EvalConfig(k=k, batch_items=batch_items, limit=limit, save_media=not no_media)
-    summary = run_evaluation(engine, items, out, bench=bench, cfg=cfg, reward_cfg=reward_cfg, verifier=scorer,
-                             progress=progress, run_info=settings,
-                             total=None if n_items is None else max(0, n_items - len(done)))
+    try:
+        summary = evaluate_policy(model, bench, data, out, protocol=protocol, cfg=cfg, reward_cfg=reward_cfg,
+                                  verifier_cfg=verifier_cfg, seed=seed, device=device, fresh=fresh,
+                                  max_decode_pixels=max_decode_pixels or DEFAULT_DECODE_LIMIT,
+                                  progress=progress, log=typer.echo)
+    except (SettingsMismatch, BenchmarkFormatError, FileNotFoundError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
     print_summary(summary)
     typer.echo(f"results: {out / RESULTS_NAME}\nsummary: {out / 'summary.json'}\nview:    mapo view {out}")
 

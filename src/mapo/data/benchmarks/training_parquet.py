@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Container, Iterator
 from pathlib import Path
 
-from mapo.data.benchmarks.items import ItemError
+from mapo.data.benchmarks.items import BenchmarkFormatError, ItemError
 from mapo.data.benchmarks.tables import require_columns
 from mapo.data.images import DEFAULT_DECODE_LIMIT
 from mapo.data.task import Task
@@ -23,6 +23,10 @@ def iter_training_parquet(path: Path, *, max_decode_pixels: int = DEFAULT_DECODE
     from mapo.data import parquet as deepeyes
 
     path = Path(path)
+    if path.is_dir():  # a `mapo world make --out DIR` folder: evaluate its test split
+        if not (path / "test.parquet").is_file():
+            raise BenchmarkFormatError(f"{path} is a folder without test.parquet; pass the parquet file itself")
+        path = path / "test.parquet"
     require_columns(path, list(deepeyes.REQUIRED_COLUMNS), "DeepEyes-schema parquet")
     i = 0
     for batch in pq.ParquetFile(path).iter_batches(batch_size=16):
