@@ -408,7 +408,9 @@ def mapo_turn(
         # Column T holds each row's answer credit: a tool-call index t < T_i reads P_it, t == T_i reads it.
         table = torch.cat([pooled, torch.zeros(batch, 1, dtype=pooled.dtype)], dim=1)
         table[torch.arange(batch), n_turns] = answer
-        credit = torch.gather(table, 1, token_turn.clamp_min(0))
-        credit = torch.where(token_turn >= 0, credit, torch.zeros_like(credit))
-        adv = (outcome.unsqueeze(-1) + beta * credit.to(outcome.dtype)) * response_mask
+        # Column T + 1 is a zero for non-generated tokens (-1), so one gather serves every token.
+        table = torch.cat([table, torch.zeros(batch, 1, dtype=table.dtype)], dim=1).to(outcome.dtype)
+        column = torch.where(token_turn >= 0, token_turn, table.shape[1] - 1)
+        credit = torch.gather(table, 1, column)
+        adv = (outcome.unsqueeze(-1) + beta * credit) * response_mask
     return adv, adv
