@@ -16,7 +16,7 @@ def serve(replies):
     received = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             received.append((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
             status, body = replies[min(len(received), len(replies)) - 1]
             payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()

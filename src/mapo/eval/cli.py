@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated
 
 import typer
 
+_P = "(default: from the protocol)"
 
-def _protocol(model: Path, protocol_file: Optional[Path], overrides: dict):
+
+def _protocol(model: Path, protocol_file: Path | None, overrides: dict):
     """The protocol of the run: ``--protocol`` YAML, else ``protocol.yaml`` beside the checkpoint, else the
     defaults of ``ProtocolConfig``; command-line options given explicitly override it."""
     import yaml
@@ -21,29 +23,30 @@ def _protocol(model: Path, protocol_file: Optional[Path], overrides: dict):
 
 
 def eval_command(
-    model: Path = typer.Option(..., "--model", help="Local policy checkpoint directory (Hugging Face Qwen-VL)."),
-    bench: str = typer.Option(..., "--bench", help="vstar | hrbench (4k/8k) | mme_realworld | world | deepeyes."),
-    data: Path = typer.Option(..., "--data", help="Benchmark file (.tsv/.parquet) or folder (V*)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Results folder (default: eval_results/<bench>)."),
-    k: int = typer.Option(1, "--k", min=1, help="Samples per item: Avg@k (e.g. 8)."),
-    temperature: Optional[float] = typer.Option(None, help="Sampling temperature (0 = greedy) (default: from the protocol)."),
-    max_turns: Optional[int] = typer.Option(None, help="Most assistant turns per episode (default: from the protocol)."),
-    image_max_pixels: Optional[int] = typer.Option(None, help="Pixel budget of the task image (default: from the protocol)."),
-    crop_max_pixels: Optional[int] = typer.Option(None, help="Pixel budget of each crop (default: from the protocol)."),
-    mode: Optional[str] = typer.Option(None, help="label | description (default: from the protocol)."),
-    protocol_file: Optional[Path] = typer.Option(None, "--protocol", help="ProtocolConfig YAML."),
-    verifier: Optional[Path] = typer.Option(None, help="Verifier: a VerifierConfig YAML, or an embedded-verifier "
-                                                       "folder. Adds alignment scores."),
-    reward_preset: str = typer.Option("accuracy", help="Reward recorded per sample: accuracy | deepeyes | cof."),
-    limit: Optional[int] = typer.Option(None, min=1, help="Evaluate at most this many items."),
-    batch_items: int = typer.Option(4, min=1, help="Items rolled out together."),
-    max_decode_pixels: Optional[int] = typer.Option(None, help="Refuse images above this many pixels "
-                                                               "(default: mapo.data.images.DEFAULT_DECODE_LIMIT)."),
-    seed: int = typer.Option(0, help="Torch seed for sampling."),
-    device: str = typer.Option("cpu", help="Torch device of the policy, e.g. cuda:0."),
-    fresh: bool = typer.Option(False, "--fresh", help="Discard results already in --out instead of resuming."),
-    no_media: bool = typer.Option(False, "--no-media", help="Do not save thumbnails and crops for the viewer."),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
+    model: Annotated[Path, typer.Option(help="Local policy checkpoint directory (Hugging Face Qwen-VL).")],
+    bench: Annotated[str, typer.Option(help="vstar | hrbench (4k/8k) | mme_realworld | world | deepeyes.")],
+    data: Annotated[Path, typer.Option(help="Benchmark file (.tsv/.parquet) or folder (V*, world).")],
+    out: Annotated[Path | None, typer.Option(help="Results folder (default: eval_results/<bench>).")] = None,
+    k: Annotated[int, typer.Option("--k", min=1, help="Samples per item: Avg@k (e.g. 8).")] = 1,
+    temperature: Annotated[float | None, typer.Option(help=f"Sampling temperature, 0 = greedy {_P}.")] = None,
+    max_turns: Annotated[int | None, typer.Option(help=f"Most assistant turns per episode {_P}.")] = None,
+    image_max_pixels: Annotated[int | None, typer.Option(help=f"Pixel budget of the task image {_P}.")] = None,
+    crop_max_pixels: Annotated[int | None, typer.Option(help=f"Pixel budget of each crop {_P}.")] = None,
+    mode: Annotated[str | None, typer.Option(help=f"label | description {_P}.")] = None,
+    protocol_file: Annotated[Path | None, typer.Option("--protocol", help="ProtocolConfig YAML.")] = None,
+    verifier: Annotated[Path | None, typer.Option(
+        help="Verifier: a VerifierConfig YAML, or an embedded-verifier folder. Adds alignment scores.")] = None,
+    reward_preset: Annotated[str, typer.Option(
+        help="Reward recorded per sample: accuracy | deepeyes | cof.")] = "accuracy",
+    limit: Annotated[int | None, typer.Option(min=1, help="Evaluate at most this many items.")] = None,
+    batch_items: Annotated[int, typer.Option(min=1, help="Items rolled out together.")] = 4,
+    max_decode_pixels: Annotated[int | None, typer.Option(
+        help="Refuse images above this many pixels (default: mapo.data.images.DEFAULT_DECODE_LIMIT).")] = None,
+    seed: Annotated[int, typer.Option(help="Torch seed for sampling.")] = 0,
+    device: Annotated[str, typer.Option(help="Torch device of the policy, e.g. cuda:0.")] = "cpu",
+    fresh: Annotated[bool, typer.Option("--fresh", help="Discard results in --out instead of resuming.")] = False,
+    no_media: Annotated[bool, typer.Option("--no-media", help="Do not save thumbnails and crops.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Evaluate a model on a benchmark with the agent loop; resumable (finished items are skipped)."""
     from mapo.data.benchmarks import BenchmarkFormatError
@@ -55,9 +58,9 @@ def eval_command(
     from mapo.rewards import RewardConfig
 
     out = out or Path("eval_results") / bench
-    protocol = _protocol(model, protocol_file, dict(temperature=temperature, max_turns=max_turns, mode=mode,
-                                                    image_max_pixels=image_max_pixels,
-                                                    crop_max_pixels=crop_max_pixels))
+    protocol = _protocol(model, protocol_file, {"temperature": temperature, "max_turns": max_turns, "mode": mode,
+                                                    "image_max_pixels": image_max_pixels,
+                                                    "crop_max_pixels": crop_max_pixels})
     try:
         reward_cfg = RewardConfig.preset(reward_preset)
     except ValueError as exc:
@@ -81,10 +84,10 @@ def eval_command(
 
 
 def view_command(
-    results: Path = typer.Argument(..., help="A results folder of `mapo eval` (or its results.jsonl)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="HTML file (default: index.html beside the results)."),
-    max_items: Optional[int] = typer.Option(None, help="Show at most this many items."),
-    embed: bool = typer.Option(False, "--embed", help="Inline the images (one self-contained HTML file)."),
+    results: Annotated[Path, typer.Argument(help="A results folder of `mapo eval` (or its results.jsonl).")],
+    out: Annotated[Path | None, typer.Option(help="HTML file (default: index.html beside the results).")] = None,
+    max_items: Annotated[int | None, typer.Option(help="Show at most this many items.")] = None,
+    embed: Annotated[bool, typer.Option("--embed", help="Inline the images (one self-contained file).")] = False,
 ) -> None:
     """Render evaluation results as a static HTML trajectory viewer."""
     from mapo.eval.viewer import write_viewer

@@ -6,5 +6,14 @@ from mapo.rewards.format_check import FormatConfig, check_format
 from mapo.rewards.judge import JudgeClient, JudgeConfig, JudgeError
 from mapo.rewards.outcome import outcome_reward, score_answer
 
-__all__ = ["extract_choice", "RewardConfig", "FormatConfig", "check_format", "JudgeClient", "JudgeConfig",
-           "JudgeError", "outcome_reward", "score_answer"]
+__all__ = [
+           "FormatConfig",
+           "JudgeClient",
+           "JudgeConfig",
+           "JudgeError",
+           "RewardConfig",
+           "check_format",
+           "extract_choice",
+           "outcome_reward",
+           "score_answer",
+]

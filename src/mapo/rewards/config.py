@@ -29,13 +29,13 @@ class RewardConfig(BaseModel):
     judge: JudgeConfig | None = Field(None, description="The LLM judge (only for free-form answers).")
 
     @classmethod
-    def preset(cls, name: str) -> "RewardConfig":
+    def preset(cls, name: str) -> RewardConfig:
         """Named reward combinations from the literature: ``accuracy``, ``deepeyes``, ``cof``."""
         presets = {
             "accuracy": {},
-            "deepeyes": dict(accuracy_weight=0.8, format_weight=0.2, format_ok_value=0.0,
-                             format_error_value=-1.0, tool_weight=1.2),
-            "cof": dict(accuracy_weight=0.9, format_weight=0.1),
+            "deepeyes": {"accuracy_weight": 0.8, "format_weight": 0.2, "format_ok_value": 0.0,
+                         "format_error_value": -1.0, "tool_weight": 1.2},
+            "cof": {"accuracy_weight": 0.9, "format_weight": 0.1},
         }
         if name not in presets:
             raise ValueError(f"unknown reward preset {name!r}; choose one of {sorted(presets)}")
