@@ -162,13 +162,15 @@ class HFQwenBackend(PolicyBackend):
             batch = self.collate(batch)
         kwargs = {k: batch[k] for k in ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values",
                                         "image_grid_thw") if k in batch}
-        logits = self.model(**kwargs, use_cache=False).logits  # [B, S, V]
+        hidden = self.model.model(**kwargs, use_cache=False).last_hidden_state  # [B, S, H]
         B, L = batch["response_ids"].shape
-        # the token at position p is predicted by the logits at p - 1
-        pos = (batch["response_start"][:, None] - 1 + torch.arange(L, device=logits.device)[None, :])
-        pos = pos.clamp(max=logits.shape[1] - 1)
-        picked = torch.gather(logits, 1, pos[..., None].expand(B, L, logits.shape[-1]))  # [B, L, V]
-        logp = masked_logprobs(picked, self.suppressed_token_ids, temperature)
+        # The token at position p is predicted at p - 1. Project only those positions onto the vocabulary:
+        # [B, L, V] instead of [B, S, V] (a 150k vocabulary makes the difference).
+        pos = (batch["response_start"][:, None] - 1 + torch.arange(L, device=hidden.device)[None, :])
+        pos = pos.clamp(max=hidden.shape[1] - 1)
+        picked = torch.gather(hidden, 1, pos[..., None].expand(B, L, hidden.shape[-1]))  # [B, L, H]
+        logits = self.model.lm_head(picked)  # [B, L, V]
+        logp = masked_logprobs(logits, self.suppressed_token_ids, temperature)
         token_logp = torch.gather(logp, -1, batch["response_ids"][..., None]).squeeze(-1)
         # Observation tokens (image pads included) are not the policy's: they get 0, not the -inf a
         # suppressed vision token would score.
@@ -208,16 +210,18 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu", dtype: tor
         dtype = getattr(torch, dtype)
     common = {"local_files_only": True, "trust_remote_code": trust_remote_code}
     tokenizer = transformers.AutoTokenizer.from_pretrained(path, **common)
+    # Prefer the checkpoint's own template files: in Qwen-VL releases these are the processor's templates,
+    # which render image items (the tokenizer_config one may be the text-only template).
+    for name in ("chat_template.jinja", "chat_template.json"):
+        f = path / name
+        if f.exists():
+            text = f.read_text()
+            tokenizer.chat_template = json.loads(text)["chat_template"] if name.endswith(".json") else text
+            break
     if tokenizer.chat_template is None:
-        for name in ("chat_template.jinja", "chat_template.json"):
-            f = path / name
-            if f.exists():
-                text = f.read_text()
-                tokenizer.chat_template = json.loads(text)["chat_template"] if name.endswith(".json") else text
-                break
-        else:
-            from mapo.models.zoo import CHAT_TEMPLATE
-            tokenizer.chat_template = CHAT_TEMPLATE
+        from mapo.models.zoo import CHAT_TEMPLATE
+
+        tokenizer.chat_template = CHAT_TEMPLATE
     image_processor = Qwen2VLImageProcessorPil.from_pretrained(path, local_files_only=True)
     cls = getattr(transformers, _ARCHITECTURES[family])
     model = cls.from_pretrained(path, dtype=dtype or torch.float32, **common).to(device)
