@@ -1,0 +1,196 @@
+"""Train the embedded LiT verifier on crops of the embedded world (CleanRL-style: read it top to bottom).
+
+Every step draws fresh world tasks, cuts (hit crop, miss crop, caption, hard-negative caption) pairs from
+them, and updates only the vision tower and the text projection; MiniLM embeddings of captions are computed
+once per distinct caption (the text tower is frozen) and kept in a bank.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from mapo.verifier.lit import LiTConfig, LiTModel
+from mapo.verifier.loss import lit_loss
+from mapo.verifier.pairs import PairConfig, caption_matches, crops_to_uint8, make_pairs
+from mapo.verifier.text_tower import MiniLMTextEncoder, shared_text_encoder
+
+
+class TrainConfig(BaseModel):
+    """Hyper-parameters of ``mapo verifier train`` (defaults: ~2-3 minutes on 2 CPU cores)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(250, ge=1, description="Optimizer steps.")
+    batch_size: int = Field(96, ge=2, description="(caption, hit crop) pairs per step.")
+    miss_fraction: float = Field(0.25, ge=0, le=1, description="Share of pairs that also get a miss crop.")
+    objects_per_task: int = Field(8, ge=1, description="Objects used per rendered world task (diversity).")
+    lr: float = Field(3e-3, gt=0, description="Peak AdamW learning rate (linear warm-up, cosine decay).")
+    warmup_steps: int = Field(20, ge=0, description="Linear warm-up steps.")
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay.")
+    seed: int = Field(0, description="Seeds the pair sampler and the initial weights.")
+    world_seed: int = Field(0, description="Seed of the world whose train split supplies the crops.")
+    templates: list[int] = Field(default_factory=lambda: [0, 1, 2, 3],
+                                 description="Caption templates used in training (the rest stay unseen).")
+    margin_min: float = Field(1.2, description="Tightest hit crop, as a multiple of the object side.")
+    margin_max: float = Field(3.0, description="Loosest hit crop, as a multiple of the object side.")
+    image_size: int = Field(64, ge=16, description="Side of the square the crop is letter-boxed to (pixels).")
+    embed_dim: int = Field(256, ge=8, description="Dimension of the shared embedding space.")
+    max_seconds: float | None = Field(None, description="Stop early after this many seconds (None: run all).")
+    threads: int | None = Field(None, description="torch CPU threads (None: torch's default).")
+    text_cache: bool = Field(True, description="Keep caption embeddings in $MAPO_CACHE_DIR across runs.")
+
+
+class TextBank:
+    """Frozen MiniLM embeddings of every caption seen so far: each distinct text is encoded once, and with a
+    ``path`` once per machine (the world's caption space is finite, so later runs encode almost nothing)."""
+
+    def __init__(self, encoder: MiniLMTextEncoder, path: Path | None = None) -> None:
+        self.encoder = encoder
+        self.path = path
+        self.index: dict[str, int] = {}
+        self.vectors = torch.empty(0, encoder.model.config.hidden_size)
+        self._saved = 0
+        if path is not None and path.with_suffix(".json").is_file() and path.is_file():
+            texts = json.loads(path.with_suffix(".json").read_text())
+            vectors = load_file(str(path))["vectors"]
+            if len(texts) == len(vectors) and vectors.shape[1] == self.vectors.shape[1]:
+                self.index = {t: i for i, t in enumerate(texts)}
+                self.vectors = vectors
+                self._saved = len(texts)
+
+    def lookup(self, texts: list[str]) -> torch.Tensor:
+        """[N, 384] embeddings of ``texts``, encoding only the ones not in the bank yet."""
+        new = [t for t in dict.fromkeys(texts) if t not in self.index]
+        if new:
+            self.vectors = torch.cat([self.vectors, self.encoder.encode(new)])
+            for t in new:
+                self.index[t] = len(self.index)
+        return self.vectors[[self.index[t] for t in texts]]
+
+    def save(self) -> None:
+        """Write the bank to ``path`` (+ ``.json`` with the texts) when it grew; atomic per file."""
+        if self.path is None or len(self.index) == self._saved:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        save_file({"vectors": self.vectors.contiguous()}, str(tmp))
+        tmp.replace(self.path)
+        tmp_json = self.path.with_suffix(".json.tmp")
+        tmp_json.write_text(json.dumps(list(self.index)))
+        tmp_json.replace(self.path.with_suffix(".json"))
+        self._saved = len(self.index)
+
+
+def default_text_bank_path() -> Path:
+    """``$MAPO_CACHE_DIR`` (default ``~/.cache/mapo``) / verifier_text_bank.safetensors."""
+    root = Path(os.environ.get("MAPO_CACHE_DIR", Path.home() / ".cache" / "mapo"))
+    return root / "verifier_text_bank.safetensors"
+
+
+def pair_batches(cfg: TrainConfig, rng: random.Random) -> Iterator[dict]:
+    """Endless batches from fresh tasks of the world's train split (a task index is never reused)."""
+    from mapo.data.world.config import WorldConfig
+    from mapo.data.world.generate import make_task
+
+    world = WorldConfig(seed=cfg.world_seed)
+    pair_cfg = PairConfig(margin_min=cfg.margin_min, margin_max=cfg.margin_max)
+    n_miss = round(cfg.batch_size * cfg.miss_fraction)
+    task_index = 0
+    while True:
+        tasks = []
+        while len(tasks) * cfg.objects_per_task < cfg.batch_size:
+            tasks.append(make_task(world, "train", task_index))
+            task_index += 1
+        pairs = make_pairs(tasks, cfg.templates, rng, pair_cfg, per_task=cfg.objects_per_task)
+        keep = rng.sample(range(len(pairs)), cfg.batch_size)
+        yield {
+            "hit": crops_to_uint8([pairs.hit[i] for i in keep], cfg.image_size),
+            "miss": crops_to_uint8([pairs.miss[i] for i in keep[:n_miss]], cfg.image_size),
+            "captions": [pairs.captions[i] for i in keep],
+            "negatives": [pairs.negatives[i] for i in keep],
+            "object_codes": pairs.object_codes[keep],
+            "caption_codes": pairs.caption_codes[keep],
+            "caption_named": pairs.caption_named[keep],
+            "negative_codes": pairs.negative_codes[keep],
+        }
+
+
+def _to_pixels(images_uint8: torch.Tensor) -> torch.Tensor:
+    return images_uint8.float().div_(127.5).sub_(1.0)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to ``cfg.lr``, then cosine decay to 5% of it."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def train_lit(cfg: TrainConfig, progress: bool = True) -> tuple[LiTModel, dict]:
+    """Train a fresh ``LiTModel``; returns it (in eval mode) and a summary of the run."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    model = LiTModel(LiTConfig(image_size=cfg.image_size, embed_dim=cfg.embed_dim))
+    bank = TextBank(shared_text_encoder("cpu"), default_text_bank_path() if cfg.text_cache else None)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    batches = pair_batches(cfg, rng)
+    bar = tqdm(range(cfg.steps), desc="verifier", unit="step", disable=not progress)
+    history: list[float] = []
+    model.train()
+    for step in bar:
+        batch = next(batches)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        text = model.text_embeddings(bank.lookup(batch["captions"]))
+        negative_text = model.text_embeddings(bank.lookup(batch["negatives"]))
+        n_hit = batch["hit"].shape[0]
+        images = model.image_embeddings(_to_pixels(torch.cat([batch["hit"], batch["miss"]])))
+        parts = lit_loss(
+            text, negative_text, images[:n_hit], images[n_hit:],
+            match=caption_matches(batch["caption_codes"], batch["caption_named"], batch["object_codes"]),
+            negative_match=caption_matches(batch["negative_codes"], batch["caption_named"], batch["object_codes"]),
+            inv_temperature=model.log_inv_temperature.exp().clamp(max=100.0),
+            sigmoid_scale=model.sigmoid_scale, sigmoid_bias=model.sigmoid_bias)
+        optimizer.zero_grad(set_to_none=True)
+        parts["loss"].backward()
+        optimizer.step()
+        history.append(parts["loss"].item())
+        bar.set_postfix(loss=f"{history[-1]:.3f}", captions=len(bank.index))
+        if cfg.max_seconds is not None and time.perf_counter() - start > cfg.max_seconds:
+            break
+    model.eval()
+    bank.save()
+    summary = {
+        "steps_done": len(history),
+        "seconds": round(time.perf_counter() - start, 1),
+        # CPU seconds over all threads: with a busy shared machine, cpu_seconds / threads estimates idle wall time
+        "cpu_seconds": round(time.process_time() - cpu_start, 1),
+        "final_loss": round(sum(history[-20:]) / len(history[-20:]), 4),
+        "distinct_captions": len(bank.index),
+        "config": cfg.model_dump(),
+    }
+    return model, summary
+
+
+def train_and_save(cfg: TrainConfig, out_dir: str | Path, progress: bool = True) -> dict:
+    """Train and write ``model.safetensors`` + ``verifier_config.json`` to ``out_dir``; returns the summary."""
+    from mapo.verifier.embedded import save_lit
+
+    model, summary = train_lit(cfg, progress=progress)
+    save_lit(model, out_dir, metadata=summary)
+    return summary
