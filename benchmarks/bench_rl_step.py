@@ -12,6 +12,7 @@ mapo step to the end of its optimizer step (so its data loading counts, as mapo'
 
 from __future__ import annotations
 
+import inspect
 import tempfile
 import time
 from dataclasses import dataclass
@@ -76,8 +77,11 @@ def mapo_trainer(setup, out_dir: Path, size: StepSize, estimator: str = "grpo", 
     backend = load_policy(setup.model_dir)
     if paced:
         backend = tiny_setup.expert_paced(backend, setup.tasks)
-    return RLTrainer(mapo_config(setup.model_dir, out_dir, size, estimator, max_turns, like_trl), backend=backend,
-                     verifier=verifier or tiny_setup.untrained_verifier(), tasks=setup.tasks)
+    cfg = mapo_config(setup.model_dir, out_dir, size, estimator, max_turns, like_trl)
+    params = inspect.signature(RLTrainer).parameters
+    # the trainer takes the policy either ready-made or as a factory (its injection point has had both forms)
+    inject = {"backend_factory": lambda path: backend} if "backend_factory" in params else {"backend": backend}
+    return RLTrainer(cfg, verifier=verifier or tiny_setup.untrained_verifier(), tasks=setup.tasks, **inject)
 
 
 def _image_only_processor(model_dir: Path):
