@@ -11,7 +11,9 @@ def test_defaults_are_mapo_s():
     cfg = TrainConfig()
     assert cfg.algorithm.estimator == "mapo"
     assert cfg.algorithm.beta == 0.4 and cfg.algorithm.lam == 0.95
-    assert cfg.rollout.max_turns == 6
+    from mapo.agent.protocol import ProtocolConfig
+
+    assert ProtocolConfig(**cfg.rollout.protocol).max_turns == 6
     assert cfg.algorithm.kl_coef == 0.0
 
 
@@ -51,13 +53,25 @@ def test_every_field_is_documented():
             assert doc, f"{cls.__name__}.{key} has no description"
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")) if CONFIGS.is_dir() else [])
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))
 def test_shipped_configs_validate(name):
-    import yaml
-
-    data = yaml.safe_load((CONFIGS / name).read_text())
     from mapo.train.compare import CompareConfig
-    from mapo.train.demo import DemoConfig
+    from mapo.train.config import check_sections
+    from mapo.train.demo import DemoConfig, rl_config, sft_config
 
-    cls = {"demo": DemoConfig, "compare": CompareConfig}.get(Path(name).stem.split("_")[0], TrainConfig)
-    cls.model_validate(data)
+    path = CONFIGS / name
+    kind = path.stem.split("_")[0]
+    if kind in ("demo", "compare"):
+        cfg = load_config(CompareConfig if kind == "compare" else DemoConfig, path)
+        demo = cfg.demo if kind == "compare" else cfg
+        check_sections(rl_config(demo, Path("runs/x")))
+        sft_config(demo, Path("runs/x"))
+    else:
+        check_sections(load_config(TrainConfig, path))
+
+
+def test_a_typo_in_a_passed_through_section_is_caught():
+    from mapo.train.config import check_sections
+
+    with pytest.raises(ConfigError, match="rollout.protocol.max_turnz"):
+        check_sections(load_config(TrainConfig, None, ["rollout.protocol.max_turnz=3"]))

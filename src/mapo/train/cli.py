@@ -1,19 +1,102 @@
-"""`mapo sft`, `mapo train`, `mapo demo`, `mapo compare` (issue: the trainer)."""
+"""`mapo sft`, `mapo train`, `mapo demo`, `mapo compare` (issue: the trainer).
+
+Every option is checked against the typed configs in ``mapo.train.config`` (and demo/compare configs):
+``--config FILE`` gives a YAML, ``--set key=value`` (repeatable, dotted keys) overrides it, ``--show-config``
+prints every key with its default and description.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional
 
 import typer
 
-
-def sft_command() -> None:
-    raise typer.BadParameter("not implemented yet (trainer issue)")
-
-
-def train_command() -> None:
-    raise typer.BadParameter("not implemented yet (trainer issue)")
+ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config (see configs/).", exists=True, dir_okay=False)
+SetOpt = typer.Option(None, "--set", "-s", help="Override a config key: --set algorithm.beta=0.2 (repeatable).")
+ResumeOpt = typer.Option(False, "--resume", help="Continue from the newest checkpoint in the run directory.")
+ShowOpt = typer.Option(False, "--show-config", help="Print every config key, its default and what it does; exit.")
 
 
-def demo_command() -> None:
-    raise typer.BadParameter("not implemented yet (trainer issue)")
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
-def compare_command() -> None:
-    raise typer.BadParameter("not implemented yet (trainer issue)")
+def _load(cls, config: Optional[Path], overrides: Optional[list[str]]):
+    from mapo.train.config import ConfigError, load_config
+
+    try:
+        return load_config(cls, config, overrides or [])
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _show(cls) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from mapo.train.config import describe_config
+
+    table = Table("key", "default", "description", title=cls.__doc__ or cls.__name__)
+    for key, default, doc in describe_config(cls):
+        table.add_row(key, default, doc)
+    Console().print(table)
+
+
+def sft_command(config: Optional[Path] = ConfigOpt, set_: Optional[list[str]] = SetOpt, resume: bool = ResumeOpt,
+                show_config: bool = ShowOpt) -> None:
+    """Cold-start SFT on expert trajectories (loss on assistant tokens only)."""
+    from mapo.train.config import SFTConfig
+
+    if show_config:
+        return _show(SFTConfig)
+    _setup_logging()
+    from mapo.train.sft import run_sft
+
+    cfg = _load(SFTConfig, config, set_)
+    typer.echo(f"SFT model written to {run_sft(cfg, resume=resume)}")
+
+
+def train_command(config: Optional[Path] = ConfigOpt, set_: Optional[list[str]] = SetOpt, resume: bool = ResumeOpt,
+                  show_config: bool = ShowOpt) -> None:
+    """RL with GRPO / RLOO / MAPO / MAPO-turn; metrics to out_dir/metrics.jsonl and TensorBoard."""
+    from mapo.train.config import TrainConfig
+
+    if show_config:
+        return _show(TrainConfig)
+    _setup_logging()
+    from mapo.train.rl import train
+
+    cfg = _load(TrainConfig, config, set_)
+    typer.echo(f"RL model written to {train(cfg, resume=resume)}")
+
+
+def demo_command(config: Optional[Path] = ConfigOpt, set_: Optional[list[str]] = SetOpt,
+                 show_config: bool = ShowOpt) -> None:
+    """World -> verifier -> tiny model -> SFT -> RL (MAPO) -> test evaluation -> report; reuses finished steps."""
+    from mapo.train.demo import DemoConfig, run_demo
+
+    if show_config:
+        return _show(DemoConfig)
+    _setup_logging()
+    cfg = _load(DemoConfig, config if config is not None else _default_config("demo.yaml"), set_)
+    run_demo(cfg)
+
+
+def compare_command(config: Optional[Path] = ConfigOpt, set_: Optional[list[str]] = SetOpt,
+                    show_config: bool = ShowOpt) -> None:
+    """GRPO vs MAPO vs MAPO-turn from one SFT checkpoint, same rollout budget, several seeds: table + plots."""
+    from mapo.train.compare import CompareConfig, run_compare
+
+    if show_config:
+        return _show(CompareConfig)
+    _setup_logging()
+    cfg = _load(CompareConfig, config if config is not None else _default_config("compare.yaml"), set_)
+    run_compare(cfg)
+
+
+def _default_config(name: str) -> Optional[Path]:
+    """configs/<name> of the working directory when present (a checkout), else the built-in defaults."""
+    path = Path("configs") / name
+    return path if path.is_file() else None

@@ -42,12 +42,10 @@ class DataConfig(Section):
 class RolloutConfig(Section):
     group_size: int = Field(8, ge=1, description="G: rollouts per prompt; advantages normalise within a group.")
     prompts_per_step: int = Field(4, ge=1, description="Prompts sampled per RL step (batch = prompts x G).")
-    temperature: float = Field(1.0, gt=0, description="Sampling temperature (also used to score log-probs).")
-    max_turns: int = Field(6, ge=1, description="Maximum assistant turns per trajectory (MAPO: 6).")
-    max_new_tokens: int = Field(128, ge=1, description="Maximum generated tokens per assistant turn.")
-    max_response_tokens: int = Field(1024, ge=1, description="Maximum response tokens per trajectory.")
     protocol: dict[str, Any] = Field(default_factory=dict,
-                                     description="Extra mapo.agent ProtocolConfig fields (mode, coordinates...).")
+                                     description="mapo.agent ProtocolConfig fields: max_turns (default 6), "
+                                                 "temperature (also used to score log-probs), "
+                                                 "max_new_tokens_per_turn, max_response_tokens, mode, ...")
 
 
 class AlgorithmConfig(Section):
@@ -59,6 +57,9 @@ class AlgorithmConfig(Section):
     estimator_params: dict[str, Any] = Field(default_factory=dict,
                                              description="Extra keyword params for the estimator "
                                                          "(e.g. no_tool_score, aggregate, epsilon).")
+    recompute_old_logprobs: bool = Field(False, description="Score the rollouts with the policy before the "
+                                                              "update instead of trusting the sampler's log-probs "
+                                                              "(needed when another engine generates).")
     ppo_epochs: int = Field(1, ge=1, description="Passes over the batch per RL step.")
     mini_batch_groups: int = Field(4, ge=1, description="Groups per optimizer step (mini-batch = groups x G).")
     micro_batch_size: int | None = Field(None, description="Trajectories per forward/backward (None: one "
@@ -213,3 +214,19 @@ def describe_config(cls: type[BaseModel], prefix: str = "") -> list[tuple[str, s
             default = field.get_default(call_default_factory=True)
             rows.append((key, repr(default), field.description or ""))
     return rows
+
+
+def check_sections(cfg: TrainConfig) -> None:
+    """Validate the pass-through sections against their owners' configs (protocol, verifier, reward), so a
+    typo there fails at start-up with the key named, not mid-run."""
+    from mapo.agent.protocol import ProtocolConfig
+    from mapo.rewards import RewardConfig
+    from mapo.verifier import VerifierConfig
+
+    for name, cls, data in (("rollout.protocol", ProtocolConfig, cfg.rollout.protocol),
+                            ("verifier", VerifierConfig, cfg.verifier), ("reward", RewardConfig, cfg.reward)):
+        try:
+            cls.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(f"{name}.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"config: {problems}") from exc

@@ -1,0 +1,81 @@
+"""The demo's report folder: training curves (PNG), the final evaluation table, an HTML summary, a JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mapo.report.html import table_html, write_summary
+from mapo.report.plots import plot_curves
+
+#: RL curves worth a panel each (the metrics every RL step logs).
+RL_KEYS = ("accuracy", "reward", "alignment", "tool_call_rate", "valid_call_rate", "crop_hit_rate", "gap",
+           "crop_iou", "format_error_rate", "turns", "response_length", "entropy", "clip_frac", "grad_norm",
+           "grad_var", "grad_var_rel")
+
+#: Columns of the final table: (header, path into an evaluation summary of `mapo eval`).
+EVAL_COLUMNS = (
+    ("accuracy", ("accuracy",)),
+    ("tool-call rate", ("tools", "tool_call_rate")),
+    ("valid calls", ("tools", "valid_call_rate")),
+    ("crop-hit rate", ("boxes", "hit_rate")),
+    ("IoU", ("boxes", "mean_iou")),
+    ("alignment", ("alignment", "mean")),
+    ("gap", ("boxes", "gap")),
+    ("format errors", ("tools", "format_error_rate")),
+)
+
+
+def dig(summary: dict[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = summary
+    for key in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
+
+
+def eval_rows(evals: dict[str, dict[str, Any]]) -> list[list[Any]]:
+    """One row per evaluated model: its name then the EVAL_COLUMNS values."""
+    return [[name, *[dig(s, path) for _, path in EVAL_COLUMNS]] for name, s in evals.items()]
+
+
+def print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from mapo.report.html import fmt
+
+    table = Table(*header, title=title)
+    for row in rows:
+        table.add_row(*[fmt(c) for c in row])
+    Console().print(table)
+
+
+def write_run_report(out: str | Path, *, sft_dir: Path, rl_dir: Path, evals: dict[str, dict[str, Any]],
+                     minutes: float | None = None) -> dict[str, Any]:
+    """Write ``out/{index.html, rl_curves.png, sft_loss.png, summary.json}``, print the final table, and
+    return the summary dict."""
+    from mapo.train.metrics_log import read_metrics
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rl = read_metrics(rl_dir) if (Path(rl_dir) / "metrics.jsonl").exists() else []
+    sft = read_metrics(sft_dir) if (Path(sft_dir) / "metrics.jsonl").exists() else []
+    images = [p for p in (
+        plot_curves({"MAPO": rl}, RL_KEYS, out / "rl_curves.png", title="RL (MAPO) on the embedded world",
+                    smoothing=3),
+        plot_curves({"SFT": sft}, ("loss", "lr"), out / "sft_loss.png", title="cold-start SFT"),
+    ) if p is not None]
+    header = ["model", *[h for h, _ in EVAL_COLUMNS]]
+    rows = eval_rows(evals)
+    sections = [("Test-split evaluation", table_html(header, rows))]
+    if minutes is not None:
+        sections.append(("Wall time", f"<p>{minutes:.1f} minutes for the whole pipeline</p>"))
+    write_summary(out / "index.html", title="mapo demo", sections=sections, images=images)
+    summary = {"evaluation": {name: dict(zip(header[1:], row[1:])) for name, row in zip(evals, rows)},
+               "minutes": minutes, "rl_steps": len(rl), "sft_steps": len(sft)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print_table("mapo demo: test split", header, rows)
+    return summary

@@ -1,0 +1,369 @@
+"""The MAPO RL loop, readable top to bottom (CleanRL style).
+
+One step: sample prompts -> G rollouts each (the agent's batched engine) -> outcome rewards -> verifier scores
+for every tool call -> advantages by registry name (grpo | rloo | mapo | mapo_turn) -> PPO epochs over
+mini-batches with the clipped loss -> metrics -> checkpoint.
+
+Robustness: a sample whose rollout or reward raises is logged and dropped; a NaN/inf reward, score, loss or
+gradient skips that update with a warning (the step is still logged and training continues); checkpoints are
+atomic and ``resume=True`` continues from the newest one with the same model, optimizer, scheduler and RNG.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from mapo.agent.trajectory import Trajectory
+from mapo.data.task import Task
+from mapo.train.batch import rl_batch, verifier_pairs
+from mapo.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, seed_everything
+from mapo.train.config import TrainConfig, check_sections, dump_config
+from mapo.train.grad_variance import GradientProjector, gradient_variance
+from mapo.train.metrics_log import MetricsLogger
+from mapo.train.optim import build_optimizer
+from mapo.train.rollout_stats import batch_stats
+
+log = logging.getLogger("mapo.train")
+
+RewardFn = Callable[[Trajectory], tuple[float, dict[str, Any]]]
+
+
+def sample_prompts(n_tasks: int, step: int, per_step: int, seed: int) -> list[int]:
+    """Task indices for RL step ``step`` (1-based): consecutive slices of a seeded permutation per epoch, so
+    the choice depends only on (seed, step) and a resumed run samples exactly what it would have."""
+    out = []
+    start = (step - 1) * per_step
+    for pos in range(start, start + per_step):
+        epoch, k = divmod(pos, n_tasks)
+        out.append(int(np.random.default_rng([seed, epoch]).permutation(n_tasks)[k]))
+    return out
+
+
+def micro_batches(indices: Sequence[int], size: int) -> list[list[int]]:
+    return [list(indices[i:i + size]) for i in range(0, len(indices), size)]
+
+
+def build_engine(backend, protocol: dict[str, Any]):
+    """The agent's rollout engine over ``backend`` with a protocol config built from ``protocol`` fields."""
+    from mapo.agent.protocol import ProtocolConfig
+    from mapo.agent.rollout import RolloutEngine
+
+    return RolloutEngine(backend, None, ProtocolConfig(**protocol))
+
+
+def save_backend(backend, out_dir: Path) -> None:
+    """Write the policy as a standard Hugging Face directory (weights, config, tokenizer, image processor)."""
+    if hasattr(backend, "save_pretrained"):
+        backend.save_pretrained(out_dir)
+        return
+    backend.model.save_pretrained(out_dir, safe_serialization=True)
+    backend.tokenizer.save_pretrained(out_dir)
+    processor = getattr(backend, "image_processor", None)
+    if processor is not None:
+        processor.save_pretrained(out_dir)
+
+
+def load_backend(path: str | Path, cfg: TrainConfig):
+    from mapo.models.hf_qwen import load_policy
+
+    return load_policy(path, device=cfg.model.device, dtype=cfg.model.dtype,
+                       trust_remote_code=cfg.model.trust_remote_code)
+
+
+def _finite(x: torch.Tensor | float) -> bool:
+    return bool(torch.isfinite(torch.as_tensor(x)).all())
+
+
+class RLTrainer:
+    """Holds the state of one RL run. Injectable for tests and custom setups: ``backend_factory(path)`` builds
+    the policy from a checkpoint directory (default ``load_policy``), ``verifier``, ``tasks``, ``reward_fn``."""
+
+    def __init__(self, cfg: TrainConfig, *, resume: bool = False, backend_factory: Callable[[Path], Any] | None = None,
+                 verifier=None, tasks: list[Task] | None = None, reward_fn: RewardFn | None = None):
+        from mapo.core.advantages import get_advantage
+        from mapo.rewards import RewardConfig, outcome_reward
+
+        check_sections(cfg)
+        self.cfg = cfg
+        self.out_dir = Path(cfg.run.out_dir)
+        self.ckpt_root = self.out_dir / "checkpoints"
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        seed_everything(cfg.seed)
+        ckpt = latest_checkpoint(self.ckpt_root) if resume else None
+        make_backend = backend_factory or (lambda path: load_backend(path, cfg))
+        self.backend = make_backend(Path(ckpt / "model" if ckpt else cfg.model.path))
+        self.model = self.backend.model
+        self.engine = build_engine(self.backend, cfg.rollout.protocol)
+        self.temperature = self.engine.cfg.temperature
+        if verifier is None:
+            from mapo.verifier import load_verifier
+
+            verifier = load_verifier(dict(cfg.verifier))
+        self.verifier = verifier
+        if tasks is None:
+            from mapo.data.parquet import load_tasks
+
+            tasks = load_tasks(cfg.data.train)
+        self.tasks = tasks[: cfg.data.max_tasks] if cfg.data.max_tasks else tasks
+        if not self.tasks:
+            raise ValueError(f"data.train={cfg.data.train}: no tasks; make them with `mapo world make`")
+        reward_cfg = RewardConfig.model_validate(cfg.reward)
+        self.reward_fn = reward_fn or (lambda t: outcome_reward(
+            t.answer, t.task, reward_cfg, response="".join(r.text for r in t.turns),
+            successful_tool_calls=sum(1 for r in t.tool_calls if r.tool is not None and r.tool.ok)))
+        self.advantage_fn = get_advantage(cfg.algorithm.estimator)
+        alg = cfg.algorithm
+        self.n_groups = cfg.rollout.prompts_per_step
+        self.updates_per_step = alg.ppo_epochs * math.ceil(self.n_groups / alg.mini_batch_groups)
+        self.optimizer, self.scheduler = build_optimizer(
+            self.model.parameters(), cfg.optim, cfg.run.total_steps * self.updates_per_step)
+        self.projector = (GradientProjector(list(self.model.parameters()), cfg.grad_variance.num_directions,
+                                            cfg.grad_variance.seed) if cfg.grad_variance.enabled else None)
+        self.ref_backend = None
+        if alg.kl_coef > 0:
+            self.ref_backend = make_backend(Path(cfg.model.path))
+            self.ref_backend.model.requires_grad_(False)
+        self.step = 0
+        if ckpt is not None:
+            # last: restores the RNG streams exactly as they were when the checkpoint was written
+            self.step = load_checkpoint(ckpt, optimizer=self.optimizer, scheduler=self.scheduler).step
+            log.info("resumed from %s (step %d)", ckpt, self.step)
+        dump_config(cfg, self.out_dir / "config.yaml")
+
+    # ------------------------------------------------------------------ one RL step
+    def train_step(self) -> dict[str, Any]:
+        cfg, alg = self.cfg, self.cfg.algorithm
+        self.step += 1
+        t0 = time.perf_counter()
+
+        # 1. rollouts: G samples for each prompt of this step
+        tasks = [self.tasks[i] for i in sample_prompts(len(self.tasks), self.step, self.n_groups, cfg.seed)]
+        trajs, index = self._rollout(tasks)
+        t_rollout = time.perf_counter() - t0
+
+        # 2. outcome rewards (a sample whose reward raises is dropped)
+        trajs, index, rewards, infos = self._rewards(trajs, index)
+
+        # 3. verifier scores for every tool call (label vs crop; a failed call has no crop)
+        turn_scores = self._turn_scores(trajs)
+
+        metrics: dict[str, Any] = batch_stats(trajs, infos, turn_scores)
+        metrics["reward"] = float(np.mean(rewards)) if len(rewards) else float("nan")
+        metrics["dropped_samples"] = self.n_groups * cfg.rollout.group_size - len(trajs)
+        flat_scores = [s for row in turn_scores for s in row]
+        if not trajs or not all(map(math.isfinite, rewards)) or not all(map(math.isfinite, flat_scores)):
+            log.warning("step %d: non-finite reward or verifier score (or no sample left); update skipped",
+                        self.step)
+            metrics.update(skipped_update=1.0, rollout_s=t_rollout, lr=self.scheduler.get_last_lr()[0])
+            return metrics
+
+        # 4. advantages by registry name (one call site for every estimator)
+        batch = rl_batch(trajs, rewards, turn_scores)
+        advantages, _ = self.advantage_fn(
+            batch["token_level_rewards"], batch["response_mask"], index,
+            turn_scores=batch["turn_scores"], turn_mask=batch["turn_mask"], token_turn=batch["token_turn"],
+            beta=alg.beta, lam=alg.lam, norm_by_std=alg.norm_by_std, **alg.estimator_params)
+        keep = self._keep(trajs, advantages, index)
+        metrics.update(adv_abs_mean=float(advantages[batch["response_mask"] > 0].abs().mean()),
+                       kept_fraction=len(keep) / len(trajs))
+
+        # 5. PPO epochs over mini-batches of groups
+        t1 = time.perf_counter()
+        metrics.update(self._update(trajs, batch, advantages, keep, index))
+        metrics.update(rollout_s=t_rollout, update_s=time.perf_counter() - t1)
+        return metrics
+
+    def _rollout(self, tasks: list[Task]) -> tuple[list[Trajectory], np.ndarray]:
+        """G trajectories per task and their group ids (the task's position in this step: a task drawn twice
+        forms two groups)."""
+        G = self.cfg.rollout.group_size
+        try:
+            trajs = self.engine.run(tasks, G)
+            return trajs, np.arange(len(trajs)) // G
+        except Exception as exc:  # noqa: BLE001 - isolate the bad sample, keep the rest
+            log.warning("step %d: batched rollout failed (%s); retrying task by task", self.step, exc)
+        trajs, index = [], []
+        for k, task in enumerate(tasks):
+            try:
+                got = self.engine.run([task], G)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("step %d: task %s dropped: %s", self.step, task.id, exc)
+                continue
+            trajs.extend(got)
+            index.extend([k] * len(got))
+        return trajs, np.asarray(index, dtype=np.int64)
+
+    def _rewards(self, trajs: list[Trajectory], index: np.ndarray):
+        kept, groups, rewards, infos = [], [], [], []
+        for t, g in zip(trajs, index):
+            try:
+                r, info = self.reward_fn(t)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("step %d: reward of task %s failed, sample dropped: %s", self.step, t.task.id, exc)
+                continue
+            kept.append(t)
+            groups.append(g)
+            rewards.append(float(r))
+            infos.append(info)
+        return kept, np.asarray(groups, dtype=np.int64), rewards, infos
+
+    def _turn_scores(self, trajs: list[Trajectory]) -> list[list[float]]:
+        """Verifier cosine per tool call; ``failed_call_score`` (estimator_params, default -1: the bottom of
+        the cosine range) for a call that returned no crop, since there is nothing its label could match."""
+        failed = float(self.cfg.algorithm.estimator_params.get("failed_call_score", -1.0))
+        pairs = [verifier_pairs(t) for t in trajs]
+        flat = [(text, img) for row in pairs for text, img in row if img is not None]
+        scored = iter(self.verifier.score([p[0] for p in flat], [p[1] for p in flat]).tolist() if flat else [])
+        return [[next(scored) if img is not None else failed for _, img in row] for row in pairs]
+
+    def _keep(self, trajs, advantages: torch.Tensor, index: np.ndarray) -> list[int]:
+        """Trajectories that enter the loss: optionally without turn-cap hitters and all-zero-advantage groups."""
+        alg = self.cfg.algorithm
+        keep = list(range(len(trajs)))
+        if alg.mask_turn_cap:
+            keep = [i for i in keep if not trajs[i].hit_turn_cap]
+        if alg.skip_zero_adv_groups:
+            live = {g for i, g in enumerate(index) if bool((advantages[i] != 0).any())}
+            keep = [i for i in keep if index[i] in live]
+        return keep
+
+    def _update(self, trajs, batch, advantages: torch.Tensor, keep: list[int], index: np.ndarray
+                ) -> dict[str, float]:
+        cfg, alg = self.cfg, self.cfg.algorithm
+        out: dict[str, list[float]] = defaultdict(list)
+        if not keep:
+            return {"skipped_update": 0.0, "optimizer_steps": 0.0, "lr": self.scheduler.get_last_lr()[0]}
+        ref_lp = self._logprobs(self.ref_backend, trajs, keep) if self.ref_backend is not None else None
+        if alg.recompute_old_logprobs:
+            batch = {**batch, "old_logprobs": self._logprobs(self.backend, trajs, keep)}
+        groups: dict[Any, list[int]] = defaultdict(list)
+        for i in keep:
+            groups[index[i]].append(i)
+        group_list = list(groups.values())
+        micro = alg.micro_batch_size or cfg.rollout.group_size
+        projections: list[torch.Tensor] = []
+        rng = np.random.default_rng([cfg.seed, self.step, 7])
+        skipped = 0
+        for epoch in range(alg.ppo_epochs):
+            order = rng.permutation(len(group_list))
+            for m0 in range(0, len(order), alg.mini_batch_groups):
+                mini = [i for g in order[m0:m0 + alg.mini_batch_groups] for i in group_list[g]]
+                self.optimizer.zero_grad(set_to_none=True)
+                prev = None
+                bad = False
+                for mb in micro_batches(mini, micro):
+                    loss, m = self._micro_loss(trajs, batch, advantages, mb, ref_lp)
+                    if not _finite(loss):
+                        bad = True
+                        break
+                    (loss * len(mb) / len(mini)).backward()
+                    for k, v in m.items():
+                        out[k].append(v)
+                    if self.projector is not None and epoch == 0:
+                        cur = self.projector.project()
+                        projections.append((cur - (prev if prev is not None else 0.0)) * len(mini) / len(mb))
+                        prev = cur
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.max_grad_norm)
+                if bad or not _finite(grad_norm):
+                    log.warning("step %d: non-finite loss or gradient; optimizer step skipped", self.step)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    skipped += 1
+                    continue
+                self.optimizer.step()
+                self.scheduler.step()
+                out["grad_norm"].append(float(grad_norm))
+        self.optimizer.zero_grad(set_to_none=True)
+        result = {k: float(np.mean(v)) for k, v in out.items()}
+        result.update(skipped_update=float(skipped > 0), optimizer_steps=float(len(out["grad_norm"])),
+                      lr=self.scheduler.get_last_lr()[0])
+        if self.projector is not None:
+            result.update(gradient_variance(projections))
+        return result
+
+    def _micro_loss(self, trajs, batch, advantages, mb: list[int], ref_lp):
+        from mapo.core.losses import kl_loss, policy_loss
+
+        alg = self.cfg.algorithm
+        logprobs, entropy = self.backend.sequence_logprobs([trajs[i] for i in mb],
+                                                           temperature=self.temperature)
+        width = logprobs.shape[1]
+        mask = batch["response_mask"][mb, :width]
+        # observation tokens (image pads) can score -inf under a policy that never samples them; they are
+        # outside the loss mask, but -inf - -inf would still put NaN into the masked sums
+        logprobs = torch.where(mask > 0, logprobs, torch.zeros_like(logprobs))
+        entropy = torch.where(mask > 0, entropy, torch.zeros_like(entropy))
+        loss, m = policy_loss(batch["old_logprobs"][mb, :width], logprobs, advantages[mb, :width], mask,
+                              clip_low=alg.clip_low, clip_high=alg.clip_high, dual_clip=alg.dual_clip,
+                              agg=alg.loss_agg_mode)
+        metrics = {"pg_loss": float(loss.detach()), "clip_frac": m["clip_frac"], "approx_kl": m["approx_kl"]}
+        ent = (entropy.detach() * mask).sum() / mask.sum().clamp_min(1)
+        metrics["entropy"] = float(ent)
+        if alg.entropy_coef:
+            loss = loss - alg.entropy_coef * (entropy * mask).sum() / mask.sum().clamp_min(1)
+        if ref_lp is not None:
+            kl, km = kl_loss(logprobs, ref_lp[mb, :width], mask, kind=alg.kl_type, agg=alg.loss_agg_mode)
+            loss = loss + alg.kl_coef * kl
+            metrics["kl"] = km["kl"]
+        return loss, metrics
+
+    @torch.no_grad()
+    def _logprobs(self, backend, trajs, keep: list[int]) -> torch.Tensor:
+        """``[B, L]`` log-probs of the kept trajectories' response tokens under ``backend`` (no gradient)."""
+        width = max(len(t.response_ids) for t in trajs)
+        out = torch.zeros(len(trajs), width)
+        for mb in micro_batches(keep, self.cfg.algorithm.micro_batch_size or self.cfg.rollout.group_size):
+            lp, _ = backend.sequence_logprobs([trajs[i] for i in mb], temperature=self.temperature)
+            out[mb, : lp.shape[1]] = lp.float()
+        out = torch.where(torch.isfinite(out), out, torch.zeros_like(out))  # -inf on observation tokens
+        return out
+
+    # ------------------------------------------------------------------ the run
+    def save(self) -> Path:
+        return save_checkpoint(self.ckpt_root, self.step, save_model=lambda d: save_backend(self.backend, d),
+                               optimizer=self.optimizer, scheduler=self.scheduler,
+                               state={"estimator": self.cfg.algorithm.estimator}, keep_last=self.cfg.run.keep_last)
+
+    def train(self, stop_after: int | None = None) -> Path:
+        """Run until ``run.total_steps`` (or ``stop_after`` more steps: used to simulate an interruption).
+        Returns the directory of the final model (``out_dir/final``)."""
+        cfg = self.cfg
+        last = cfg.run.total_steps if stop_after is None else min(cfg.run.total_steps, self.step + stop_after)
+        with MetricsLogger(self.out_dir, total_steps=cfg.run.total_steps, start_step=self.step,
+                           progress=cfg.run.progress, tensorboard=cfg.run.tensorboard,
+                           desc=f"rl {cfg.algorithm.estimator}",
+                           show=("accuracy", "reward", "alignment", "tool_call_rate")) as logger:
+            while self.step < last:
+                metrics = self.train_step()
+                if cfg.run.eval_every and cfg.data.eval and self.step % cfg.run.eval_every == 0:
+                    metrics.update({f"eval/{k}": v for k, v in self.evaluate().items()})
+                logger.log(self.step, metrics)
+                if self.step % cfg.run.save_every == 0 or self.step == cfg.run.total_steps:
+                    self.save()
+        final = self.out_dir / "final"
+        if self.step >= cfg.run.total_steps:
+            save_backend(self.backend, final)
+        return final
+
+    @torch.no_grad()
+    def evaluate(self, tasks: list[Task] | None = None) -> dict[str, float]:
+        """One sampled rollout per task of ``data.eval`` (first ``data.eval_limit``): accuracy, tool use, hits."""
+        if tasks is None:
+            from mapo.data.parquet import load_tasks
+
+            tasks = load_tasks(self.cfg.data.eval)[: self.cfg.data.eval_limit]
+        trajs = self.engine.run(tasks, 1)
+        trajs, _, _, infos = self._rewards(trajs, np.arange(len(trajs)))
+        return batch_stats(trajs, infos, self._turn_scores(trajs))
+
+
+def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
+    """`mapo train`: build the trainer from ``cfg`` and run it; returns the final model directory."""
+    return RLTrainer(cfg, resume=resume).train()

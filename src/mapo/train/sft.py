@@ -1,0 +1,164 @@
+"""Cold-start SFT: the policy imitates programmatic expert trajectories (think, zoom with a label, answer).
+
+The SFT sequences are produced by the real protocol code: the rollout engine runs a ``ScriptedBackend`` that
+replays the expert's texts, so token ids, crops, image placeholders and masks are exactly what RL will see.
+The loss is the mean negative log-likelihood of assistant tokens only (``response_mask`` = 1; the prompt and
+the tool observations, image pads included, are masked). AdamW with warm-up and decay, atomic checkpoints,
+``resume=True`` continues at the next optimizer step with the same batch order.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from mapo.agent.trajectory import Trajectory
+from mapo.data.task import Task
+from mapo.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, seed_everything
+from mapo.train.config import SFTConfig, dump_config
+from mapo.train.metrics_log import MetricsLogger
+from mapo.train.optim import build_optimizer
+
+log = logging.getLogger("mapo.sft")
+
+
+def expert_rollouts(tasks: list[Task], like_backend, protocol: dict[str, Any], expert: dict[str, Any], *,
+                    seed: int = 0, chunk: int = 64, progress: bool = True) -> tuple[list[Trajectory], list[Any]]:
+    """Run the expert texts through the rollout engine. Returns (trajectories, expert records), aligned.
+
+    The expert writes in the protocol's mode and coordinate system (taken from ``protocol``), so what it
+    writes parses as intended; trajectories cut by a token limit are kept (they teach the same prefix)."""
+    from mapo.agent.protocol import ProtocolConfig
+    from mapo.agent.rollout import RolloutEngine
+    from mapo.data.expert import ExpertConfig, expert_trajectory
+    from mapo.models.scripted import ScriptedBackend
+
+    proto = ProtocolConfig(**protocol)
+    ecfg = ExpertConfig(**{"mode": proto.mode, "coordinates": proto.coordinates, **expert})
+    rng = random.Random(seed)
+    records = [expert_trajectory(t, rng, ecfg) for t in tasks]
+    trajs: list[Trajectory] = []
+    bar = tqdm(total=len(tasks), desc="expert rollouts", disable=not progress, dynamic_ncols=True)
+    for k in range(0, len(tasks), chunk):
+        part = tasks[k:k + chunk]
+        # keyed by position, not task id: two tasks may share an id in user data
+        script = {(f"{k + j}:{t.id}", 0): records[k + j].turns for j, t in enumerate(part)}
+        keyed = [_with_id(t, f"{k + j}:{t.id}") for j, t in enumerate(part)]
+        engine = RolloutEngine(ScriptedBackend(like=like_backend, script=script), None, proto)
+        for traj, task in zip(engine.run(keyed, 1), part):
+            traj.task = task
+            trajs.append(traj)
+        bar.update(len(part))
+    bar.close()
+    return trajs, records
+
+
+def _with_id(task: Task, new_id: str) -> Task:
+    from dataclasses import replace
+
+    return replace(task, id=new_id)
+
+
+def sft_batches(n: int, batch_size: int, epochs: float, seed: int) -> list[list[int]]:
+    """The whole run's batches of trajectory indices: a seeded shuffle per epoch, ``ceil(epochs * n /
+    batch_size)`` batches in all (a fractional epoch takes the first part of the last shuffle)."""
+    total = math.ceil(epochs * n / batch_size)
+    flat: list[int] = []
+    epoch = 0
+    while len(flat) < total * batch_size:
+        order = list(range(n))
+        random.Random(seed * 1_000_003 + epoch).shuffle(order)
+        flat.extend(order)
+        epoch += 1
+    return [flat[i * batch_size:(i + 1) * batch_size] for i in range(total)]
+
+
+def nll_loss(logprobs: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed negative log-likelihood over masked tokens and the token count. logprobs, mask: [B, L]."""
+    mask = mask[:, : logprobs.shape[1]].to(logprobs.dtype)
+    return -(logprobs * mask).sum(), mask.sum()
+
+
+def run_sft(cfg: SFTConfig, *, resume: bool = False, backend=None, tasks: list[Task] | None = None,
+            stop_after: int | None = None) -> Path:
+    """`mapo sft`: fine-tune ``cfg.model.path`` on expert trajectories; returns ``out_dir/final`` (written
+    only when the run completes). ``stop_after``: stop after this many optimizer steps (simulates a kill)."""
+    from mapo.train.rl import save_backend
+
+    out_dir = Path(cfg.out_dir)
+    ckpt_root = out_dir / "checkpoints"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, out_dir / "config.yaml")
+    seed_everything(cfg.seed)
+    ckpt = latest_checkpoint(ckpt_root) if resume else None
+    if backend is None:
+        from mapo.models.hf_qwen import load_policy
+
+        backend = load_policy(ckpt / "model" if ckpt else cfg.model.path, device=cfg.model.device,
+                              dtype=cfg.model.dtype, trust_remote_code=cfg.model.trust_remote_code)
+    if tasks is None:
+        from mapo.data.parquet import load_tasks
+
+        tasks = load_tasks(cfg.train)
+    tasks = tasks[: cfg.max_tasks] if cfg.max_tasks else tasks
+    if not tasks:
+        raise ValueError(f"sft train={cfg.train}: no tasks; make them with `mapo world make`")
+    trajs, records = expert_rollouts(tasks, backend, cfg.protocol, cfg.expert, seed=cfg.seed,
+                                     progress=cfg.progress)
+    _log_expert_mix(records, trajs)
+    batches = sft_batches(len(trajs), cfg.batch_size, cfg.epochs, cfg.seed)
+    model = backend.model
+    optimizer, scheduler = build_optimizer(model.parameters(), cfg.optim, len(batches))
+    step = 0
+    if ckpt is not None:
+        step = load_checkpoint(ckpt, optimizer=optimizer, scheduler=scheduler).step
+        log.info("resumed SFT from %s (optimizer step %d)", ckpt, step)
+    model.train()
+    with MetricsLogger(out_dir, total_steps=len(batches), start_step=step, progress=cfg.progress,
+                       tensorboard=True, desc="sft", show=("loss",)) as logger:
+        last = len(batches) if stop_after is None else min(len(batches), step + stop_after)
+        while step < last:
+            batch = batches[step]
+            step += 1
+            optimizer.zero_grad(set_to_none=True)
+            total_nll, total_tokens = 0.0, float(sum(int(trajs[i].response_mask.sum()) for i in batch))
+            for k in range(0, len(batch), cfg.micro_batch_size):
+                micro = [trajs[i] for i in batch[k:k + cfg.micro_batch_size]]
+                logprobs, _ = backend.sequence_logprobs(micro, temperature=1.0)
+                mask = torch.nn.utils.rnn.pad_sequence([t.response_mask for t in micro], batch_first=True)
+                nll, _ = nll_loss(logprobs, mask.to(logprobs.device))
+                (nll / max(total_tokens, 1.0)).backward()
+                total_nll += float(nll.detach())
+            loss = total_nll / max(total_tokens, 1.0)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
+            if math.isfinite(loss) and math.isfinite(float(grad_norm)):
+                optimizer.step()
+                skipped = 0.0
+            else:
+                log.warning("sft step %d: non-finite loss or gradient; optimizer step skipped", step)
+                skipped = 1.0
+            scheduler.step()
+            logger.log(step, {"loss": loss, "grad_norm": float(grad_norm), "lr": scheduler.get_last_lr()[0],
+                              "tokens": total_tokens, "skipped_update": skipped})
+            if step % cfg.save_every == 0 or step == len(batches):
+                save_checkpoint(ckpt_root, step, save_model=lambda d: save_backend(backend, d), optimizer=optimizer,
+                                scheduler=scheduler, state={"kind": "sft"}, keep_last=cfg.keep_last)
+    final = out_dir / "final"
+    if step >= len(batches):
+        save_backend(backend, final)
+    return final
+
+
+def _log_expert_mix(records: list[Any], trajs: list[Trajectory]) -> None:
+    from collections import Counter
+
+    mix = Counter(r.imperfection for r in records)
+    cut = sum(1 for t in trajs if t.stop_reason != "answer")
+    log.info("expert trajectories: %s; %d of %d did not reach an answer within the protocol's limits",
+             dict(mix), cut, len(trajs))
