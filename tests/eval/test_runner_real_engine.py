@@ -33,3 +33,27 @@ def test_eval_numbers_match_the_expert_record(tmp_path):
     assert 0 < s["boxes"]["hit_rate"] < 1 and 0 < s["accuracy"] < 1  # the imperfections did happen
     assert s["tools"]["calls_per_sample"] == pytest.approx(sum(len(e.boxes) for e in experts.values()) / len(experts))
     assert s["tools"]["valid_call_rate"] == 1.0 and s["tools"]["format_error_rate"] == 0.0
+
+
+def test_evaluate_policy_with_an_in_memory_backend(tmp_path):
+    from mapo.data.parquet import write_tasks
+    from mapo.eval.evaluate import evaluate_policy
+    from mapo.eval.settings import SettingsMismatch
+
+    tasks = generate_tasks(WorldConfig(canvas_width=448, canvas_height=448, clutter=4, n_test=3), "test")
+    data = write_tasks(tasks, tmp_path / "world" / "test.parquet")
+    turns = {t.id: [f"<think>sure</think><answer>{t.answer}</answer>"] for t in tasks}
+    backend = ScriptedBackend(train_tokenizer([t.question for t in tasks] + [x[0] for x in turns.values()],
+                                              vocab_size=300), turns)
+    logs = []
+    s = evaluate_policy(backend, "world", tmp_path / "world", tmp_path / "out", model_id="step-10",
+                        progress=False, log=logs.append)
+    assert s["accuracy"] == 1.0 and s["n_items"] == 3 and s["run"]["model"] == "step-10"
+    again = evaluate_policy(backend, "world", data, tmp_path / "out", model_id="step-10", progress=False,
+                            log=logs.append)
+    assert again["n_items"] == 3 and logs == ["resuming: 3 item(s) already in " + str(tmp_path / "out" /
+                                                                                      "results.jsonl") + " are skipped"]
+    with pytest.raises(SettingsMismatch, match="model"):
+        evaluate_policy(backend, "world", data, tmp_path / "out", model_id="step-20", progress=False)
+    assert evaluate_policy(backend, "world", data, tmp_path / "out", model_id="step-20", progress=False,
+                           fresh=True)["n_items"] == 3

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from mapo.data.benchmarks import count_items, iter_benchmark
+from mapo.data.benchmarks import count_items, iter_benchmark, resolve_data
 from mapo.data.images import DEFAULT_DECODE_LIMIT
 from mapo.eval.records import ResultsFile
 from mapo.eval.runner import RESULTS_NAME, SUMMARY_NAME, EvalConfig, run_evaluation
@@ -42,7 +42,7 @@ def evaluate_policy(policy: Any, bench: str, data: str | Path, out: str | Path, 
     from mapo.agent.protocol import ProtocolConfig
     from mapo.agent.rollout import RolloutEngine
 
-    out, data = Path(out), Path(data)
+    out, data = Path(out), resolve_data(bench, data)
     cfg = cfg or EvalConfig()
     protocol = protocol or ProtocolConfig()
     reward_cfg = reward_cfg or RewardConfig()

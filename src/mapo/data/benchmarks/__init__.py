@@ -39,10 +39,19 @@ def get_reader(name: str) -> Reader:
     return BENCHMARKS[key]
 
 
+def resolve_data(name: str, path: str | Path) -> Path:
+    """The file or folder the reader of ``name`` will read: a world folder (``mapo world make --out DIR``)
+    stands for its ``test.parquet``; anything else is returned as given."""
+    path = Path(path)
+    if get_reader(name) is iter_training_parquet and path.is_dir() and (path / "test.parquet").is_file():
+        return path / "test.parquet"
+    return path
+
+
 def iter_benchmark(name: str, path: str | Path, *, max_decode_pixels: int = DEFAULT_DECODE_LIMIT,
                    skip: Container[str] = ()) -> Iterator[Task | ItemError]:
     """Stream the items of benchmark ``name`` stored at ``path``; ids in ``skip`` are not decoded."""
-    path = Path(path)
+    path = resolve_data(name, path)
     if not path.exists():
         raise BenchmarkFormatError(f"benchmark data {path} does not exist; pass --data PATH to the file or folder")
     return get_reader(name)(path, max_decode_pixels=max_decode_pixels, skip=skip)
@@ -50,7 +59,7 @@ def iter_benchmark(name: str, path: str | Path, *, max_decode_pixels: int = DEFA
 
 def count_items(name: str, path: str | Path) -> int | None:
     """How many items the benchmark holds, when that is cheap to know (parquet metadata, V*'s JSONL); else None."""
-    path = Path(path)
+    path = resolve_data(name, path)
     reader = get_reader(name)
     if path.is_file() and path.suffix.lower() == ".parquet":
         import pyarrow.parquet as pq
@@ -76,4 +85,4 @@ def load_benchmark(name: str, path: str | Path, *, max_decode_pixels: int = DEFA
 
 
 __all__ = ["BENCHMARKS", "BenchmarkFormatError", "ItemError", "count_items", "get_reader", "iter_benchmark",
-           "load_benchmark"]
+           "load_benchmark", "resolve_data"]
