@@ -9,8 +9,10 @@ Columns (verl RLHF format, as DeepEyes-Datasets-47k): ``prompt`` (chat messages:
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import pyarrow as pa
@@ -67,16 +69,20 @@ def task_row(task: Task, index: int) -> dict:
     }
 
 
-def write_tasks(tasks: list[Task], path: str | Path, rows_per_group: int = 256) -> Path:
-    """Write ``tasks`` to ``path`` as DeepEyes-schema parquet. Same tasks give byte-identical files."""
+def write_tasks(tasks: Iterable[Task], path: str | Path, rows_per_group: int = 128) -> Path:
+    """Write ``tasks`` (any iterable: consumed lazily, ``rows_per_group`` at a time) to ``path`` as
+    DeepEyes-schema parquet. The same tasks give a byte-identical file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
+    iterator = iter(tasks)
+    index = 0
     with pq.ParquetWriter(tmp, SCHEMA, compression="zstd") as writer:
-        for start in range(0, len(tasks), rows_per_group):
-            rows = [task_row(t, start + i) for i, t in enumerate(tasks[start:start + rows_per_group])]
+        while chunk := list(itertools.islice(iterator, rows_per_group)):
+            rows = [task_row(t, index + i) for i, t in enumerate(chunk)]
             writer.write_table(pa.Table.from_pylist(rows, schema=SCHEMA))
-        if not tasks:
+            index += len(chunk)
+        if index == 0:
             writer.write_table(SCHEMA.empty_table())
     tmp.replace(path)  # a reader never sees a half-written split
     return path

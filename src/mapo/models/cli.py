@@ -1,11 +1,74 @@
-"""`mapo model ...` commands (issue: the tiny model zoo)."""
+"""`mapo model ...` commands: build the tiny model zoo's tokenizer and Qwen-VL checkpoint from the world's text."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 model_app = typer.Typer(no_args_is_help=True)
 
 
+def world_texts(world: Path, max_tasks: int = 600, seed: int = 0) -> list[str]:
+    """The text a model of the world will read and write: questions, options, prompts, expert turns.
+
+    Expert turns are written in every protocol mode (label / description, pixel / relative boxes) and with
+    every imperfection, so the tokenizer covers whatever SFT or RL will show the model. Held-out caption
+    templates stay out (the verifier's unseen wordings)."""
+    import random
+
+    from mapo.agent.protocol import ProtocolConfig, user_text
+    from mapo.data.expert import ExpertConfig, expert_turns
+    from mapo.data.parquet import load_tasks
+
+    path = world / "train.parquet"
+    if not path.is_file():
+        raise typer.BadParameter(f"{path} does not exist; make the world first: mapo world make --out {world}",
+                                 param_hint="--world")
+    tasks = load_tasks(path, limit=max_tasks)
+    rng = random.Random(seed)
+    experts = [ExpertConfig(refine_rate=0.5, no_zoom_rate=0.1, elsewhere_rate=0.1, wrong_label_rate=0.1,
+                            guess_rate=0.1),
+               ExpertConfig(mode="description", coordinates="relative", elsewhere_rate=0.1)]
+    texts: list[str] = []
+    for task in tasks:
+        for coords in ("pixel", "relative"):
+            texts.append(user_text(task.question, task.options_block(), task.image.width, task.image.height,
+                                   ProtocolConfig(coordinates=coords)))
+        for cfg in experts:
+            texts.extend(expert_turns(task, rng, cfg))
+    return texts
+
+
 @model_app.command("init")
-def init_command() -> None:
+def init_command(
+    out: Path = typer.Option(..., "--out", help="Directory to write the Hugging Face checkpoint into."),
+    world: Path = typer.Option(..., "--world", help="World directory made by `mapo world make` (its train split "
+                                                    "is the tokenizer's corpus)."),
+    family: str = typer.Option("qwen2_5_vl", help="Architecture: qwen2_5_vl, qwen2_vl or qwen3_vl."),
+    size: str = typer.Option("tiny", help="tiny (hidden 128, 2 layers) or small (hidden 256, 4 layers)."),
+    vocab_size: int = typer.Option(1024, help="Byte-level BPE vocabulary size (special tokens come on top)."),
+    max_tasks: int = typer.Option(600, help="Train tasks whose text trains the tokenizer."),
+    seed: int = typer.Option(0, help="Seed of the random weights and of the expert texts."),
+) -> None:
     """Build a tiny Qwen-VL checkpoint and tokenizer as a local Hugging Face directory."""
-    raise typer.BadParameter("not implemented yet (world issue)")
+    from rich.console import Console
+
+    from mapo.models.zoo import FAMILIES, SIZES, build_tiny_model, train_tokenizer
+
+    if family not in FAMILIES:
+        raise typer.BadParameter(f"unknown family {family!r}; use one of {', '.join(FAMILIES)}",
+                                 param_hint="--family")
+    if size not in SIZES:
+        raise typer.BadParameter(f"unknown size {size!r}; use one of {', '.join(SIZES)}", param_hint="--size")
+    console = Console(stderr=True)
+    with console.status("collecting the world's text"):
+        texts = world_texts(world, max_tasks=max_tasks, seed=seed)
+    with console.status(f"training a {vocab_size}-token byte-level BPE on {len(texts)} texts"):
+        tokenizer = train_tokenizer(texts, vocab_size=vocab_size)
+    with console.status(f"building a {size} {family} checkpoint"):
+        path = build_tiny_model(out, tokenizer, family=family, size=size, seed=seed)
+    n_tokens = sum(len(tokenizer(t)["input_ids"]) for t in texts[:200])
+    n_chars = sum(len(t) for t in texts[:200])
+    typer.echo(f"{path}: {family}/{size}, vocabulary {len(tokenizer)} tokens, "
+               f"{n_chars / max(n_tokens, 1):.2f} characters per token on the world's text")
