@@ -10,7 +10,7 @@ from verl.trainer.config import AlgoConfig
 from verl.trainer.ppo import core_algos
 from verl.trainer.ppo.core_algos import get_adv_estimator_fn
 
-import mapo.integrations.verl  # noqa: F401  (registers the estimators)
+import mapo.integrations.verl
 from mapo.core.advantages import get_advantage
 from mapo.core.semantic import pad_turn_scores
 from mapo.integrations.verl.advantage_hook import compute_advantage_with_turns

@@ -34,6 +34,6 @@ def test_verl_registry_tests_pass_with_mapo_imported(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-x", "-p", "no:cacheprovider", "-p", "mapo.integrations.verl",
          "--rootdir", str(tmp_path), "-W", "ignore", *files],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert " passed" in proc.stdout

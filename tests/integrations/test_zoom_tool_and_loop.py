@@ -13,16 +13,16 @@ from PIL import Image
 pytest.importorskip("cachetools", reason="verl's agent loop needs the verl extra's cachetools/fastapi/uvicorn")
 pytest.importorskip("uvicorn")
 
-from omegaconf import OmegaConf  # noqa: E402
-from verl import DataProto  # noqa: E402
-from verl.experimental.agent_loop.tool_agent_loop import AgentData  # noqa: E402
-from verl.experimental.agent_loop.tool_parser import FunctionCall  # noqa: E402
+from omegaconf import OmegaConf
+from verl import DataProto
+from verl.experimental.agent_loop.tool_agent_loop import AgentData
+from verl.experimental.agent_loop.tool_parser import FunctionCall
 
-from mapo.core.advantages import get_advantage  # noqa: E402
-from mapo.core.semantic import pad_turn_scores  # noqa: E402
-from mapo.integrations.verl.agent_loop import MapoToolAgentLoop  # noqa: E402
-from mapo.integrations.verl.turns import TURNS_KEY  # noqa: E402
-from mapo.integrations.verl.zoom_tool import RECORD_KEY, MapoZoomTool  # noqa: E402
+from mapo.core.advantages import get_advantage
+from mapo.core.semantic import pad_turn_scores
+from mapo.integrations.verl.agent_loop import MapoToolAgentLoop
+from mapo.integrations.verl.turns import TURNS_KEY
+from mapo.integrations.verl.zoom_tool import RECORD_KEY, MapoZoomTool
 
 
 class RednessVerifier:
@@ -89,7 +89,7 @@ def test_tool_crops_the_box_and_scores_the_label_on_the_crop():
 
 def test_tool_reports_an_unusable_box_to_the_model():
     tool, data = _tool(), _agent_data(_image())
-    response, reward, metrics = asyncio.run(
+    response, _, metrics = asyncio.run(
         tool.execute("i", {"bbox_2d": [500, 500, 600, 600], "label": "red"}, agent_data=data))
     assert response.image is None and "outside the image" in response.text
     assert metrics[RECORD_KEY]["ok"] is False and tool.verifier.calls == []
@@ -115,7 +115,7 @@ def test_source_crops_inside_an_earlier_zoom():
     loop, data = _loop(tool), _agent_data(_image())
     _call(loop, data, bbox_2d=[140, 50, 200, 110], label="red")
     data.assistant_turns = 2
-    response, _, metrics = _call(loop, data, bbox_2d=[0, 0, 300, 300], label="red", source=1)
+    _, _, metrics = _call(loop, data, bbox_2d=[0, 0, 300, 300], label="red", source=1)
     assert metrics[RECORD_KEY]["box"] == [140, 50, 200, 110]  # clamped into view 1's region
 
 

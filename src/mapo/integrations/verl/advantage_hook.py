@@ -9,9 +9,10 @@ verl's own function untouched. mapo's task runner installs it in the process whe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 from mapo.integrations.verl.estimators import ESTIMATORS, MapoParams
 from mapo.integrations.verl.turns import TURNS_KEY, turn_tensors

@@ -39,7 +39,7 @@ class MapoParams:
     """Score of a call that returned no crop (bad box, bad JSON, unknown tool): nothing to match its label."""
 
     @classmethod
-    def from_config(cls, section: Any | None) -> "MapoParams":
+    def from_config(cls, section: Any | None) -> MapoParams:
         """From a mapping (an OmegaConf ``mapo:`` section or a dict); unknown keys are an error."""
         if section is None:
             return cls()
