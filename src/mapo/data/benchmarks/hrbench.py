@@ -11,7 +11,7 @@ from collections.abc import Container, Iterator
 from functools import partial
 from pathlib import Path
 
-from mapo.data.benchmarks.items import ItemError
+from mapo.data.benchmarks.items import ItemError, image_item_error
 from mapo.data.benchmarks.tables import image_payload, iter_rows, require_columns, rows_with_images
 from mapo.data.images import DEFAULT_DECODE_LIMIT, ImageError, decode_image
 from mapo.data.task import LETTERS, Task
@@ -51,7 +51,7 @@ def iter_hrbench(path: Path, *, max_decode_pixels: int = DEFAULT_DECODE_LIMIT,
         try:
             image = decode_image(payload, name=f"HR-Bench row {rid}", max_decode_pixels=max_decode_pixels)
         except ImageError as exc:
-            yield ItemError(rid, str(exc), category)
+            yield image_item_error(rid, exc, category)
             continue
         question = _text(row.get("question"))
         hint = _text(row.get("hint"))

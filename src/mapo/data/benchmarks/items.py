@@ -19,3 +19,11 @@ class ItemError:
 
 class BenchmarkFormatError(ValueError):
     """The file as a whole is not in the expected format; the message names the file and the fix."""
+
+
+def image_item_error(item_id: str, exc: Exception, category: str = "") -> ItemError:
+    """An ``ItemError`` for an image that failed to decode; a decode-limit refusal names the CLI flag too."""
+    message = str(exc)
+    if "decode limit" in message:
+        message += " (mapo eval: --max-decode-pixels N)"
+    return ItemError(item_id, message, category)

@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from mapo.data.benchmarks.items import BenchmarkFormatError, ItemError
+from mapo.data.benchmarks.items import BenchmarkFormatError, ItemError, image_item_error
 from mapo.data.benchmarks.tables import image_payload, iter_rows, require_columns, rows_with_images
 from mapo.data.images import DEFAULT_DECODE_LIMIT, ImageError, decode_image
 from mapo.data.task import LETTERS, Task
@@ -59,7 +59,7 @@ def iter_mme_realworld(path: Path, *, max_decode_pixels: int = DEFAULT_DECODE_LI
                 raise ValueError("no image (empty cell or reference to a missing row)")
             image = decode_image(payload, name=f"MME-RealWorld row {rid}", max_decode_pixels=max_decode_pixels)
         except ImageError as exc:
-            yield ItemError(rid, str(exc), category)
+            yield image_item_error(rid, exc, category)
             continue
         except ValueError as exc:
             yield ItemError(rid, f"MME-RealWorld row {rid}: {exc}", category)

@@ -14,7 +14,7 @@ import re
 from collections.abc import Container, Iterator
 from pathlib import Path
 
-from mapo.data.benchmarks.items import BenchmarkFormatError, ItemError
+from mapo.data.benchmarks.items import BenchmarkFormatError, ItemError, image_item_error
 from mapo.data.benchmarks.paths import UnsafePathError, safe_join
 from mapo.data.images import DEFAULT_DECODE_LIMIT, ImageError, decode_image
 from mapo.data.task import LETTERS, Box, Task
@@ -84,7 +84,10 @@ def iter_vstar(root: Path, *, max_decode_pixels: int = DEFAULT_DECODE_LIMIT,
                     raise ValueError(f"label {label!r} is not one of the {len(options)} options")
                 image_path = safe_join(root, rel)
                 image = decode_image(image_path, name=f"V* {rel}", max_decode_pixels=max_decode_pixels)
-            except (ImageError, UnsafePathError, ValueError) as exc:
+            except ImageError as exc:
+                yield image_item_error(qid, exc, category)
+                continue
+            except (UnsafePathError, ValueError) as exc:
                 yield ItemError(id=qid, message=str(exc), category=category)
                 continue
             annotation: dict = {}
