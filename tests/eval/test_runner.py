@@ -114,3 +114,12 @@ def test_alignment_scores_when_a_verifier_is_given(engine_kit, vstar, tmp_path):
     assert s["alignment"]["correct"] == pytest.approx(0.5)
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["alignment"]["mean"] == pytest.approx(0.5)
+
+
+def test_vstar_label_that_contradicts_the_annotation_is_reported(engine_kit, vstar, tmp_path):
+    path = vstar / "test_questions.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    rows[1]["label"] = "C"  # the JSON says "red" (at B) is right
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    s = run(engine_kit.FakeEngine(lambda t, g: ["<answer>A</answer>"]), vstar, tmp_path / "o")
+    assert s["label_mismatches"] == ["1"]

@@ -32,6 +32,8 @@ def item_header(task: Task | ItemError, bench: str) -> Record:
         "answer_text": task.answer_text, "targets": [b.as_list() for b in task.targets],
         "target_names": list(task.target_names), "image_size": [task.image.width, task.image.height],
         "error": None, "samples": [],
+        # V*: does the shuffled label point at the option the per-image JSON calls right? (None: not checked)
+        "label_matches_annotation": task.extra.get("label_matches_annotation"),
     }
 
 

@@ -132,6 +132,8 @@ def summarize(records: Sequence[Record]) -> dict[str, Any]:
         "alignment": alignment_statistics(records),
         "boxes": box_statistics(records),
         "errors": [{"id": r["id"], "error": r["error"]} for r in records if r.get("error")][:50],
+        # Items whose label disagrees with the benchmark's own annotation (V*): a data problem to look at.
+        "label_mismatches": [r["id"] for r in records if r.get("label_matches_annotation") is False],
     }
     if any((r.get("groups") or {}).get("cycle_category") for r in records):
         summary["hrbench"] = hrbench_accuracy(records)

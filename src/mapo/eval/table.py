@@ -48,6 +48,8 @@ def summary_table(summary: dict) -> Table:
         table.add_row("zoom hit rate", _fmt(boxes["hit_rate"]))
         table.add_row("gap (correct, zoom missed)", _fmt(boxes["gap"]))
     table.add_row("items failed", str(summary["n_errors"]))
+    if summary.get("label_mismatches"):
+        table.add_row("label != annotation (check data)", str(len(summary["label_mismatches"])))
     return table
 
 
