@@ -20,6 +20,23 @@ from harness import Figure, PhaseTimer, Skip, median, speedup_from_rates
 NAME = "rollout"
 
 
+def _forward_kind(*args, **kwargs) -> str:
+    """``prefill`` for a forward over more than one new token (the prompt and its images), else ``decode``."""
+    ids = kwargs.get("input_ids", args[0] if args else None)
+    return "prefill" if ids is not None and ids.shape[-1] > 1 else "decode"
+
+
+def _vision_tower(model):
+    """The vision encoder module of a Qwen-VL model (``model.model.visual`` in transformers 5), if found."""
+    for path in (("model", "visual"), ("visual",)):
+        obj = model
+        for name in path:
+            obj = getattr(obj, name, None)
+        if obj is not None:
+            return obj
+    return None
+
+
 def rollout_split(engine, paced, tasks, group_size: int, repeats: int) -> list[dict]:
     """Run ``engine.run(tasks, group_size)`` ``repeats`` times with phase timers; one record per run."""
     from mapo.models import hf_qwen
@@ -28,7 +45,10 @@ def rollout_split(engine, paced, tasks, group_size: int, repeats: int) -> list[d
     records = []
     for _ in range(repeats):
         with PhaseTimer() as timer:
-            timer.wrap(inner.model, "forward", "forward", exclusive=False)
+            timer.wrap(inner.model, "forward", _forward_kind, exclusive=False)
+            visual = _vision_tower(inner.model)
+            if visual is not None:
+                timer.wrap(visual, "forward", "vision", exclusive=False)
             timer.wrap(inner, "pixel_inputs", "image_preprocessing", exclusive=False)
             timer.wrap(hf_qwen._StopOnSequences, "__call__", "stop_criterion", exclusive=False)
             timer.wrap(inner, "generate", "generate", exclusive=False)
@@ -40,8 +60,12 @@ def rollout_split(engine, paced, tasks, group_size: int, repeats: int) -> list[d
         generated = sum(int(sum(t.response_mask)) for t in trajs)
         # the pacing wrapper is benchmark scaffolding, not part of a real rollout
         rollout = total - s.get("pacing", 0.0)
+        forward = s.get("prefill", 0.0) + s.get("decode", 0.0)
+        s["forward"] = forward
         parts = {
-            "model forward": s.get("forward", 0.0),
+            "model forward": forward,
+            "model forward: prefill (prompt + images, each turn)": s.get("prefill", 0.0),
+            "model forward: vision tower (inside prefill)": s.get("vision", 0.0),
             "image preprocessing": s.get("image_preprocessing", 0.0),
             "stop-sequence check": s.get("stop_criterion", 0.0),
             "HF generate loop (sampling, cache)": s.get("generate", 0.0) - s.get("forward", 0.0)
@@ -49,7 +73,9 @@ def rollout_split(engine, paced, tasks, group_size: int, repeats: int) -> list[d
             "engine (parse, zoom, tokenize, bookkeeping)": rollout - s.get("generate", 0.0),
         }
         records.append({"rollout_s": rollout, "parts_s": parts, "generated_tokens": generated,
-                        "trajectories": len(trajs), "forward_calls": timer.calls.get("forward", 0)})
+                        "trajectories": len(trajs),
+                        "forward_calls": timer.calls.get("prefill", 0) + timer.calls.get("decode", 0),
+                        "prefill_calls": timer.calls.get("prefill", 0)})
     return records
 
 

@@ -144,7 +144,9 @@ class PhaseTimer:
         self.peak_mib: dict[str, float] = {}
         self._restore: list[tuple[object, str, object, bool]] = []
 
-    def wrap(self, obj: object, attr: str, phase: str, exclusive: bool = True) -> None:
+    def wrap(self, obj: object, attr: str, phase: str | Callable[..., str], exclusive: bool = True) -> None:
+        """``phase``: a name, or a function of the call's ``(*args, **kwargs)`` that returns one (e.g. to
+        tell a prefill forward from a decode forward by the input's shape)."""
         original = getattr(obj, attr)
         had_own = attr in getattr(obj, "__dict__", {})
         timer = self
@@ -152,16 +154,17 @@ class PhaseTimer:
         # wraps: callers that inspect the signature (transformers does, on model.forward) see the original's
         @functools.wraps(original)
         def timed(*args, **kwargs):
+            name = phase(*args, **kwargs) if callable(phase) else phase
             if exclusive:
                 reset_peak_rss()
             start = time.perf_counter()
             try:
                 return original(*args, **kwargs)
             finally:
-                timer.seconds[phase] = timer.seconds.get(phase, 0.0) + time.perf_counter() - start
-                timer.calls[phase] = timer.calls.get(phase, 0) + 1
+                timer.seconds[name] = timer.seconds.get(name, 0.0) + time.perf_counter() - start
+                timer.calls[name] = timer.calls.get(name, 0) + 1
                 if exclusive:
-                    timer.peak_mib[phase] = max(timer.peak_mib.get(phase, 0.0), peak_rss_mib())
+                    timer.peak_mib[name] = max(timer.peak_mib.get(name, 0.0), peak_rss_mib())
 
         setattr(obj, attr, timed)
         self._restore.append((obj, attr, original if had_own else None, had_own))

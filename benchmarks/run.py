@@ -106,6 +106,26 @@ def print_table(results: dict) -> None:
     Console(width=200).print(table)
 
 
+def markdown_table(results: dict) -> str:
+    """The results as a Markdown table (for the README's performance section)."""
+    lines = ["| benchmark | measure | mapo | reference | unit | speed-up | note |", "|---|---|---:|---|---|---:|---|"]
+    for name, rec in results["benchmarks"].items():
+        if rec["status"] != "ok":
+            lines.append(f"| {name} | {rec['status']} | | | | | {rec['reason'][:160]} |")
+            continue
+        for f in rec["figures"]:
+            ref = f"{_fmt(f['reference'])} ({f['reference_name']})" if f["reference_name"] else "-"
+            speed = f"{f['speedup']:.2f}x" if f["speedup"] is not None else "-"
+            cells = [name, f["measure"], _fmt(f["mapo"]), ref, f["unit"], speed, f["note"]]
+            lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    m = results["machine"]
+    lines.append("")
+    lines.append(f"{m['cpus_usable']} usable CPUs, torch threads {m['torch_threads']}, load average at start "
+                 f"{m['load_average_at_start'][0]:.1f}; suite {results.get('seconds', 0):.0f} s; "
+                 f"`{results['command']}`")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a plumbing check, not a measurement")
@@ -119,7 +139,14 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, default=None,
         help="torch intra-op threads (default: all usable CPUs on an idle machine, 1 on a busy one)",
     )
+    parser.add_argument(
+        "--markdown", type=Path, default=None,
+        help="render an existing results JSON (e.g. benchmarks/results.json) as a Markdown table and exit",
+    )
     args = parser.parse_args(argv)
+    if args.markdown is not None:
+        print(markdown_table(json.loads(args.markdown.read_text())))
+        return 0
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

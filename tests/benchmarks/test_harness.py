@@ -51,3 +51,11 @@ def test_phase_timer_charges_calls_and_restores_methods():
     assert timer.seconds["instance"] >= 0 and "class" not in timer.peak_mib and timer.peak_mib["instance"] > 0
     assert "work" not in w.__dict__ and _Worker.__dict__["work"] is _Worker.__dict__["work"]
     assert _Worker.work.__name__ == "work" and w.work(4) == 6  # originals are back
+
+
+def test_phase_timer_names_phases_per_call():
+    w = _Worker()
+    with harness.PhaseTimer() as timer:
+        timer.wrap(w, "work", lambda n: "big" if n > 5 else "small", exclusive=False)
+        w.work(10), w.work(1), w.work(2)
+    assert timer.calls == {"big": 1, "small": 2}

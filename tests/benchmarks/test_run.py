@@ -54,3 +54,13 @@ def test_advantage_benchmark_runs_quick_and_checks_parity_with_verl(tmp_path):
     figs = json.loads(out.read_text())["benchmarks"]["advantages"]["figures"]
     assert {f["measure"] for f in figs} == {"mapo `grpo`", "mapo `mapo`", "mapo `mapo_turn`"}
     assert all(f["mapo"] > 0 and f["reference"] > 0 and f["speedup"] > 0 for f in figs)
+
+
+def test_markdown_renders_saved_results(fake_benchmarks, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    run.main(["--out", str(out)])
+    capsys.readouterr()
+    assert run.main(["--markdown", str(out)]) == 0
+    md = capsys.readouterr().out
+    assert "| fake_ok | m | 1.00 | 3.00 (ref) | ms | 3.00x | full |" in md
+    assert "| fake_skip | skipped |" in md and "usable CPUs" in md
