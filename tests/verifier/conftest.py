@@ -29,11 +29,11 @@ def tiny_clip_dir(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("tiny_clip")
     tok = tiny_tokenizer()
-    text = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                num_attention_heads=2, max_position_embeddings=16, eos_token_id=tok.eos_token_id,
-                bos_token_id=tok.bos_token_id, pad_token_id=tok.pad_token_id)
-    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                  image_size=32, patch_size=8)
+    text = {"vocab_size": len(tok), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+            "num_attention_heads": 2, "max_position_embeddings": 16, "eos_token_id": tok.eos_token_id,
+            "bos_token_id": tok.bos_token_id, "pad_token_id": tok.pad_token_id}
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+              "image_size": 32, "patch_size": 8}
     CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(out)
     tok.save_pretrained(out)
     CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(out)
@@ -46,11 +46,11 @@ def tiny_siglip_dir(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("tiny_siglip")
     tok = tiny_tokenizer()
-    text = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                num_attention_heads=2, max_position_embeddings=16, pad_token_id=tok.pad_token_id,
-                eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id)
-    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                  image_size=32, patch_size=8)
+    text = {"vocab_size": len(tok), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+            "num_attention_heads": 2, "max_position_embeddings": 16, "pad_token_id": tok.pad_token_id,
+            "eos_token_id": tok.eos_token_id, "bos_token_id": tok.bos_token_id}
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+              "image_size": 32, "patch_size": 8}
     SiglipModel(SiglipConfig(text_config=text, vision_config=vision)).save_pretrained(out)
     tok.save_pretrained(out)
     SiglipImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(out)

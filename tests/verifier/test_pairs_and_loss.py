@@ -88,8 +88,9 @@ def test_lit_loss_prefers_aligned_embeddings():
     negative = torch.nn.functional.normalize(torch.randn(b, d), dim=-1)
     miss = torch.nn.functional.normalize(torch.randn(2, d), dim=-1)
     eye = torch.eye(b, dtype=torch.bool)
-    args = dict(match=eye, negative_match=torch.zeros(b, b, dtype=torch.bool), inv_temperature=torch.tensor(10.0),
-                sigmoid_scale=torch.tensor(10.0), sigmoid_bias=torch.tensor(-3.0))
+    args = {"match": eye, "negative_match": torch.zeros(b, b, dtype=torch.bool),
+            "inv_temperature": torch.tensor(10.0), "sigmoid_scale": torch.tensor(10.0),
+            "sigmoid_bias": torch.tensor(-3.0)}
     aligned = lit_loss(text, negative, text.clone(), miss, **args)["loss"]
     shuffled = lit_loss(text, negative, text.roll(1, 0), miss, **args)["loss"]
     assert aligned < shuffled

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 import yaml
@@ -26,11 +27,12 @@ def _overrides(pairs: list[str] | None, fields: dict, what: str) -> dict:
 
 @verifier_app.command("train")
 def train_command(
-    out: Path = typer.Option(..., "--out", help="Directory to write model.safetensors + verifier_config.json."),
-    config: Path | None = typer.Option(None, "--config", help="YAML file of TrainConfig fields."),
-    set_: list[str] | None = typer.Option(None, "--set", help="Override a TrainConfig field: key=value."),
-    steps: int | None = typer.Option(None, "--steps", help="Shortcut for --set steps=N."),
-    evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Write quality.json after training."),
+    out: Annotated[Path, typer.Option("--out", help="Directory for model.safetensors + verifier_config.json.")],
+    config: Annotated[Path | None, typer.Option("--config", help="YAML file of TrainConfig fields.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a TrainConfig field: key=value.")]
+    = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="Shortcut for --set steps=N.")] = None,
+    evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="Write quality.json after training.")] = True,
 ) -> None:
     """Train the embedded LiT verifier (frozen MiniLM text tower + small vision tower) on world crops."""
     from mapo.verifier.train import TrainConfig, train_and_save
@@ -48,10 +50,12 @@ def train_command(
 
 @verifier_app.command("eval")
 def eval_command(
-    path: Path = typer.Option(..., "--path", help="Verifier directory (or open_clip checkpoint file)."),
-    backend: str = typer.Option("embedded", "--backend", help="embedded | hf_clip | hf_siglip | open_clip."),
-    out: Path | None = typer.Option(None, "--out", help="Write the report as JSON here."),
-    set_: list[str] | None = typer.Option(None, "--set", help="Override an EvalConfig field: key=value."),
+    path: Annotated[Path, typer.Option("--path", help="Verifier directory (or open_clip checkpoint file).")],
+    backend: Annotated[str, typer.Option("--backend", help="embedded | hf_clip | hf_siglip | open_clip.")]
+    = "embedded",
+    out: Annotated[Path | None, typer.Option("--out", help="Write the report as JSON here.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override an EvalConfig field: key=value.")]
+    = None,
 ) -> None:
     """Quality report on held-out world pairs: AUCs (seen / unseen wordings, hit vs miss), retrieval,
     degenerate labels."""

@@ -44,7 +44,7 @@ class VerifierConfig(BaseModel):
     penalties: LabelPenalties = Field(default_factory=LabelPenalties, description="Label anti-hacking rules.")
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "VerifierConfig":
+    def from_yaml(cls, path: str | Path) -> VerifierConfig:
         """Load a config from a YAML file (keys as the fields above)."""
         with open(path) as fh:
             return cls.model_validate(yaml.safe_load(fh) or {})

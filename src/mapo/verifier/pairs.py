@@ -86,7 +86,7 @@ def hit_box(obj_box: list[int], canvas: tuple[int, int], rng: random.Random, cfg
     """A square crop (pixels) that fully contains ``obj_box``, side = margin x object side, jittered."""
     x1, y1, x2, y2 = obj_box
     w, h = canvas
-    side = int(round(max(x2 - x1, y2 - y1) * rng.uniform(cfg.margin_min, cfg.margin_max)))
+    side = round(max(x2 - x1, y2 - y1) * rng.uniform(cfg.margin_min, cfg.margin_max))
     side = min(side, w, h)
     left = rng.randint(max(0, x2 - side), max(0, min(x1, w - side)))
     top = rng.randint(max(0, y2 - side), max(0, min(y1, h - side)))
