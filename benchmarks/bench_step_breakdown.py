@@ -55,7 +55,8 @@ def measure(trainer, steps: int) -> list[dict]:
             # phases reset the peak counter on entry: the step's peak is the largest phase's or the tail's
             step_peak = max([peak_rss_mib(), *timer.peak_mib.values()])
         records.append({"total_s": total, "seconds": dict(timer.seconds), "calls": dict(timer.calls),
-                        "peak_mib": dict(timer.peak_mib), "step_peak_mib": step_peak, "metrics": metrics})
+                        "peak_mib": dict(timer.peak_mib), "growth_mib": dict(timer.growth_mib),
+                        "step_peak_mib": step_peak, "metrics": metrics})
     return records
 
 
@@ -83,9 +84,9 @@ def run(quick: bool = False) -> list[Figure]:
     for phase, what in PHASES.items():
         secs = median([r["seconds"].get(phase, 0.0) for r in records])
         accounted += secs
-        peak = max(r["peak_mib"].get(phase, 0.0) for r in records)
+        growth = max(r["growth_mib"].get(phase, 0.0) for r in records)
         figures.append(Figure(benchmark=NAME, measure=f"{phase} share", unit="% of step", mapo=100 * secs / total,
-                              note=f"{secs:.2f} s, peak RSS {peak:.0f} MiB; {what}"))
+                              note=f"{secs:.2f} s, RSS +{growth:.0f} MiB at peak; {what}"))
     figures.append(Figure(benchmark=NAME, measure="other share", unit="% of step",
                           mapo=100 * max(0.0, total - accounted) / total,
                           note="batching, collation outside the phases above, metrics"))

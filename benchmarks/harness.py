@@ -142,6 +142,10 @@ class PhaseTimer:
         self.seconds: dict[str, float] = {}
         self.calls: dict[str, int] = {}
         self.peak_mib: dict[str, float] = {}
+        """Peak RSS of the process during the phase (MiB); RSS rarely shrinks, so see ``growth_mib`` too."""
+        self.growth_mib: dict[str, float] = {}
+        """Largest rise of RSS above its value at the phase's entry (MiB): the memory the phase itself needed
+        beyond what the process already held."""
         self._restore: list[tuple[object, str, object, bool]] = []
 
     def wrap(self, obj: object, attr: str, phase: str | Callable[..., str], exclusive: bool = True) -> None:
@@ -157,6 +161,7 @@ class PhaseTimer:
             name = phase(*args, **kwargs) if callable(phase) else phase
             if exclusive:
                 reset_peak_rss()
+                entry = rss_mib()
             start = time.perf_counter()
             try:
                 return original(*args, **kwargs)
@@ -164,7 +169,9 @@ class PhaseTimer:
                 timer.seconds[name] = timer.seconds.get(name, 0.0) + time.perf_counter() - start
                 timer.calls[name] = timer.calls.get(name, 0) + 1
                 if exclusive:
-                    timer.peak_mib[name] = max(timer.peak_mib.get(name, 0.0), peak_rss_mib())
+                    peak = peak_rss_mib()
+                    timer.peak_mib[name] = max(timer.peak_mib.get(name, 0.0), peak)
+                    timer.growth_mib[name] = max(timer.growth_mib.get(name, 0.0), peak - entry)
 
         setattr(obj, attr, timed)
         self._restore.append((obj, attr, original if had_own else None, had_own))
