@@ -151,3 +151,49 @@ def test_carried_scores_reach_the_estimator_through_verls_compute_advantage():
     assert torch.allclose(adv, expected, atol=1e-6)
     assert adv[0, 0] > 0 > adv[1, 0]
     assert getattr(ray_trainer, "_mapo_original_compute_advantage", None) is None
+
+
+def test_verls_own_postprocess_carries_the_records_into_non_tensor_batch():
+    """The agent-loop outputs go through verl's AgentLoopWorker._postprocess (the real batch builder); the
+    records arrive per row in non_tensor_batch and the hooked estimator reads them from there."""
+    from verl.experimental.agent_loop.agent_loop import (
+        AgentLoopMetrics,
+        AgentLoopWorker,
+        _InternalAgentLoopOutput,
+    )
+    from verl.trainer.ppo import ray_trainer
+
+    from mapo.integrations.verl.advantage_hook import uninstall_advantage_hook
+    from mapo.integrations.verl.task_runner import prepare_trainer_process
+
+    mask = [1, 1, 1, 0, 0, 1, 1, 0]  # zoom turn, observation, answer turn, padding
+    outputs = []
+    for box in ([150, 60, 190, 100], [0, 0, 40, 40], None):  # aligned zoom, misaligned zoom, no zoom
+        loop, data = _loop(_tool()), _agent_data(_image())
+        if box is not None:
+            _call(loop, data, bbox_2d=box, label="red square")
+        data.extra_fields.setdefault(TURNS_KEY, [])  # what MapoToolAgentLoop.run guarantees
+        prompt, response = torch.ones(1, 4, dtype=torch.long), torch.ones(1, 8, dtype=torch.long)
+        outputs.append(_InternalAgentLoopOutput(
+            prompt_ids=prompt, response_ids=response, input_ids=torch.cat([prompt, response], 1),
+            position_ids=torch.arange(12).unsqueeze(0), response_mask=torch.tensor([mask]),
+            attention_mask=torch.tensor([[1] * 4 + [1] * 7 + [0]]), reward_score=1.0, num_turns=3,
+            metrics=AgentLoopMetrics(), extra_fields=dict(data.extra_fields)))
+    worker = object.__new__(AgentLoopWorker)
+    worker.reward_loop_worker_handles = None
+    batch = AgentLoopWorker._postprocess(worker, outputs)
+    assert [len(r) for r in batch.non_tensor_batch[TURNS_KEY]] == [1, 1, 0]
+
+    batch.non_tensor_batch["uid"] = np.array(["p0"] * 3, dtype=object)
+    batch.batch["token_level_rewards"] = batch.batch["rm_scores"]
+    prepare_trainer_process(OmegaConf.create({"mapo": {"beta": 0.4, "lam": 0.95}}))
+    try:
+        adv = ray_trainer.compute_advantage(batch, adv_estimator="mapo", config=OmegaConf.create({})).batch[
+            "advantages"]
+    finally:
+        uninstall_advantage_hook()
+    scores, turn_mask = pad_turn_scores([[1.0], [0.0], []])
+    expected, _ = get_advantage("mapo")(batch.batch["rm_scores"], batch.batch["response_mask"],
+                                        np.array(["p0"] * 3), turn_scores=scores, turn_mask=turn_mask)
+    assert torch.allclose(adv, expected, atol=1e-6)
+    assert adv[0, 0] > adv[1, 0] and adv[1, 0] == adv[2, 0]  # no zoom = the group's worst zoom (group_min)
