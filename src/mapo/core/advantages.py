@@ -405,7 +405,7 @@ def mapo_turn(
             )
         else:
             answer = torch.zeros(batch, dtype=torch.float64)
-        # Column T holds each row's answer credit: a tool-call index t < T_i reads P_it, t == T_i reads it.
+        # Row i's column T_i holds its answer credit: a call index t < T_i reads P_it, t == T_i the answer's.
         table = torch.cat([pooled, torch.zeros(batch, 1, dtype=pooled.dtype)], dim=1)
         table[torch.arange(batch), n_turns] = answer
         # Column T + 1 is a zero for non-generated tokens (-1), so one gather serves every token.
