@@ -50,9 +50,9 @@ def make_command(
 def probe_command(
     config: Optional[Path] = typer.Option(None, "--config", help=_CONFIG_HELP),
     set_: list[str] = typer.Option([], "--set", help=_SET_HELP),
-    n_train: int = typer.Option(150, help="Train-split tasks whose objects train the patch readers."),
+    n_train: int = typer.Option(100, help="Train-split tasks whose objects train the patch readers."),
     n_eval: int = typer.Option(150, help="Val-split tasks to score on."),
-    epochs: int = typer.Option(12, help="Training epochs of each patch reader."),
+    epochs: int = typer.Option(20, help="Training epochs of each patch reader."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the figures as JSON here."),
 ) -> None:
     """Measure how readable each attribute is from the whole image vs a ground-truth zoom (see probe.py)."""

@@ -20,11 +20,17 @@ class WorldConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     seed: int = Field(0, description="Master seed; every (split, index) derives its own generator from it.")
-    canvas_width: int = Field(1024, ge=224, le=8192, description="Canvas width in pixels.")
-    canvas_height: int = Field(1024, ge=224, le=8192, description="Canvas height in pixels.")
-    object_size_min: int = Field(30, ge=8, description="Smallest object side in pixels of the canvas.")
-    object_size_max: int = Field(40, ge=8, description="Largest object side in pixels of the canvas.")
+    canvas_width: int = Field(1280, ge=224, le=8192, description="Canvas width in pixels.")
+    canvas_height: int = Field(1280, ge=224, le=8192, description="Canvas height in pixels.")
+    object_size_min: int = Field(24, ge=8, description="Smallest object side in pixels of the canvas.")
+    object_size_max: int = Field(32, ge=8, description="Largest object side in pixels of the canvas.")
     clutter: int = Field(36, ge=0, le=400, description="Clutter objects drawn besides targets and decoys.")
+    glyph_contrast: float = Field(0.5, gt=0, le=1,
+                                  description="Digit ink contrast against its fill (1 = black/white ink).")
+    fill_jitter: int = Field(24, ge=0, le=60, description="Random +- levels per RGB channel of each object's fill.")
+    glyph_shift: float = Field(0.06, ge=0, le=0.2,
+                               description="Random digit offset, as a fraction of the object size, per axis.")
+    glyph_scale: float = Field(0.12, ge=0, le=0.3, description="Random +- fraction of each digit's font size.")
     min_gap: int = Field(6, ge=0, description="Minimum empty pixels between two objects' boxes.")
     background_lines: int = Field(12, ge=0, description="Faint random lines drawn on the background (texture).")
     families: list[Literal["attribute", "relative_position", "digit_sum"]] = Field(

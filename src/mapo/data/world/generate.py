@@ -15,7 +15,7 @@ from mapo.data.world.captions import describe
 from mapo.data.world.config import WorldConfig
 from mapo.data.world.questions import QuestionPlan, ask_question, plan_attribute, plan_digit_sum, \
     plan_relative_position
-from mapo.data.world.render import BACKGROUNDS, COLOURS, GLYPHS, SHAPES, render_scene
+from mapo.data.world.render import BACKGROUNDS, COLOURS, GLYPHS, SHAPES, Nuisance, render_scene
 
 DATA_SOURCE = "mapo_world"
 
@@ -97,7 +97,8 @@ def make_task(cfg: WorldConfig, split: str, index: int) -> Task:
     special = _place_special(rng, cfg, plan)
     objects = special + _place_clutter(rng, cfg, plan, special)
     background = rng.choice(BACKGROUNDS)
-    image = render_scene(cfg.canvas_width, cfg.canvas_height, objects, background, _background_lines(rng, cfg))
+    image = render_scene(cfg.canvas_width, cfg.canvas_height, objects, background, _background_lines(rng, cfg),
+                         cfg.glyph_contrast, Nuisance(cfg.fill_jitter, cfg.glyph_shift, cfg.glyph_scale))
     question, correct, distractors = ask_question(plan, special, rng)
     options = [correct, *distractors]
     rng.shuffle(options)

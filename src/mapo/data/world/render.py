@@ -8,6 +8,8 @@ looks like" is defined once. An object is a dict ``{"box": [x1, y1, x2, y2] (pix
 from __future__ import annotations
 
 import math
+import random
+from dataclasses import dataclass
 from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont
@@ -46,15 +48,36 @@ def _outline(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
     return tuple(int(c * 0.55) for c in rgb)  # type: ignore[return-value]
 
 
-def _text_colour(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
+def _text_colour(rgb: tuple[int, int, int], contrast: float) -> tuple[int, int, int]:
+    """Dark digits on light fills, light on dark; ``contrast`` in (0, 1] blends them toward the fill, so that
+    shrinking the image washes the digit out while the original pixels stay legible."""
     luminance = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
-    return (20, 20, 20) if luminance > 150 else (250, 250, 250)
+    ink = (20, 20, 20) if luminance > 150 else (250, 250, 250)
+    return tuple(round(c + contrast * (i - c)) for c, i in zip(rgb, ink))  # type: ignore[return-value]
 
 
-def draw_object(draw: ImageDraw.ImageDraw, obj: dict) -> None:
+@dataclass(frozen=True)
+class Nuisance:
+    """Per-object variation that carries no meaning: it keeps a shrunken digit's few pixels (ink mass, ink
+    position) from telling digits apart, while the full-resolution digit stays plain to read."""
+
+    fill_jitter: int = 0  # +- this many levels on each RGB channel of the fill
+    glyph_shift: float = 0.0  # +- this fraction of the object size, on each axis, for the digit's position
+    glyph_scale: float = 0.0  # +- this fraction of the digit's font size
+
+
+def _nuisance_rng(obj: dict) -> random.Random:
+    # Derived from the object itself, so the same object dict always draws the same pixels.
+    return random.Random(f"{list(obj['box'])}:{obj['colour']}:{obj['shape']}:{obj['glyph']}")
+
+
+def draw_object(draw: ImageDraw.ImageDraw, obj: dict, glyph_contrast: float = 1.0,
+                nuisance: Nuisance = Nuisance()) -> None:
     """Draw one object (shape filled with its colour, its glyph centred) inside ``obj["box"]`` (pixels)."""
     x1, y1, x2, y2 = obj["box"]
-    rgb = COLOURS[obj["colour"]]
+    rng = _nuisance_rng(obj)
+    j = nuisance.fill_jitter
+    rgb = tuple(min(255, max(0, c + rng.randint(-j, j))) for c in COLOURS[obj["colour"]])
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     r = (x2 - x1) / 2
     shape = obj["shape"]
@@ -76,12 +99,16 @@ def draw_object(draw: ImageDraw.ImageDraw, obj: dict) -> None:
         draw.polygon(_regular_polygon(cx, cy, r, 6, 0.0), **style)
     else:
         raise ValueError(f"unknown shape {shape!r}; known shapes: {', '.join(SHAPES)}")
-    font = _font(max(6, round((x2 - x1) * (0.42 if shape in ("triangle", "diamond") else 0.55))))
-    draw.text((cx, glyph_cy), obj["glyph"], fill=_text_colour(rgb), font=font, anchor="mm")
+    scale = 1 + rng.uniform(-nuisance.glyph_scale, nuisance.glyph_scale)
+    font = _font(max(6, round((x2 - x1) * scale * (0.42 if shape in ("triangle", "diamond") else 0.55))))
+    shift = nuisance.glyph_shift * (x2 - x1)
+    at = (cx + rng.uniform(-shift, shift), glyph_cy + rng.uniform(-shift, shift))
+    draw.text(at, obj["glyph"], fill=_text_colour(rgb, glyph_contrast), font=font, anchor="mm")
 
 
 def render_scene(width: int, height: int, objects: list[dict], background: tuple[int, int, int],
-                 lines: list[tuple[float, float, float, float]] = ()) -> Image.Image:
+                 lines: list[tuple[float, float, float, float]] = (), glyph_contrast: float = 1.0,
+                 nuisance: Nuisance = Nuisance()) -> Image.Image:
     """The canvas (RGB, ``width`` x ``height`` pixels): background, faint texture lines, then every object."""
     image = Image.new("RGB", (width, height), background)
     draw = ImageDraw.Draw(image)
@@ -89,5 +116,5 @@ def render_scene(width: int, height: int, objects: list[dict], background: tuple
     for x1, y1, x2, y2 in lines:
         draw.line([(x1, y1), (x2, y2)], fill=line_rgb, width=2)
     for obj in objects:
-        draw_object(draw, obj)
+        draw_object(draw, obj, glyph_contrast, nuisance)
     return image
