@@ -19,6 +19,8 @@ def make_command(
     config: Optional[Path] = typer.Option(None, "--config", help=_CONFIG_HELP),
     set_: list[str] = typer.Option([], "--set", help=_SET_HELP),
     splits: str = typer.Option("train,val,test", help="Comma-separated splits to write."),
+    workers: int = typer.Option(0, help="Processes rendering and encoding tasks (0 = one per CPU, at most 4). "
+                                       "The files are the same for any number."),
 ) -> None:
     """Generate the embedded visual-search world as DeepEyes-schema parquet splits."""
     import time
@@ -26,8 +28,9 @@ def make_command(
     import yaml
     from tqdm import tqdm
 
-    from mapo.data.parquet import write_tasks
-    from mapo.data.world import load_world_config, make_task
+    from mapo.data.parquet import write_rows
+    from mapo.data.world import load_world_config
+    from mapo.data.world.export import task_rows
 
     try:
         cfg = load_world_config(config, set_)
@@ -41,8 +44,8 @@ def make_command(
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--splits") from exc
         start = time.perf_counter()
-        tasks = (make_task(cfg, split, i) for i in tqdm(range(n), desc=f"world {split}", unit="task"))
-        path = write_tasks(tasks, out / f"{split}.parquet")
+        rows = tqdm(task_rows(cfg, split, n, workers), total=n, desc=f"world {split}", unit="task")
+        path = write_rows(rows, out / f"{split}.parquet")
         typer.echo(f"{path}: {n} tasks, {path.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - start:.1f} s")
 
 

@@ -69,23 +69,27 @@ def task_row(task: Task, index: int) -> dict:
     }
 
 
-def write_tasks(tasks: Iterable[Task], path: str | Path, rows_per_group: int = 128) -> Path:
-    """Write ``tasks`` (any iterable: consumed lazily, ``rows_per_group`` at a time) to ``path`` as
-    DeepEyes-schema parquet. The same tasks give a byte-identical file."""
+def write_rows(rows: Iterable[dict], path: str | Path, rows_per_group: int = 128) -> Path:
+    """Write rows made by ``task_row`` (any iterable: consumed lazily, ``rows_per_group`` at a time) to
+    ``path``, atomically (a reader never sees a half-written file). The same rows give a byte-identical file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    iterator = iter(tasks)
-    index = 0
+    iterator = iter(rows)
+    written = 0
     with pq.ParquetWriter(tmp, SCHEMA, compression="zstd") as writer:
         while chunk := list(itertools.islice(iterator, rows_per_group)):
-            rows = [task_row(t, index + i) for i, t in enumerate(chunk)]
-            writer.write_table(pa.Table.from_pylist(rows, schema=SCHEMA))
-            index += len(chunk)
-        if index == 0:
+            writer.write_table(pa.Table.from_pylist(chunk, schema=SCHEMA))
+            written += len(chunk)
+        if written == 0:
             writer.write_table(SCHEMA.empty_table())
-    tmp.replace(path)  # a reader never sees a half-written split
+    tmp.replace(path)
     return path
+
+
+def write_tasks(tasks: Iterable[Task], path: str | Path, rows_per_group: int = 128) -> Path:
+    """Write ``tasks`` to ``path`` as DeepEyes-schema parquet (``extra_info.index`` = position in the file)."""
+    return write_rows((task_row(t, i) for i, t in enumerate(tasks)), path, rows_per_group)
 
 
 _OPTION_LINE = re.compile(r"^\s*\(?([A-J])[).:]\s*(.+?)\s*$")
