@@ -103,3 +103,5 @@ def test_scripted_backend_cuts_at_stop_and_limit_with_real_token_ids(tok):
     assert b.calls == [4]
     with pytest.raises(NotImplementedError):
         b.sequence_logprobs([])
+    with pytest.raises(ValueError, match="vision special token"):
+        ScriptedBackend(tok, {"t": ["look <|image_pad|>"]}).generate([Context([1], key=("t", 0))], 8, [])

@@ -48,13 +48,13 @@ class _StopOnSequences:
 
     def __init__(self, tokenizer, prompt_len: int, stop: Sequence[str], stop_ids: Sequence[int]):
         self.tokenizer, self.prompt_len, self.stop, self.stop_ids = tokenizer, prompt_len, stop, set(stop_ids)
-        self.tail_len = max((len(s) for s in stop), default=1) + 8
 
     def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs) -> torch.BoolTensor:
         last = input_ids[:, -1].tolist()
         done = [t in self.stop_ids for t in last]
         for i in range(len(last)):
             if not done[i] and input_ids.shape[1] > self.prompt_len:
+                # the last 8 tokens hold any stop string that the newest token completed
                 tail = self.tokenizer.decode(input_ids[i, max(self.prompt_len, input_ids.shape[1] - 8):].tolist(),
                                              skip_special_tokens=False)
                 done[i] = any(s in tail for s in self.stop)

@@ -46,9 +46,14 @@ class ScriptedBackend(PolicyBackend):
         limits = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(contexts)
         stop_ids = [self.tokenizer.convert_tokens_to_ids(s) for s in stop
                     if s in self.tokenizer.get_added_vocab()]
+        forbidden = set(self.suppressed_token_ids)
         out = []
         for ctx, limit in zip(contexts, limits):
-            ids = self.tokenizer(self.text_for(ctx), add_special_tokens=False)["input_ids"][:limit]
+            text = self.text_for(ctx)
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"][:limit]
+            if forbidden.intersection(ids):
+                raise ValueError(f"scripted text for {ctx.key} turn {ctx.turn} contains a vision special token "
+                                 f"({text[:80]!r}...); a policy never writes image placeholders, remove them")
             n, stopped = cut_at_stop(self.tokenizer, ids, stop, stop_ids)
             ids = ids[:n]
             out.append(Generation(ids=ids, logprobs=torch.zeros(len(ids)), text=self.decode(ids), stopped=stopped))
