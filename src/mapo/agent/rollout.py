@@ -65,7 +65,7 @@ class RolloutEngine:
             if not active:
                 break
             budgets = [min(cfg.max_new_tokens_per_turn, cfg.max_response_tokens - ep.response_len) for ep in active]
-            contexts = [Context(ids=ep.ids, images=ep.traj.images, key=(ep.traj.task.id, ep.traj.sample_index),
+            contexts = [Context(ids=ep.ids, images=list(ep.traj.images), key=(ep.traj.task.id, ep.traj.sample_index),
                                 turn=turn) for ep in active]
             generations = self.backend.generate(contexts, budgets, protocol.STOP_SEQUENCES, cfg.temperature)
             still_active = []
@@ -148,7 +148,7 @@ class RolloutEngine:
         ep.mask += [0] * len(ids)
         ep.logprobs += [0.0] * len(ids)
         ep.turn_of += [-1] * len(ids)
-        ep.traj.images.append(images[0]) if images else None
+        ep.traj.images.extend(images)
         ep.pixels_used += sum(im.width * im.height for im in images)
         return True
 
