@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE))
 from harness import Figure, Skip, cpu_count  # noqa: E402
 
 #: In the order they run; cheap and independent ones first.
-BENCHMARKS = ["advantages", "verifier", "rollout", "rl_step", "step_breakdown", "threads"]
+BENCHMARKS = ["advantages", "verifier", "rollout", "hotpaths", "rl_step", "step_breakdown", "threads"]
 
 
 def default_threads() -> int:

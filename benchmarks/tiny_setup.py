@@ -98,8 +98,9 @@ def expert_paced(backend, tasks: list[Task], seed: int = 0):
 
         def generate(self, contexts, max_new_tokens, stop, temperature=1.0):
             kept = self.scripted.generate(contexts, max_new_tokens, stop, temperature)
-            # no stop sequences: the model samples exactly as many tokens as the kept text has
-            sampled = self.inner.generate(contexts, [max(1, len(k.ids)) for k in kept], (), temperature)
+            # the model samples as many tokens as the kept text has (a random model seldom writes a stop
+            # sequence earlier), under the real stop sequences so that their check costs what it costs
+            sampled = self.inner.generate(contexts, [max(1, len(k.ids)) for k in kept], stop, temperature)
             return [Generation(ids=k.ids, logprobs=_fit(s.logprobs, len(k.ids)), text=k.text, stopped=k.stopped)
                     for k, s in zip(kept, sampled)]
 
