@@ -75,3 +75,13 @@ def test_a_typo_in_a_passed_through_section_is_caught():
 
     with pytest.raises(ConfigError, match="rollout.protocol.max_turnz"):
         check_sections(load_config(TrainConfig, None, ["rollout.protocol.max_turnz=3"]))
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "compare.yaml"])
+def test_shipped_pipeline_configs_spell_out_the_defaults(name):
+    """configs/demo.yaml and compare.yaml document the defaults `mapo demo` / `mapo compare` use: keep equal."""
+    from mapo.train.compare import CompareConfig
+    from mapo.train.demo import DemoConfig
+
+    cls = DemoConfig if name == "demo.yaml" else CompareConfig
+    assert load_config(cls, CONFIGS / name) == cls()

@@ -47,15 +47,15 @@ def test_two_rl_steps_end_to_end(tmp_path, tiny_model_dir, make_trainer, estimat
 
 
 def test_interrupted_then_resumed_gives_the_same_metrics(tmp_path, tiny_model_dir, make_trainer):
-    full = _cfg(tmp_path / "a", tiny_model_dir, "run.total_steps=3", "algorithm.ppo_epochs=2")
+    full = _cfg(tmp_path / "a", tiny_model_dir)
     make_trainer(full).train()
-    part = _cfg(tmp_path / "b", tiny_model_dir, "run.total_steps=3", "algorithm.ppo_epochs=2")
-    make_trainer(part).train(stop_after=2)  # "killed" after the step-2 checkpoint
+    part = _cfg(tmp_path / "b", tiny_model_dir)
+    make_trainer(part).train(stop_after=1)  # "killed" after the step-1 checkpoint
     resumed = make_trainer(part, resume=True)
-    assert resumed.step == 2
+    assert resumed.step == 1
     resumed.train()
     a, b = read_metrics(full.run.out_dir), read_metrics(part.run.out_dir)
-    assert [r["step"] for r in b] == [1, 2, 3]
+    assert [r["step"] for r in b] == [1, 2]
     drop = {"rollout_s", "update_s"}
     for ra, rb in zip(a, b):
         for k in ra:

@@ -38,19 +38,20 @@ def test_expert_sequences_come_from_the_protocol(tiny_model_dir, world_tasks):
 
 def _cfg(tmp_path, model_dir, **extra):
     return load_config(SFTConfig, None, [
-        f"model.path={model_dir}", f"out_dir={tmp_path}", "epochs=4", "batch_size=3", "micro_batch_size=2",
-        "progress=false", "save_every=2", "optim.lr=3e-3", "optim.warmup_steps=1",
-        "protocol.max_new_tokens_per_turn=200", "protocol.max_response_tokens=800"])
+        f"model.path={model_dir}", f"out_dir={tmp_path}", "epochs=2", "batch_size=3", "micro_batch_size=2",
+        "progress=false", "save_every=2", "optim.lr=5e-3", "optim.warmup_steps=1",
+        "protocol.max_new_tokens_per_turn=200", "protocol.max_response_tokens=800",
+        "protocol.image_max_pixels=12544", "protocol.crop_max_pixels=12544"])
 
 
 def test_sft_learns_and_resumes_exactly(tmp_path, tiny_model_dir, world_tasks):
     cfg = _cfg(tmp_path / "a", tiny_model_dir)
     final = run_sft(cfg, tasks=world_tasks)
     losses = [r["loss"] for r in read_metrics(cfg.out_dir)]
-    assert len(losses) == 8 and losses[-1] < 0.8 * losses[0]
+    assert len(losses) == 4 and losses[-1] < 0.9 * losses[0]
     part = _cfg(tmp_path / "b", tiny_model_dir)
-    run_sft(part, tasks=world_tasks, stop_after=5)  # killed after step 5 (last checkpoint: step 4)
+    run_sft(part, tasks=world_tasks, stop_after=3)  # killed after step 3 (last checkpoint: step 2)
     resumed = run_sft(part, tasks=world_tasks, resume=True)
-    assert [r["step"] for r in read_metrics(part.out_dir)] == list(range(1, 9))
+    assert [r["step"] for r in read_metrics(part.out_dir)] == list(range(1, 5))
     a, b = load_policy(final).model.state_dict(), load_policy(resumed).model.state_dict()
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)

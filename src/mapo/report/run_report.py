@@ -17,6 +17,7 @@ RL_KEYS = ("accuracy", "reward", "alignment", "tool_call_rate", "valid_call_rate
 #: Columns of the final table: (header, path into an evaluation summary of `mapo eval`).
 EVAL_COLUMNS = (
     ("accuracy", ("accuracy",)),
+    ("1st-turn call", ("tools", "first_turn_call_rate")),
     ("tool-call rate", ("tools", "tool_call_rate")),
     ("valid calls", ("tools", "valid_call_rate")),
     ("crop-hit rate", ("boxes", "hit_rate")),
@@ -36,6 +37,18 @@ def dig(summary: dict[str, Any], path: tuple[str, ...]) -> Any:
     return node
 
 
+def first_turn_call_rate(results_jsonl: str | Path) -> float | None:
+    """Share of evaluated samples whose first assistant turn is a parseable tool call (from `mapo eval`'s
+    per-item records)."""
+    path = Path(results_jsonl)
+    if not path.exists():
+        return None
+    firsts = [bool(s.get("turns")) and s["turns"][0].get("kind") == "tool_call"
+              for line in path.read_text().splitlines() if line.strip()
+              for s in (json.loads(line).get("samples") or [])]
+    return sum(firsts) / len(firsts) if firsts else None
+
+
 def eval_rows(evals: dict[str, dict[str, Any]]) -> list[list[Any]]:
     """One row per evaluated model: its name then the EVAL_COLUMNS values."""
     return [[name, *[dig(s, path) for _, path in EVAL_COLUMNS]] for name, s in evals.items()]
@@ -50,7 +63,7 @@ def print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
     table = Table(*header, title=title)
     for row in rows:
         table.add_row(*[fmt(c) for c in row])
-    Console().print(table)
+    Console(width=160).print(table)
 
 
 def write_run_report(out: str | Path, *, sft_dir: Path, rl_dir: Path, evals: dict[str, dict[str, Any]],

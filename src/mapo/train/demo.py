@@ -1,4 +1,4 @@
-"""`mapo demo` (what `make demo` runs): world -> verifier -> tiny model -> SFT -> RL with MAPO -> evaluation on
+"""`mapo demo` (what `make demo` runs): world -> tiny model -> SFT -> verifier -> RL with MAPO -> evaluation on
 the test split -> a report folder, and a final table. Each step writes into its own folder under ``out_dir``
 with a stamp of its inputs, and is skipped when the stamp matches: a second run reuses what exists.
 """
@@ -44,7 +44,7 @@ class DemoConfig(Section):
         description="SFTConfig fields (model, data and paths are filled in by the demo).")
     rl: dict[str, Any] = Field(default_factory=lambda: {
         "rollout": {"group_size": 6, "prompts_per_step": 4},
-        "algorithm": {"estimator": "mapo"}, "optim": {"lr": 2e-5},
+        "algorithm": {"estimator": "mapo"}, "optim": {"lr": 1e-4},
         "run": {"total_steps": 30, "save_every": 10}},
         description="TrainConfig fields (model, data, verifier and paths are filled in by the demo).")
     eval_limit: int = Field(100, ge=1, description="Test-split tasks evaluated (SFT and RL models alike).")
@@ -115,7 +115,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
 
 def prepare(cfg: DemoConfig) -> Path:
-    """Steps 1-4 (world, verifier, tiny model, SFT), each reused when already built; returns ``out_dir``."""
+    """Steps 1-4 (world, tiny model, SFT, verifier), each reused when already built; returns ``out_dir``."""
     import torch
 
     if cfg.threads:
@@ -130,23 +130,23 @@ def prepare(cfg: DemoConfig) -> Path:
     world_dir = root / "world"
     _step("world", world_dir, {"world": world_cfg.model_dump()}, lambda: make_world(world_cfg, world_dir))
 
-    # 2. verifier
-    from mapo.verifier.train import TrainConfig as VerifierTrainConfig
-
-    ver_cfg = VerifierTrainConfig.model_validate({"world_seed": cfg.seed, **cfg.verifier})
-    ver_dir = root / "verifier"
-    _step("verifier", ver_dir, {"verifier": ver_cfg.model_dump()}, lambda: train_verifier(ver_cfg, ver_dir))
-
-    # 3. tiny model
+    # 2. tiny model
     model_dir = root / "model"
     model_inputs = {"family": cfg.family, "size": cfg.size, "vocab": cfg.vocab_size, "seed": cfg.seed,
                     "world": _stamp_of(world_dir)}
     _step("model", model_dir, model_inputs, lambda: init_model(world_dir, model_dir, cfg))
 
-    # 4. cold-start SFT
+    # 3. cold-start SFT
     sft_cfg = sft_config(cfg, root)
     _step("sft", root / "sft", {"sft": sft_cfg.model_dump(mode="json"), "model": _stamp_of(model_dir)},
           lambda: _run_sft(sft_cfg))
+
+    # 4. verifier (only RL and evaluation need it)
+    from mapo.verifier.train import TrainConfig as VerifierTrainConfig
+
+    ver_cfg = VerifierTrainConfig.model_validate({"world_seed": cfg.seed, **cfg.verifier})
+    ver_dir = root / "verifier"
+    _step("verifier", ver_dir, {"verifier": ver_cfg.model_dump()}, lambda: train_verifier(ver_cfg, ver_dir))
 
     return root
 
@@ -228,6 +228,11 @@ def evaluate(cfg: DemoConfig, model: Path, data: Path, out: Path, verifier_dir: 
                               cfg=EvalConfig(limit=cfg.eval_limit, save_media=True),
                               verifier_cfg=VerifierConfig(backend="embedded", path=verifier_dir),
                               seed=cfg.seed, fresh=True, log=log.info)
+    from mapo.report.run_report import first_turn_call_rate
+    from mapo.eval.runner import RESULTS_NAME
+
+    summary.setdefault("tools", {})["first_turn_call_rate"] = first_turn_call_rate(out / RESULTS_NAME)
+    summary_path.write_text(json.dumps(summary, indent=1, default=str))
     mark_done(out, inputs)
     return summary
 

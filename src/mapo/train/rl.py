@@ -170,7 +170,7 @@ class RLTrainer:
         advantages, _ = self.advantage_fn(
             batch["token_level_rewards"], batch["response_mask"], index,
             turn_scores=batch["turn_scores"], turn_mask=batch["turn_mask"], token_turn=batch["token_turn"],
-            beta=alg.beta, lam=alg.lam, norm_by_std=alg.norm_by_std, **alg.estimator_params)
+            **{"beta": alg.beta, "lam": alg.lam, "norm_by_std": alg.norm_by_std, **alg.estimator_params})
         keep = self._keep(trajs, advantages, index)
         metrics.update(adv_abs_mean=float(advantages[batch["response_mask"] > 0].abs().mean()),
                        kept_fraction=len(keep) / len(trajs))
