@@ -3,7 +3,8 @@
 Same work on both sides: one tiny random Qwen2-VL checkpoint (loaded twice), the same prompts (the agent
 protocol's system prompt + the world task's image and question), P prompts x G samples, at most N new tokens,
 temperature 1 without top-k/top-p, no KL/reference model, one optimisation epoch with one optimizer step over
-the whole batch in one forward/backward, token-mean loss (TRL ``dapo``), the same gradient clipping.
+the whole batch in one forward/backward, token-mean loss (TRL ``dapo``), the same gradient clipping, no
+gradient checkpointing (TRL's default turns it on).
 
 The two steps are interleaved in one process: TRL's training loop runs, and a callback runs one mapo step
 after each TRL step, so load on the machine hits both alike. TRL's step is timed from the end of the previous
@@ -165,6 +166,9 @@ def run_side_by_side(setup, size: StepSize, work_dir: Path) -> dict:
         learning_rate=1e-6, max_grad_norm=1.0, epsilon=0.2, loss_type="dapo", scale_rewards="group",
         temperature=1.0, top_k=0, top_p=1.0, max_steps=size.steps + 1, logging_steps=1, save_strategy="no",
         report_to=[], use_cpu=True, bf16=False, dataloader_num_workers=0, disable_tqdm=True, seed=0,
+        # TRL turns gradient checkpointing on by default (recomputing activations, ~10% of its step here);
+        # mapo does not checkpoint, so the same work means off
+        gradient_checkpointing=False,
     )
     model = Qwen2VLForConditionalGeneration.from_pretrained(setup.model_dir, dtype=torch.float32)
     trainer = GRPOTrainer(model=model, reward_funcs=trl_reward, args=args, train_dataset=trl_dataset(setup.tasks),
