@@ -94,3 +94,15 @@ def test_lit_loss_prefers_aligned_embeddings():
     aligned = lit_loss(text, negative, text.clone(), miss, **args)["loss"]
     shuffled = lit_loss(text, negative, text.roll(1, 0), miss, **args)["loss"]
     assert aligned < shuffled
+
+
+def test_sigmoid_loss_weighs_the_few_hard_negatives_like_all_easy_ones():
+    from mapo.verifier.loss import balanced_sigmoid_loss
+
+    labels = torch.tensor([True] + [False] * 101)
+    hard = torch.tensor([False, True] + [False] * 100)
+    base = torch.tensor([5.0] + [-5.0] * 101)
+    hard_wrong, easy_wrong = base.clone(), base.clone()
+    hard_wrong[1] = 5.0  # the one hard negative scored as a match
+    easy_wrong[2] = 5.0  # one of the hundred easy negatives scored as a match
+    assert balanced_sigmoid_loss(hard_wrong, labels, hard) > 10 * balanced_sigmoid_loss(easy_wrong, labels, hard)

@@ -21,7 +21,7 @@ class LiTConfig:
     image_size: int = 64
     """Side in pixels of the square the crop is letter-boxed into before the vision tower."""
     stages: list[tuple[int, int, int]] = field(
-        default_factory=lambda: [(32, 4, 2), (64, 3, 2), (96, 3, 2), (128, 3, 1), (192, 3, 2)])
+        default_factory=lambda: [(24, 4, 2), (48, 3, 2), (80, 3, 2), (112, 3, 1), (160, 3, 2)])
     """Conv stages as (channels, kernel, stride); sized for ~2 cores: 64 px in, 4x4 feature map out."""
     embed_dim: int = 256
     """Dimension of the shared text/image space the cosine is taken in."""

@@ -16,12 +16,17 @@ def masked_info_nce(logits: torch.Tensor, false_negative: torch.Tensor) -> torch
     return F.cross_entropy(logits, torch.arange(logits.shape[0], device=logits.device))
 
 
-def balanced_sigmoid_loss(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean binary cross-entropy over positives plus the same over negatives (one global threshold).
+def balanced_sigmoid_loss(scores: torch.Tensor, labels: torch.Tensor, hard: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy averaged per class — positives, hard negatives, other negatives — and summed, so
+    the few hard negatives (one attribute changed, crops that miss) weigh as much as the many easy ones.
 
-    scores [...] logits, labels [...] bool of the same shape; both classes must be present."""
+    scores [...] logits; labels [...] bool (True = match); hard [...] bool (a hard negative; never a label)."""
     losses = F.binary_cross_entropy_with_logits(scores, labels.float(), reduction="none")
-    return losses[labels].mean() + losses[~labels].mean()
+    total = losses[labels].mean()
+    for negatives in (~labels & hard, ~labels & ~hard):
+        if negatives.any():
+            total = total + losses[negatives].mean()
+    return total
 
 
 def lit_loss(text: torch.Tensor, hard_negative_text: torch.Tensor, hit: torch.Tensor, miss: torch.Tensor,
@@ -52,5 +57,8 @@ def lit_loss(text: torch.Tensor, hard_negative_text: torch.Tensor, hit: torch.Te
     scores = torch.cat([cos_th.flatten(), cos_nh.flatten(), cos_tm]) * sigmoid_scale + sigmoid_bias
     labels = torch.cat([match.flatten(), negative_match.flatten(),
                         torch.zeros(m, dtype=torch.bool, device=hit.device)])
-    pairwise = balanced_sigmoid_loss(scores, labels)
+    # hard: a caption's own hard negative on its crop, and a caption on its own miss crop
+    hard = torch.cat([torch.zeros(b * b, dtype=torch.bool, device=hit.device), eye.flatten(),
+                      torch.ones(m, dtype=torch.bool, device=hit.device)])
+    pairwise = balanced_sigmoid_loss(scores, labels, hard)
     return {"loss": contrastive + pairwise, "contrastive": contrastive, "sigmoid": pairwise}

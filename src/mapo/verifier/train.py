@@ -31,11 +31,11 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    steps: int = Field(250, ge=1, description="Optimizer steps.")
+    steps: int = Field(300, ge=1, description="Optimizer steps.")
     batch_size: int = Field(96, ge=2, description="(caption, hit crop) pairs per step.")
     miss_fraction: float = Field(0.25, ge=0, le=1, description="Share of pairs that also get a miss crop.")
     objects_per_task: int = Field(8, ge=1, description="Objects used per rendered world task (diversity).")
-    lr: float = Field(3e-3, gt=0, description="Peak AdamW learning rate (linear warm-up, cosine decay).")
+    lr: float = Field(4e-3, gt=0, description="Peak AdamW learning rate (linear warm-up, cosine decay).")
     warmup_steps: int = Field(20, ge=0, description="Linear warm-up steps.")
     weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay.")
     seed: int = Field(0, description="Seeds the pair sampler and the initial weights.")
