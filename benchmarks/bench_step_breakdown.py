@@ -18,6 +18,8 @@ from pathlib import Path
 from harness import Figure, PhaseTimer, median, peak_rss_mib, reset_peak_rss
 
 NAME = "step_breakdown"
+#: memory is measured: run in a fresh interpreter, not one that earlier benchmarks have grown
+ISOLATED = True
 
 #: phase -> what it covers, in table order
 PHASES = {

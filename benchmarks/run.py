@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib
+import importlib.util
 import json
 import os
 import platform
@@ -27,6 +28,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from harness import Figure, Skip, cpu_count  # noqa: E402
+
+#: Set in the environment of a benchmark run in its own interpreter (see ``run_isolated``).
+ISOLATED_ENV = "MAPO_BENCH_ISOLATED"
 
 #: In the order they run; cheap and independent ones first.
 BENCHMARKS = ["advantages", "verifier", "rollout", "hotpaths", "rl_step", "step_breakdown", "threads"]
@@ -62,12 +66,36 @@ def _machine() -> dict:
     }
 
 
+def run_isolated(name: str, quick: bool) -> dict:
+    """Run one benchmark in a fresh interpreter (same threads) and return its record: for benchmarks that
+    measure memory, which the benchmarks before them in this process would already have grown."""
+    import subprocess
+    import tempfile
+
+    import torch
+
+    with tempfile.TemporaryDirectory(prefix="mapo-bench-") as tmp:
+        out = Path(tmp) / "r.json"
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--only", name, "--out", str(out),
+               "--threads", str(torch.get_num_threads()), *(["--quick"] if quick else [])]
+        proc = subprocess.run(cmd, env={**os.environ, ISOLATED_ENV: "1"}, capture_output=True, text=True)
+        if not out.exists():
+            raise RuntimeError(f"isolated run of {name} wrote no results (exit {proc.returncode}): "
+                               f"{proc.stderr[-2000:]}")
+        return json.loads(out.read_text())["benchmarks"][name]
+
+
 def run_one(name: str, quick: bool) -> dict:
-    """Run ``bench_<name>.run(quick)``; returns ``{"status", "seconds", "figures", "reason"}``."""
+    """Run ``bench_<name>.run(quick)``; returns ``{"status", "seconds", "figures", "reason"}``. A module with
+    ``ISOLATED = True`` runs in a fresh interpreter."""
     start = time.perf_counter()
     record: dict = {"status": "ok", "figures": [], "reason": ""}
     try:
         module = importlib.import_module(f"bench_{name}")
+        if getattr(module, "ISOLATED", False) and not os.environ.get(ISOLATED_ENV):
+            child = run_isolated(name, quick)
+            child["seconds"] = time.perf_counter() - start
+            return child
         figures: list[Figure] = module.run(quick=quick)
         record["figures"] = [f.to_json() for f in figures]
     except Skip as skip:
@@ -130,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a plumbing check, not a measurement")
     parser.add_argument(
-        "--only", action="append", choices=BENCHMARKS, help="run only this benchmark (repeatable)"
+        "--only", action="append", metavar="NAME",
+        help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}",
     )
     parser.add_argument(
         "--out", type=Path, default=HERE / "results.json", help="where to write the JSON results"
@@ -154,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads or default_threads())
     names = args.only or BENCHMARKS
+    unknown = [n for n in names if n not in BENCHMARKS and importlib.util.find_spec(f"bench_{n}") is None]
+    if unknown:
+        parser.error(f"--only {', '.join(unknown)}: no such benchmark; choose from {', '.join(BENCHMARKS)}")
     results = {
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),

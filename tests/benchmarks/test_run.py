@@ -64,3 +64,26 @@ def test_markdown_renders_saved_results(fake_benchmarks, tmp_path, capsys):
     md = capsys.readouterr().out
     assert "| fake_ok | m | 1.00 | 3.00 (ref) | ms | 3.00x | full |" in md
     assert "| fake_skip | skipped |" in md and "usable CPUs" in md
+
+
+def test_isolated_benchmark_runs_in_a_fresh_interpreter(tmp_path, monkeypatch):
+    import os
+
+    (tmp_path / "bench_fake_iso.py").write_text(
+        "import os\nfrom harness import Figure\nISOLATED = True\n"
+        "def run(quick=False):\n"
+        "    return [Figure('fake_iso', 'pid', '-', float(os.getpid()), note=os.environ.get('MAPO_BENCH_ISOLATED', ''))]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    out = tmp_path / "r.json"
+    try:
+        assert run.main(["--only", "fake_iso", "--threads", "1", "--out", str(out)]) == 0
+    finally:
+        sys.modules.pop("bench_fake_iso", None)
+    fig = json.loads(out.read_text())["benchmarks"]["fake_iso"]["figures"][0]
+    assert fig["note"] == "1" and fig["mapo"] != os.getpid()
+
+
+def test_unknown_benchmark_is_a_usage_error(tmp_path):
+    with pytest.raises(SystemExit):
+        run.main(["--only", "no_such_bench", "--out", str(tmp_path / "r.json")])
