@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-
 from harness import Figure, median, speedup_from_times, time_interleaved
 
 NAME = "advantages"

@@ -125,9 +125,9 @@ def check_identical(backend, tasks, closers) -> None:
 
 
 def run(quick: bool = False) -> list[Figure]:
+    import tiny_setup
     import torch
 
-    import tiny_setup
     from mapo.agent import protocol
     from mapo.agent.protocol import ProtocolConfig
     from mapo.agent.rollout import RolloutEngine

@@ -70,10 +70,10 @@ def mapo_trainer(setup, out_dir: Path, size: StepSize, estimator: str = "grpo", 
                  paced: bool = False, verifier=None, like_trl: bool = True):
     """An ``RLTrainer`` on the setup's checkpoint; ``paced`` makes the random model act like a trained one
     (see ``tiny_setup.expert_paced``)."""
+    import tiny_setup
+
     from mapo.models.hf_qwen import load_policy
     from mapo.train.rl import RLTrainer
-
-    import tiny_setup
 
     backend = load_policy(setup.model_dir)
     if paced:
@@ -197,7 +197,7 @@ def multi_turn_step(setup, size: StepSize, work_dir: Path, steps: int, max_turns
 
 def run(quick: bool = False) -> list[Figure]:
     try:
-        import trl  # noqa: F401
+        import trl
     except ImportError as exc:
         raise Skip(f"TRL is not installed ({exc}); `pip install -e '.[bench]'`") from exc
     import tiny_setup

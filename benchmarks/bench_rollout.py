@@ -102,6 +102,7 @@ def batched_vs_naive(quick: bool) -> list[Figure]:
 
 def run(quick: bool = False) -> list[Figure]:
     import tiny_setup
+
     from mapo.agent.protocol import ProtocolConfig
     from mapo.agent.rollout import RolloutEngine
     from mapo.models.hf_qwen import load_policy

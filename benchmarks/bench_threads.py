@@ -19,9 +19,8 @@ NAME = "threads"
 def run(quick: bool = False) -> list[Figure]:
     import os
 
-    import torch
-
     import tiny_setup
+    import torch
     from bench_rl_step import StepSize, mapo_trainer
 
     many = cpu_count()

@@ -176,7 +176,7 @@ class PhaseTimer:
         setattr(obj, attr, timed)
         self._restore.append((obj, attr, original if had_own else None, had_own))
 
-    def __enter__(self) -> "PhaseTimer":
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from harness import Figure, Skip, cpu_count  # noqa: E402
+from harness import Figure, Skip, cpu_count
 
 #: Set in the environment of a benchmark run in its own interpreter (see ``run_isolated``).
 ISOLATED_ENV = "MAPO_BENCH_ISOLATED"
@@ -78,7 +78,8 @@ def run_isolated(name: str, quick: bool) -> dict:
         out = Path(tmp) / "r.json"
         cmd = [sys.executable, str(Path(__file__).resolve()), "--only", name, "--out", str(out),
                "--threads", str(torch.get_num_threads()), *(["--quick"] if quick else [])]
-        proc = subprocess.run(cmd, env={**os.environ, ISOLATED_ENV: "1"}, capture_output=True, text=True)
+        proc = subprocess.run(cmd, env={**os.environ, ISOLATED_ENV: "1"}, capture_output=True, text=True,
+                              check=False)
         if not out.exists():
             raise RuntimeError(f"isolated run of {name} wrote no results (exit {proc.returncode}): "
                                f"{proc.stderr[-2000:]}")

@@ -76,11 +76,11 @@ def expert_paced(backend, tasks: list[Task], seed: int = 0):
     crops, verifier calls and several turns, as a trained policy's would. Log-probs are the sampled tokens';
     they do not belong to the kept tokens, which is harmless for timing (PPO clips the ratio).
     """
+    import torch
+
     from mapo.data.expert import expert_turns
     from mapo.models.backend import Generation, PolicyBackend
     from mapo.models.scripted import ScriptedBackend
-
-    import torch
 
     def _fit(lp: torch.Tensor, n: int) -> torch.Tensor:
         return lp[:n] if len(lp) >= n else torch.cat([lp, torch.zeros(n - len(lp))])

@@ -1,7 +1,6 @@
 """The advantage benchmark's synthetic batch follows the estimator contract (docs/interfaces.md)."""
 
 import torch
-
 from bench_advantages import make_batch
 
 

@@ -3,7 +3,6 @@
 import random
 
 import torch
-
 from bench_hotpaths import closing_token_ids, dedup_pixel_inputs, fast_stop_call
 
 

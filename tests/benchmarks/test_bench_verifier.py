@@ -1,7 +1,6 @@
 """The verifier benchmark turns verifier_bench's numbers into rows, the cached rate against the cold one."""
 
 import pytest
-
 from bench_verifier import figures_from
 
 

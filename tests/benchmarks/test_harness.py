@@ -1,8 +1,7 @@
 """The shared timing and memory helpers every benchmark relies on."""
 
-import numpy as np
-
 import harness
+import numpy as np
 
 
 def test_time_interleaved_alternates_candidates_and_drops_warmup():

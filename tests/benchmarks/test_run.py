@@ -5,7 +5,6 @@ import json
 import sys
 
 import pytest
-
 import run
 
 FAKES = {
