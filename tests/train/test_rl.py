@@ -46,6 +46,7 @@ def test_two_rl_steps_end_to_end(tmp_path, tiny_model_dir, make_trainer, estimat
     load_policy(final)  # the saved model loads back
 
 
+@pytest.mark.slow
 def test_interrupted_then_resumed_gives_the_same_metrics(tmp_path, tiny_model_dir, make_trainer):
     full = _cfg(tmp_path / "a", tiny_model_dir)
     make_trainer(full).train()

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from mapo.models.hf_qwen import load_policy
@@ -44,6 +45,7 @@ def _cfg(tmp_path, model_dir, **extra):
         "protocol.image_max_pixels=12544", "protocol.crop_max_pixels=12544"])
 
 
+@pytest.mark.slow
 def test_sft_learns_and_resumes_exactly(tmp_path, tiny_model_dir, world_tasks):
     cfg = _cfg(tmp_path / "a", tiny_model_dir)
     final = run_sft(cfg, tasks=world_tasks)

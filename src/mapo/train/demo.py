@@ -153,6 +153,7 @@ def prepare(cfg: DemoConfig) -> Path:
 
 def make_world(world_cfg, out: Path) -> None:
     import yaml
+    from tqdm.auto import tqdm
 
     from mapo.data.parquet import write_tasks
     from mapo.data.world import make_task
@@ -160,7 +161,8 @@ def make_world(world_cfg, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "world.yaml").write_text(yaml.safe_dump(world_cfg.model_dump(), sort_keys=True))
     for split in ("train", "val", "test"):
-        write_tasks((make_task(world_cfg, split, i) for i in range(world_cfg.split_size(split))),
+        n = world_cfg.split_size(split)
+        write_tasks((make_task(world_cfg, split, i) for i in tqdm(range(n), desc=f"world {split}", unit="task")),
                     out / f"{split}.parquet")
 
 
