@@ -83,10 +83,11 @@ def test_errors_name_the_file_and_the_column(tmp_path):
 
 def test_parallel_export_writes_the_same_bytes(tmp_path):
     from mapo.data.parquet import write_rows
-    from mapo.data.world.export import task_rows
+    from mapo.data.world.export import make_pool, task_rows
 
     cfg = WorldConfig(canvas_width=256, canvas_height=256, clutter=2)
-    serial = write_rows(task_rows(cfg, "test", 16, workers=1), tmp_path / "serial.parquet")
-    parallel = write_rows(task_rows(cfg, "test", 16, workers=2), tmp_path / "parallel.parquet")
+    serial = write_rows(task_rows(cfg, "test", 16), tmp_path / "serial.parquet")
+    with make_pool(2) as pool:
+        parallel = write_rows(task_rows(cfg, "test", 16, pool), tmp_path / "parallel.parquet")
     assert serial.read_bytes() == parallel.read_bytes()
     assert serial.read_bytes() == write_tasks(generate_tasks(cfg, "test", 16), tmp_path / "t.parquet").read_bytes()

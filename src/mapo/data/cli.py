@@ -30,7 +30,7 @@ def make_command(
 
     from mapo.data.parquet import write_rows
     from mapo.data.world import load_world_config
-    from mapo.data.world.export import task_rows
+    from mapo.data.world.export import make_pool, task_rows
 
     try:
         cfg = load_world_config(config, set_)
@@ -38,23 +38,32 @@ def make_command(
         raise typer.BadParameter(str(exc)) from exc
     out.mkdir(parents=True, exist_ok=True)
     (out / "world.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=True))
-    for split in [s.strip() for s in splits.split(",") if s.strip()]:
+    names = [s.strip() for s in splits.split(",") if s.strip()]
+    for split in names:
         try:
-            n = cfg.split_size(split)
+            cfg.split_size(split)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--splits") from exc
-        start = time.perf_counter()
-        rows = tqdm(task_rows(cfg, split, n, workers), total=n, desc=f"world {split}", unit="task")
-        path = write_rows(rows, out / f"{split}.parquet")
-        typer.echo(f"{path}: {n} tasks, {path.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - start:.1f} s")
+    pool = make_pool(workers) if sum(cfg.split_size(s) for s in names) >= 32 else None
+    try:
+        for split in names:
+            n = cfg.split_size(split)
+            start = time.perf_counter()
+            rows = tqdm(task_rows(cfg, split, n, pool), total=n, desc=f"world {split}", unit="task")
+            path = write_rows(rows, out / f"{split}.parquet")
+            typer.echo(f"{path}: {n} tasks, {path.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - start:.1f} s")
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
 
 
 @world_app.command("probe")
 def probe_command(
     config: Optional[Path] = typer.Option(None, "--config", help=_CONFIG_HELP),
     set_: list[str] = typer.Option([], "--set", help=_SET_HELP),
-    n_train: int = typer.Option(100, help="Train-split tasks whose objects train the patch readers."),
-    n_eval: int = typer.Option(150, help="Val-split tasks to score on."),
+    n_train: int = typer.Option(250, help="Train-split tasks whose objects train the patch readers."),
+    n_eval: int = typer.Option(200, help="Val-split tasks to score on."),
     epochs: int = typer.Option(20, help="Training epochs of each patch reader."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the figures as JSON here."),
 ) -> None:

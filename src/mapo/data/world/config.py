@@ -20,10 +20,10 @@ class WorldConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     seed: int = Field(0, description="Master seed; every (split, index) derives its own generator from it.")
-    canvas_width: int = Field(1280, ge=224, le=8192, description="Canvas width in pixels.")
-    canvas_height: int = Field(1280, ge=224, le=8192, description="Canvas height in pixels.")
-    object_size_min: int = Field(24, ge=8, description="Smallest object side in pixels of the canvas.")
-    object_size_max: int = Field(32, ge=8, description="Largest object side in pixels of the canvas.")
+    canvas_width: int = Field(1536, ge=224, le=8192, description="Canvas width in pixels.")
+    canvas_height: int = Field(1536, ge=224, le=8192, description="Canvas height in pixels.")
+    object_size_min: int = Field(22, ge=8, description="Smallest object side in pixels of the canvas.")
+    object_size_max: int = Field(30, ge=8, description="Largest object side in pixels of the canvas.")
     clutter: int = Field(36, ge=0, le=400, description="Clutter objects drawn besides targets and decoys.")
     glyph_contrast: float = Field(0.5, gt=0, le=1,
                                   description="Digit ink contrast against its fill (1 = black/white ink).")

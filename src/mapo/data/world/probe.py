@@ -182,7 +182,7 @@ def _crop_patches(tasks: list[Task], cfg: WorldConfig, only_targets: bool) -> li
                       if not only_targets or o["role"] == "target"]) for t in tasks]
 
 
-def run_probe(cfg: WorldConfig, n_train: int = 100, n_eval: int = 150, epochs: int = 20) -> ProbeReport:
+def run_probe(cfg: WorldConfig, n_train: int = 250, n_eval: int = 200, epochs: int = 20) -> ProbeReport:
     """Train the patch readers on ``n_train`` train tasks and score them and the reader on ``n_eval`` val tasks."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small convolutions: one thread is faster than contended ones on a shared CPU
