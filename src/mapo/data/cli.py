@@ -25,37 +25,21 @@ def make_command(
     """Generate the embedded visual-search world as DeepEyes-schema parquet splits."""
     import time
 
-    import yaml
-    from tqdm import tqdm
-
-    from mapo.data.parquet import write_rows
     from mapo.data.world import load_world_config
-    from mapo.data.world.export import make_pool, task_rows
+    from mapo.data.world.export import write_world
 
     try:
         cfg = load_world_config(config, set_)
+        names = tuple(s.strip() for s in splits.split(",") if s.strip())
+        for split in names:
+            cfg.split_size(split)
     except (ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from exc
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "world.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=True))
-    names = [s.strip() for s in splits.split(",") if s.strip()]
-    for split in names:
-        try:
-            cfg.split_size(split)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--splits") from exc
-    pool = make_pool(workers) if sum(cfg.split_size(s) for s in names) >= 32 else None
-    try:
-        for split in names:
-            n = cfg.split_size(split)
-            start = time.perf_counter()
-            rows = tqdm(task_rows(cfg, split, n, pool), total=n, desc=f"world {split}", unit="task")
-            path = write_rows(rows, out / f"{split}.parquet")
-            typer.echo(f"{path}: {n} tasks, {path.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - start:.1f} s")
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
+    start = time.perf_counter()
+    paths = write_world(cfg, out, names, workers)
+    for split, path in paths.items():
+        typer.echo(f"{path}: {cfg.split_size(split)} tasks, {path.stat().st_size / 1e6:.1f} MB")
+    typer.echo(f"world written to {out} in {time.perf_counter() - start:.1f} s")
 
 
 @world_app.command("probe")

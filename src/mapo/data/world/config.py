@@ -38,7 +38,7 @@ class WorldConfig(BaseModel):
     attribute_asks: list[Literal["glyph", "colour", "shape"]] = Field(
         default_factory=lambda: ["glyph", "colour", "shape"],
         description="Which attribute an `attribute` question may ask for, uniformly.")
-    n_train: int = Field(1200, ge=0, description="Tasks in the train split.")
+    n_train: int = Field(1000, ge=0, description="Tasks in the train split.")
     n_val: int = Field(150, ge=0, description="Tasks in the val split.")
     n_test: int = Field(150, ge=0, description="Tasks in the test split.")
     model_max_pixels: int = Field(224 * 224, ge=4 * 28 * 28,

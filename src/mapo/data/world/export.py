@@ -6,6 +6,7 @@ import multiprocessing
 import os
 from collections.abc import Iterator
 from multiprocessing.pool import Pool
+from pathlib import Path
 
 from mapo.data.parquet import task_row
 from mapo.data.world.config import WorldConfig
@@ -33,3 +34,31 @@ def task_rows(cfg: WorldConfig, split: str, n: int, pool: Pool | None = None) ->
         yield from map(_row, jobs)
     else:
         yield from pool.imap(_row, jobs, chunksize=8)
+
+
+def write_world(cfg: WorldConfig, out: str | os.PathLike, splits: tuple[str, ...] = ("train", "val", "test"),
+                workers: int = 0, progress: bool = True) -> dict[str, Path]:
+    """Write ``out/{split}.parquet`` for each split and ``out/world.yaml`` (the config), rendering in parallel.
+
+    The files are byte-identical for any ``workers``. Returns {split: path}."""
+    import yaml
+    from tqdm import tqdm
+
+    from mapo.data.parquet import write_rows
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "world.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=True))
+    sizes = {split: cfg.split_size(split) for split in splits}
+    pool = make_pool(workers) if sum(sizes.values()) >= 32 else None
+    paths = {}
+    try:
+        for split, n in sizes.items():
+            rows = tqdm(task_rows(cfg, split, n, pool), total=n, desc=f"world {split}", unit="task",
+                        disable=not progress)
+            paths[split] = write_rows(rows, out / f"{split}.parquet")
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    return paths
