@@ -64,12 +64,15 @@ def test_interrupted_then_resumed_gives_the_same_metrics(tmp_path, tiny_model_di
                 assert ra[k] == pytest.approx(rb[k], rel=1e-5, abs=1e-7), (ra["step"], k)
 
 
-def test_nan_reward_skips_the_update_and_training_continues(tmp_path, tiny_model_dir, make_trainer, caplog):
+def test_nan_reward_skips_the_update_and_a_bad_sample_is_dropped(tmp_path, tiny_model_dir, make_trainer, caplog):
     from mapo.rewards import outcome_reward
 
     def reward(traj):
         r, info = outcome_reward(traj.answer, traj.task)
-        return (float("nan") if calls.append(1) or len(calls) <= 6 else r), info
+        calls.append(1)
+        if len(calls) == 13:  # first sample of step 3: a bad sample
+            raise ValueError("corrupt sample")
+        return (float("nan") if len(calls) <= 6 else r), info
 
     calls: list[int] = []
     cfg = _cfg(tmp_path, tiny_model_dir)
@@ -82,6 +85,10 @@ def test_nan_reward_skips_the_update_and_training_continues(tmp_path, tiny_model
     m = trainer.train_step()
     assert m.get("skipped_update") == 0.0 and m["optimizer_steps"] > 0
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+    with caplog.at_level("WARNING"):
+        m = trainer.train_step()  # one sample's reward raises: it is logged and dropped, the rest trains
+    assert m["dropped_samples"] == 1 and m["skipped_update"] == 0.0
+    assert "corrupt sample" in caplog.text
 
 
 def test_prompt_sampling_is_a_function_of_seed_and_step():
