@@ -141,8 +141,11 @@ def run_side_by_side(setup, size: StepSize, work_dir: Path) -> dict:
     from trl import GRPOConfig, GRPOTrainer
 
     mapo = mapo_trainer(setup, work_dir / "mapo", size)
+    # what `mapo train` does by default: one group per forward/backward, gradient-variance probe on
+    mapo_default = mapo_trainer(setup, work_dir / "mapo_default", size, like_trl=False)
     mapo_times: list[float] = []
     mapo_tokens: list[float] = []
+    default_times: list[float] = []
     trl_times: list[float] = []
 
     class Interleave(TrainerCallback):
@@ -157,6 +160,9 @@ def run_side_by_side(setup, size: StepSize, work_dir: Path) -> dict:
             metrics = mapo.train_step()
             mapo_times.append(time.perf_counter() - start)
             mapo_tokens.append(float(metrics.get("response_length", float("nan"))))
+            start = time.perf_counter()
+            mapo_default.train_step()
+            default_times.append(time.perf_counter() - start)
             Interleave.mark = time.perf_counter()
 
     args = GRPOConfig(
@@ -178,7 +184,7 @@ def run_side_by_side(setup, size: StepSize, work_dir: Path) -> dict:
                    if "completions/mean_length" in h]
     # drop the warm-up step of each side
     return {"trl_s": trl_times[1:], "mapo_s": mapo_times[1:], "trl_len": trl_lengths[1:],
-            "mapo_len": mapo_tokens[1:]}
+            "mapo_len": mapo_tokens[1:], "mapo_default_s": default_times[1:]}
 
 
 def multi_turn_step(setup, size: StepSize, work_dir: Path, steps: int, max_turns: int = 3) -> dict:
@@ -224,6 +230,13 @@ def run(quick: bool = False) -> list[Figure]:
         benchmark=NAME, measure="single-turn GRPO step", unit="gen. tokens/s", mapo=mapo_tok, reference=trl_tok,
         reference_name=f"TRL {trl.__version__} GRPOTrainer", speedup=speedup_from_rates(mapo_tok, trl_tok),
         note="the same steps counted in generated tokens (the two sides stop at slightly different lengths)"))
+    default_rate = size.samples / median(side["mapo_default_s"])
+    figures.append(Figure(
+        benchmark=NAME, measure="single-turn GRPO step, mapo's default batching", unit="samples/s",
+        mapo=default_rate, reference=trl_rate, reference_name=f"TRL {trl.__version__} GRPOTrainer",
+        speedup=speedup_from_rates(default_rate, trl_rate),
+        note=f"as `mapo train` runs by default: one group (G={size.group_size}) per forward/backward, "
+             "gradient-variance probe on; same work otherwise"))
     multi_rate = size.samples / median(multi["s"])
     turns = median([m.get("turns", float("nan")) for m in multi["metrics"]])
     calls = median([m.get("calls_per_traj", float("nan")) for m in multi["metrics"]])
