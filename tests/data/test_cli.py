@@ -9,8 +9,20 @@ from typer.testing import CliRunner
 from mapo.cli import app
 from mapo.data.parquet import load_tasks
 
-SMALL = ["--set", "canvas_width=448", "--set", "canvas_height=448", "--set", "clutter=6", "--set", "n_train=6",
-         "--set", "n_val=3", "--set", "n_test=2"]
+SMALL = [
+    "--set",
+    "canvas_width=448",
+    "--set",
+    "canvas_height=448",
+    "--set",
+    "clutter=6",
+    "--set",
+    "n_train=6",
+    "--set",
+    "n_val=3",
+    "--set",
+    "n_test=2",
+]
 
 
 def test_world_make_writes_deterministic_splits_and_model_init_builds_a_checkpoint(tmp_path):
@@ -25,8 +37,19 @@ def test_world_make_writes_deterministic_splits_and_model_init_builds_a_checkpoi
         assert len(tasks) == n and tasks[0].image.size == (448, 448)
     assert "clutter: 6" in (tmp_path / "a" / "world.yaml").read_text()
 
-    result = runner.invoke(app, ["model", "init", "--out", str(tmp_path / "model"), "--world", str(tmp_path / "a"),
-                                 "--vocab-size", "400"])
+    result = runner.invoke(
+        app,
+        [
+            "model",
+            "init",
+            "--out",
+            str(tmp_path / "model"),
+            "--world",
+            str(tmp_path / "a"),
+            "--vocab-size",
+            "400",
+        ],
+    )
     assert result.exit_code == 0, result.output
     from transformers import AutoConfig, PreTrainedTokenizerFast
 
@@ -43,5 +66,7 @@ def test_bad_inputs_get_clear_errors(tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, ["world", "make", "--out", str(tmp_path), "--set", "clutterr=3"])
     assert result.exit_code != 0 and "clutterr" in result.output
-    result = runner.invoke(app, ["model", "init", "--out", str(tmp_path / "m"), "--world", str(tmp_path / "none")])
+    result = runner.invoke(
+        app, ["model", "init", "--out", str(tmp_path / "m"), "--world", str(tmp_path / "none")]
+    )
     assert result.exit_code != 0 and "mapo world make" in result.output

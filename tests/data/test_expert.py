@@ -37,8 +37,12 @@ def test_clean_expert_parses_zooms_on_each_target_and_answers_right():
             assert any(Box(*c.bbox).contains(target) and Box(*c.bbox).area > 1.5 * target.area for c in calls)
         known = tuple(task.extra["query"]["known"])
         for call in calls:
-            assert call.label in {describe(o, k, known) for o in task.extra["objects"] if o["role"] == "target"
-                                  for k in range(4)}
+            assert call.label in {
+                describe(o, k, known)
+                for o in task.extra["objects"]
+                if o["role"] == "target"
+                for k in range(4)
+            }
         assert expert_turns(task, random.Random(5)) == expert_turns(task, random.Random(5))
 
 
@@ -56,8 +60,12 @@ def test_imperfections_happen_at_their_rates_and_do_what_they_say():
             correct[traj.imperfection] += traj.correct
             parsed = [parse_turn(t) for t in traj.turns]
             assert parsed[-1].kind == "answer" and parsed[-1].answer.strip() == traj.answer
-            clean_labels = {describe(o, k, tuple(task.extra["query"]["known"])) for o in task.extra["objects"]
-                            if o["role"] == "target" for k in range(4)}
+            clean_labels = {
+                describe(o, k, tuple(task.extra["query"]["known"]))
+                for o in task.extra["objects"]
+                if o["role"] == "target"
+                for k in range(4)
+            }
             if traj.imperfection == "no_zoom":
                 assert len(parsed) == 1 and not traj.boxes
             elif traj.imperfection == "elsewhere":
@@ -67,8 +75,13 @@ def test_imperfections_happen_at_their_rates_and_do_what_they_say():
                 assert all(traj.hits) and traj.correct and not set(traj.labels) & clean_labels
             else:
                 assert all(traj.hits) and set(traj.labels) <= clean_labels
-    for name, rate in (("no_zoom", 0.1), ("elsewhere", 0.2), ("wrong_label", 0.15), ("guess", 0.1),
-                       ("none", 0.45)):
+    for name, rate in (
+        ("no_zoom", 0.1),
+        ("elsewhere", 0.2),
+        ("wrong_label", 0.15),
+        ("guess", 0.1),
+        ("none", 0.45),
+    ):
         assert abs(seen[name] / n - rate) < 0.04, (name, seen[name] / n)
     for name in ("no_zoom", "elsewhere", "guess"):  # guesses are right about one time in four
         assert 0.12 < correct[name] / seen[name] < 0.4
@@ -82,10 +95,10 @@ def test_description_mode_and_relative_coordinates():
         first = parse_turn(traj.turns[0], require_label=False)
         assert first.kind == "tool_call" and first.tool_call.label is None
         assert all(0.0 <= v <= 1.0 for v in first.tool_call.bbox)
-        w, h = task.image.size
+        w = task.image.width
         assert first.tool_call.bbox[0] == pytest.approx(traj.boxes[0][0] / w, abs=1e-3)
         later = parse_turn(traj.turns[1], require_label=False, expect_description=True)
-        first_target = [o for o in task.extra["objects"] if o["role"] == "target"][0]
+        first_target = next(o for o in task.extra["objects"] if o["role"] == "target")
         assert later.description in {describe(first_target, k) for k in range(4)}
 
 

@@ -27,8 +27,14 @@ def test_round_trip_keeps_everything_a_task_knows(tmp_path):
     assert len(loaded) == 5
     for t, u in zip(tasks, loaded):
         assert image_hash(t.image) == image_hash(u.image)
-        assert (u.id, u.question, u.options, u.answer, u.category, u.source) == \
-               (t.id, t.question, t.options, t.answer, t.category, t.source)
+        assert (u.id, u.question, u.options, u.answer, u.category, u.source) == (
+            t.id,
+            t.question,
+            t.options,
+            t.answer,
+            t.category,
+            t.source,
+        )
         assert u.targets == t.targets and u.target_names == t.target_names
         assert u.extra["objects"] == t.extra["objects"] and u.extra["query"] == t.extra["query"]
     table = pq.read_table(tmp_path / "t.parquet")
@@ -49,12 +55,28 @@ def test_reads_real_deepeyes_rows(tmp_path):
     png = encode_png(generate_tasks(CFG, "test", n=1)[0].image)
     question = "What is the colour of the cup?\n(A) red\n(B) blue\n(C) green\n(D) white"
     rows = [
-        {"prompt": [{"role": "system", "content": "sys"}, {"role": "user", "content": "<image>\n" + question}],
-         "images": [{"bytes": png}], "data_source": "vstar", "reward_model": {"ground_truth": "B", "style": "rule"},
-         "extra_info": {"question": question, "index": 7}, "env_name": "visual_toolbox_v2"},
-        {"prompt": [{"role": "system", "content": "sys"}, {"role": "user", "content": "<image>\nHow many?"}],
-         "images": [{"bytes": png}], "data_source": "chart", "reward_model": {"ground_truth": "12", "style": "rule"},
-         "extra_info": {"question": "How many?", "index": 8}, "env_name": "visual_toolbox_v2"},
+        {
+            "prompt": [
+                {"role": "system", "content": "sys"},
+                {"role": "user", "content": "<image>\n" + question},
+            ],
+            "images": [{"bytes": png}],
+            "data_source": "vstar",
+            "reward_model": {"ground_truth": "B", "style": "rule"},
+            "extra_info": {"question": question, "index": 7},
+            "env_name": "visual_toolbox_v2",
+        },
+        {
+            "prompt": [
+                {"role": "system", "content": "sys"},
+                {"role": "user", "content": "<image>\nHow many?"},
+            ],
+            "images": [{"bytes": png}],
+            "data_source": "chart",
+            "reward_model": {"ground_truth": "12", "style": "rule"},
+            "extra_info": {"question": "How many?", "index": 8},
+            "env_name": "visual_toolbox_v2",
+        },
     ]
     first, second = load_tasks(_deepeyes_file(tmp_path / "de.parquet", rows))
     assert first.question == "What is the colour of the cup?"
@@ -90,4 +112,7 @@ def test_parallel_export_writes_the_same_bytes(tmp_path):
     with make_pool(2) as pool:
         parallel = write_rows(task_rows(cfg, "test", 16, pool), tmp_path / "parallel.parquet")
     assert serial.read_bytes() == parallel.read_bytes()
-    assert serial.read_bytes() == write_tasks(generate_tasks(cfg, "test", 16), tmp_path / "t.parquet").read_bytes()
+    assert (
+        serial.read_bytes()
+        == write_tasks(generate_tasks(cfg, "test", 16), tmp_path / "t.parquet").read_bytes()
+    )

@@ -32,7 +32,7 @@ def test_patches_show_the_object_in_both_views():
     for k, obj in enumerate(task.extra["objects"][:6]):
         want = np.array(COLOURS[obj["colour"]]) / 255
         for patch in (patches[k], crop_patch(task, obj, CFG)):
-            centre = patch[PATCH // 2 - 2: PATCH // 2 + 2, PATCH // 2 - 2: PATCH // 2 + 2].reshape(-1, 3)
+            centre = patch[PATCH // 2 - 2 : PATCH // 2 + 2, PATCH // 2 - 2 : PATCH // 2 + 2].reshape(-1, 3)
             # the fill colour dominates the patch centre (the digit covers part of it)
             assert np.abs(np.median(centre, axis=0) - want).max() < 0.25, (obj, np.median(centre, axis=0))
 

@@ -47,7 +47,7 @@ def test_every_task_is_a_consistent_four_option_question(cfg, tasks):
             assert 0 <= x1 < x2 <= cfg.canvas_width and 0 <= y1 < y2 <= cfg.canvas_height
         boxes = [o["box"] for o in objects]
         for i, a in enumerate(boxes):
-            for b in boxes[i + 1:]:
+            for b in boxes[i + 1 :]:
                 assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
         ask = t.extra["query"]["ask"]
         truth = t.answer_text
@@ -59,8 +59,11 @@ def test_every_task_is_a_consistent_four_option_question(cfg, tasks):
                 candidates = [o for o in objects if o[same] == targets[0][same]]
                 assert sorted(o[ask] for o in candidates) == sorted(t.options)
             else:
-                same_kind = [o for o in objects if (o["colour"], o["shape"]) == (targets[0]["colour"],
-                                                                                 targets[0]["shape"])]
+                same_kind = [
+                    o
+                    for o in objects
+                    if (o["colour"], o["shape"]) == (targets[0]["colour"], targets[0]["shape"])
+                ]
                 assert same_kind == [targets[0]]
         elif ask == "relation":
             a, b = targets
@@ -78,8 +81,10 @@ def test_every_task_is_a_consistent_four_option_question(cfg, tasks):
 def test_families_and_answers_are_spread(tasks):
     families = Counter(t.extra["query"]["family"] for t in tasks)
     assert set(families) == {"attribute", "relative_position", "digit_sum"}
-    letters = Counter(t.answer for t in generate_tasks(WorldConfig(canvas_width=256, canvas_height=256,
-                                                                    clutter=0), "train", n=200))
+    letters = Counter(
+        t.answer
+        for t in generate_tasks(WorldConfig(canvas_width=256, canvas_height=256, clutter=0), "train", n=200)
+    )
     assert set(letters) == set("ABCD") and max(letters.values()) < 80  # shuffled, not always "A"
 
 

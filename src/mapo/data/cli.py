@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated
 
 import typer
 
@@ -15,12 +15,19 @@ _SET_HELP = "Override one WorldConfig field, e.g. --set clutter=60 --set canvas_
 
 @world_app.command("make")
 def make_command(
-    out: Path = typer.Option(..., "--out", help="Directory to write {train,val,test}.parquet and world.yaml into."),
-    config: Optional[Path] = typer.Option(None, "--config", help=_CONFIG_HELP),
-    set_: list[str] = typer.Option([], "--set", help=_SET_HELP),
-    splits: str = typer.Option("train,val,test", help="Comma-separated splits to write."),
-    workers: int = typer.Option(0, help="Processes rendering and encoding tasks (0 = one per CPU, at most 4). "
-                                       "The files are the same for any number."),
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory for {train,val,test}.parquet and world.yaml.")
+    ],
+    config: Annotated[Path | None, typer.Option("--config", help=_CONFIG_HELP)] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help=_SET_HELP)] = None,
+    splits: Annotated[str, typer.Option(help="Comma-separated splits to write.")] = "train,val,test",
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Processes rendering and encoding tasks (0 = one per CPU, at "
+            "most 4). The files are the same for any number."
+        ),
+    ] = 0,
 ) -> None:
     """Generate the embedded visual-search world as DeepEyes-schema parquet splits."""
     import time
@@ -44,12 +51,16 @@ def make_command(
 
 @world_app.command("probe")
 def probe_command(
-    config: Optional[Path] = typer.Option(None, "--config", help=_CONFIG_HELP),
-    set_: list[str] = typer.Option([], "--set", help=_SET_HELP),
-    n_train: int = typer.Option(250, help="Train-split tasks whose objects train the patch readers."),
-    n_eval: int = typer.Option(200, help="Val-split tasks to score on."),
-    epochs: int = typer.Option(20, help="Training epochs of each patch reader."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the figures as JSON here."),
+    config: Annotated[Path | None, typer.Option("--config", help=_CONFIG_HELP)] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help=_SET_HELP)] = None,
+    n_train: Annotated[
+        int, typer.Option(help="Train-split tasks whose objects train the patch readers.")
+    ] = 250,
+    n_eval: Annotated[int, typer.Option(help="Val-split tasks to score on.")] = 200,
+    epochs: Annotated[int, typer.Option(help="Training epochs of each patch reader.")] = 20,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the figures as JSON here.")
+    ] = None,
 ) -> None:
     """Measure how readable each attribute is from the whole image vs a ground-truth zoom (see probe.py)."""
     import dataclasses

@@ -36,36 +36,54 @@ class ExpertConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    no_zoom_rate: float = Field(0.0, ge=0, le=1, description="share of trajectories that answer without zooming")
-    elsewhere_rate: float = Field(0.0, ge=0, le=1,
-                                  description="share that zoom away from every target, then answer anyway (guess)")
-    wrong_label_rate: float = Field(0.0, ge=0, le=1, description="share whose zoom is right but label is wrong")
-    guess_rate: float = Field(0.0, ge=0, le=1,
-                              description="share whose zoom is right but whose answer is a random option")
-    refine_rate: float = Field(0.25, ge=0, le=1,
-                               description="share of single-target trajectories that zoom loosely, then closer")
+    no_zoom_rate: float = Field(
+        0.0, ge=0, le=1, description="share of trajectories that answer without zooming"
+    )
+    elsewhere_rate: float = Field(
+        0.0, ge=0, le=1, description="share that zoom away from every target, then answer anyway (guess)"
+    )
+    wrong_label_rate: float = Field(
+        0.0, ge=0, le=1, description="share whose zoom is right but label is wrong"
+    )
+    guess_rate: float = Field(
+        0.0, ge=0, le=1, description="share whose zoom is right but whose answer is a random option"
+    )
+    refine_rate: float = Field(
+        0.25, ge=0, le=1, description="share of single-target trajectories that zoom loosely, then closer"
+    )
     margin_min: float = Field(0.75, ge=0, description="smallest context margin per side, in object sizes")
     margin_max: float = Field(2.0, ge=0, description="largest context margin per side, in object sizes")
-    jitter: float = Field(0.5, ge=0, description="largest shift of the box centre, in object sizes (<= margin_min)")
-    refine_margin: float = Field(5.0, ge=0, description="context margin of the first, loose zoom, in object sizes")
-    label_templates: list[int] = Field(default_factory=lambda: list(TRAIN_TEMPLATES),
-                                       description="caption templates the labels are drawn from")
+    jitter: float = Field(
+        0.5, ge=0, description="largest shift of the box centre, in object sizes (<= margin_min)"
+    )
+    refine_margin: float = Field(
+        5.0, ge=0, description="context margin of the first, loose zoom, in object sizes"
+    )
+    label_templates: list[int] = Field(
+        default_factory=lambda: list(TRAIN_TEMPLATES),
+        description="caption templates the labels are drawn from",
+    )
     mode: Literal["label", "description"] = Field(
-        "label", description="label: the call carries a label; description: a <description> follows each crop")
+        "label", description="label: the call carries a label; description: a <description> follows each crop"
+    )
     coordinates: Literal["pixel", "relative"] = Field(
-        "pixel", description="bbox_2d in pixels of the original image, or fractions [0, 1] (3 decimals)")
+        "pixel", description="bbox_2d in pixels of the original image, or fractions [0, 1] (3 decimals)"
+    )
 
     @model_validator(mode="after")
-    def _check(self) -> "ExpertConfig":
+    def _check(self) -> ExpertConfig:
         total = self.no_zoom_rate + self.elsewhere_rate + self.wrong_label_rate + self.guess_rate
         if total > 1 + 1e-9:
-            raise ValueError(f"imperfection rates sum to {total:.3f} > 1; lower no_zoom/elsewhere/wrong_label/"
-                             f"guess rates")
+            raise ValueError(
+                f"imperfection rates sum to {total:.3f} > 1; lower no_zoom/elsewhere/wrong_label/guess rates"
+            )
         if self.margin_max < self.margin_min:
             raise ValueError("margin_max is below margin_min; set margin_max >= margin_min")
         if self.jitter > self.margin_min:
-            raise ValueError(f"jitter ({self.jitter}) above margin_min ({self.margin_min}) could cut the target "
-                             f"out of a clean zoom; set jitter <= margin_min")
+            raise ValueError(
+                f"jitter ({self.jitter}) above margin_min ({self.margin_min}) could cut the target "
+                f"out of a clean zoom; set jitter <= margin_min"
+            )
         return self
 
 
@@ -86,24 +104,31 @@ def _world_fields(task: Task) -> tuple[list[dict], list[dict], dict]:
     objects = task.extra.get("objects")
     query = task.extra.get("query")
     if not objects or not query:
-        raise ValueError(f"task {task.id}: expert trajectories need a world task (extra['objects'] and "
-                         f"extra['query']); make data with `mapo world make`")
+        raise ValueError(
+            f"task {task.id}: expert trajectories need a world task (extra['objects'] and "
+            f"extra['query']); make data with `mapo world make`"
+        )
     targets = [o for o in objects if o.get("role") == "target"]
     return objects, targets, query
 
 
 def _pick_imperfection(rng: random.Random, cfg: ExpertConfig) -> str:
     u = rng.random()
-    for name, rate in (("no_zoom", cfg.no_zoom_rate), ("elsewhere", cfg.elsewhere_rate),
-                       ("wrong_label", cfg.wrong_label_rate), ("guess", cfg.guess_rate)):
+    for name, rate in (
+        ("no_zoom", cfg.no_zoom_rate),
+        ("elsewhere", cfg.elsewhere_rate),
+        ("wrong_label", cfg.wrong_label_rate),
+        ("guess", cfg.guess_rate),
+    ):
         if u < rate:
             return name
         u -= rate
     return "none"
 
 
-def zoom_box(obj: dict, rng: random.Random, margin: tuple[float, float], jitter: float, width: int,
-             height: int) -> list[float]:
+def zoom_box(
+    obj: dict, rng: random.Random, margin: tuple[float, float], jitter: float, width: int, height: int
+) -> list[float]:
     """A box (pixels) around ``obj`` with a random margin per side and a jittered centre, clipped to the image.
     With ``jitter <= margin[0]`` the object stays fully inside."""
     x1, y1, x2, y2 = obj["box"]
@@ -113,12 +138,17 @@ def zoom_box(obj: dict, rng: random.Random, margin: tuple[float, float], jitter:
     box = [x1 - left + dx, y1 - top + dy, x2 + right + dx, y2 + bottom + dy]
     # a shift may not push the object out: keep each side beyond the object
     box = [min(box[0], x1), min(box[1], y1), max(box[2], x2), max(box[3], y2)]
-    return [float(max(0, round(box[0]))), float(max(0, round(box[1]))),
-            float(min(width, round(box[2]))), float(min(height, round(box[3])))]
+    return [
+        float(max(0, round(box[0]))),
+        float(max(0, round(box[1]))),
+        float(min(width, round(box[2]))),
+        float(min(height, round(box[3]))),
+    ]
 
 
-def _elsewhere_box(objects: list[dict], targets: list[dict], rng: random.Random, cfg: ExpertConfig,
-                   width: int, height: int) -> tuple[list[float], dict | None]:
+def _elsewhere_box(
+    objects: list[dict], targets: list[dict], rng: random.Random, cfg: ExpertConfig, width: int, height: int
+) -> tuple[list[float], dict | None]:
     """A zoom box around a non-target object that overlaps no target at all."""
     target_boxes = [Box(*map(float, t["box"])) for t in targets]
     others = [o for o in objects if o.get("role") != "target"]
@@ -130,16 +160,27 @@ def _elsewhere_box(objects: list[dict], targets: list[dict], rng: random.Random,
     for _ in range(1000):  # no clean non-target object: an empty patch of background
         s = rng.uniform(60, 160)
         x, y = rng.uniform(0, max(1.0, width - s)), rng.uniform(0, max(1.0, height - s))
-        box = [float(round(x)), float(round(y)), float(round(min(width, x + s))), float(round(min(height, y + s)))]
+        box = [
+            float(round(x)),
+            float(round(y)),
+            float(round(min(width, x + s))),
+            float(round(min(height, y + s))),
+        ]
         if all(Box(*box).intersection(t) == 0 for t in target_boxes):
             return box, None
-    raise ValueError("no region of the image avoids every target; the image is too crowded for an elsewhere zoom")
+    raise ValueError(
+        "no region of the image avoids every target; the image is too crowded for an elsewhere zoom"
+    )
 
 
 def _call(box: list[float], label: str, cfg: ExpertConfig, width: int, height: int) -> str:
     if cfg.coordinates == "relative":
-        bbox: list[float] = [round(box[0] / width, 3), round(box[1] / height, 3), round(box[2] / width, 3),
-                             round(box[3] / height, 3)]
+        bbox: list[float] = [
+            round(box[0] / width, 3),
+            round(box[1] / height, 3),
+            round(box[2] / width, 3),
+            round(box[3] / height, 3),
+        ]
     else:
         bbox = [int(v) for v in box]
     arguments: dict = {"bbox_2d": bbox}
@@ -169,8 +210,10 @@ def expert_trajectory(task: Task, rng: random.Random, cfg: ExpertConfig | None =
     subject = " and ".join(labels)
 
     if imperfection == "no_zoom":
-        turn = (f"<think>The question is about {subject}. I answer from the whole image. "
-                f"So the answer is {answer_text}.</think>\n<answer>{answer}</answer>")
+        turn = (
+            f"<think>The question is about {subject}. I answer from the whole image. "
+            f"So the answer is {answer_text}.</think>\n<answer>{answer}</answer>"
+        )
         return ExpertTrajectory([turn], imperfection, answer, answer == task.answer)
 
     plan: list[tuple[list[float], str, str]] = []  # (box, label, what the crop shows)
@@ -188,10 +231,13 @@ def expert_trajectory(task: Task, rng: random.Random, cfg: ExpertConfig | None =
             else:
                 shows = describe(other, template) if other else "only background"
         if len(targets) == 1 and rng.random() < cfg.refine_rate:
-            loose = zoom_box(target, rng, (cfg.refine_margin, cfg.refine_margin * 1.3), cfg.jitter, width, height)
+            loose = zoom_box(
+                target, rng, (cfg.refine_margin, cfg.refine_margin * 1.3), cfg.jitter, width, height
+            )
             plan.append((loose, label, shows))
-        plan.append((zoom_box(target, rng, (cfg.margin_min, cfg.margin_max), cfg.jitter, width, height),
-                     label, shows))
+        plan.append(
+            (zoom_box(target, rng, (cfg.margin_min, cfg.margin_max), cfg.jitter, width, height), label, shows)
+        )
 
     turns: list[str] = []
     previous = ""
@@ -215,10 +261,18 @@ def expert_trajectory(task: Task, rng: random.Random, cfg: ExpertConfig | None =
         reading = f"The zoomed view shows {seen[0]}."
     else:
         reading = f"The zoomed views show {seen[0]} and {seen[1]}."
-    turns.append(f"{opening}<think>{reading} So the answer is {answer_text}.</think>\n<answer>{answer}</answer>")
-    return ExpertTrajectory(turns, imperfection, answer, answer == task.answer,
-                            boxes=[p[0] for p in plan], labels=[p[1] for p in plan],
-                            hits=[_contains_target(p[0], targets) for p in plan])
+    turns.append(
+        f"{opening}<think>{reading} So the answer is {answer_text}.</think>\n<answer>{answer}</answer>"
+    )
+    return ExpertTrajectory(
+        turns,
+        imperfection,
+        answer,
+        answer == task.answer,
+        boxes=[p[0] for p in plan],
+        labels=[p[1] for p in plan],
+        hits=[_contains_target(p[0], targets) for p in plan],
+    )
 
 
 def expert_turns(task: Task, rng: random.Random, cfg: ExpertConfig | None = None) -> list[str]:

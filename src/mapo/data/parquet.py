@@ -24,21 +24,42 @@ from mapo.data.task import LETTERS, Box, Task
 ENV_NAME = "visual_toolbox_v2"
 REQUIRED_COLUMNS = ("prompt", "images", "reward_model")
 
-_OBJECT = pa.struct([("box", pa.list_(pa.int64())), ("shape", pa.string()), ("colour", pa.string()),
-                     ("glyph", pa.string()), ("size", pa.int64()), ("role", pa.string())])
-SCHEMA = pa.schema([
-    ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
-    ("images", pa.list_(pa.struct([("bytes", pa.binary())]))),
-    ("data_source", pa.string()),
-    ("reward_model", pa.struct([("ground_truth", pa.string()), ("style", pa.string())])),
-    ("extra_info", pa.struct([
-        ("question", pa.string()), ("index", pa.int64()), ("id", pa.string()), ("options", pa.list_(pa.string())),
-        ("answer", pa.string()), ("targets", pa.list_(pa.list_(pa.float64()))),
-        ("target_names", pa.list_(pa.string())), ("category", pa.string()), ("objects", pa.list_(_OBJECT)),
-        ("query", pa.string()),
-    ])),
-    ("env_name", pa.string()),
-])
+_OBJECT = pa.struct(
+    [
+        ("box", pa.list_(pa.int64())),
+        ("shape", pa.string()),
+        ("colour", pa.string()),
+        ("glyph", pa.string()),
+        ("size", pa.int64()),
+        ("role", pa.string()),
+    ]
+)
+SCHEMA = pa.schema(
+    [
+        ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+        ("images", pa.list_(pa.struct([("bytes", pa.binary())]))),
+        ("data_source", pa.string()),
+        ("reward_model", pa.struct([("ground_truth", pa.string()), ("style", pa.string())])),
+        (
+            "extra_info",
+            pa.struct(
+                [
+                    ("question", pa.string()),
+                    ("index", pa.int64()),
+                    ("id", pa.string()),
+                    ("options", pa.list_(pa.string())),
+                    ("answer", pa.string()),
+                    ("targets", pa.list_(pa.list_(pa.float64()))),
+                    ("target_names", pa.list_(pa.string())),
+                    ("category", pa.string()),
+                    ("objects", pa.list_(_OBJECT)),
+                    ("query", pa.string()),
+                ]
+            ),
+        ),
+        ("env_name", pa.string()),
+    ]
+)
 
 
 def prompt_messages(task: Task) -> list[dict]:
@@ -47,22 +68,33 @@ def prompt_messages(task: Task) -> list[dict]:
 
     cfg = ProtocolConfig()
     user = user_text(task.question, task.options_block(), task.image.width, task.image.height, cfg)
-    return [{"role": "system", "content": system_prompt(cfg)}, {"role": "user", "content": f"<image>\n{user}"}]
+    return [
+        {"role": "system", "content": system_prompt(cfg)},
+        {"role": "user", "content": f"<image>\n{user}"},
+    ]
 
 
 def task_row(task: Task, index: int) -> dict:
     """One parquet row (a plain dict matching ``SCHEMA``)."""
-    objects = [{k: obj.get(k) for k in ("box", "shape", "colour", "glyph", "size", "role")}
-               for obj in task.extra.get("objects", [])]
+    objects = [
+        {k: obj.get(k) for k in ("box", "shape", "colour", "glyph", "size", "role")}
+        for obj in task.extra.get("objects", [])
+    ]
     return {
         "prompt": prompt_messages(task),
         "images": [{"bytes": encode_png(task.image)}],
         "data_source": task.source or "mapo_world",
         "reward_model": {"ground_truth": task.answer, "style": "rule"},
         "extra_info": {
-            "question": task.question, "index": index, "id": task.id, "options": list(task.options),
-            "answer": task.answer, "targets": [b.as_list() for b in task.targets],
-            "target_names": list(task.target_names), "category": task.category, "objects": objects,
+            "question": task.question,
+            "index": index,
+            "id": task.id,
+            "options": list(task.options),
+            "answer": task.answer,
+            "targets": [b.as_list() for b in task.targets],
+            "target_names": list(task.target_names),
+            "category": task.category,
+            "objects": objects,
             "query": json.dumps(task.extra.get("query", {}), sort_keys=True),
         },
         "env_name": ENV_NAME,
@@ -127,8 +159,10 @@ def _user_text(prompt: list[dict] | None) -> str:
 def _row_task(row: dict, i: int, path: Path) -> Task:
     images = row.get("images") or []
     if not images:
-        raise ValueError(f"{path}: row {i} has no image in column 'images'; each row needs at least one "
-                         f"{{'bytes': ...}} entry")
+        raise ValueError(
+            f"{path}: row {i} has no image in column 'images'; each row needs at least one "
+            f"{{'bytes': ...}} entry"
+        )
     first = images[0]
     data = first.get("bytes") if isinstance(first, dict) else first
     if data is None and isinstance(first, dict) and first.get("path"):
@@ -139,7 +173,11 @@ def _row_task(row: dict, i: int, path: Path) -> Task:
     ground_truth = str(reward.get("ground_truth", "")).strip()
     source = str(row.get("data_source") or "")
     if extra.get("options"):  # our world: everything is explicit
-        question, options, answer = extra["question"], list(extra["options"]), extra.get("answer") or ground_truth
+        question, options, answer = (
+            extra["question"],
+            list(extra["options"]),
+            extra.get("answer") or ground_truth,
+        )
     else:  # real DeepEyes-47k: options (if any) live in the question text
         question, options = parse_options(str(extra.get("question") or _user_text(row.get("prompt"))))
         answer = ground_truth
@@ -149,8 +187,11 @@ def _row_task(row: dict, i: int, path: Path) -> Task:
             answer = letter.group(1) if letter else (LETTERS[matches[0]] if matches else answer)
     index = extra.get("index", i)
     query = extra.get("query")
-    task_extra = {k: v for k, v in extra.items() if k not in ("question", "options", "answer", "targets",
-                                                               "target_names", "category", "id", "query")}
+    task_extra = {
+        k: v
+        for k, v in extra.items()
+        if k not in ("question", "options", "answer", "targets", "target_names", "category", "id", "query")
+    }
     if query:
         task_extra["query"] = json.loads(query) if isinstance(query, str) else query
     if isinstance(task_extra.get("objects"), list):
@@ -178,8 +219,10 @@ def load_tasks(path: str | Path, limit: int | None = None) -> list[Task]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; make the world with `mapo world make --out DIR` or pass "
-                                f"a DeepEyes-style parquet file")
+        raise FileNotFoundError(
+            f"{path} does not exist; make the world with `mapo world make --out DIR` or pass "
+            f"a DeepEyes-style parquet file"
+        )
     try:
         parquet = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:
@@ -187,9 +230,11 @@ def load_tasks(path: str | Path, limit: int | None = None) -> list[Task]:
     columns = set(parquet.schema_arrow.names)
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
-        raise ValueError(f"{path} lacks column(s) {', '.join(missing)} of the DeepEyes schema (has: "
-                         f"{', '.join(sorted(columns))}); expected prompt, images, data_source, reward_model, "
-                         f"extra_info, env_name")
+        raise ValueError(
+            f"{path} lacks column(s) {', '.join(missing)} of the DeepEyes schema (has: "
+            f"{', '.join(sorted(columns))}); expected prompt, images, data_source, reward_model, "
+            f"extra_info, env_name"
+        )
     tasks: list[Task] = []
     for batch in parquet.iter_batches(batch_size=64):
         for row in batch.to_pylist():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -23,18 +24,30 @@ def world_texts(world: Path, max_tasks: int = 600, seed: int = 0) -> list[str]:
 
     path = world / "train.parquet"
     if not path.is_file():
-        raise typer.BadParameter(f"{path} does not exist; make the world first: mapo world make --out {world}",
-                                 param_hint="--world")
+        raise typer.BadParameter(
+            f"{path} does not exist; make the world first: mapo world make --out {world}",
+            param_hint="--world",
+        )
     tasks = load_tasks(path, limit=max_tasks)
     rng = random.Random(seed)
-    experts = [ExpertConfig(refine_rate=0.5, no_zoom_rate=0.1, elsewhere_rate=0.1, wrong_label_rate=0.1,
-                            guess_rate=0.1),
-               ExpertConfig(mode="description", coordinates="relative", elsewhere_rate=0.1)]
+    experts = [
+        ExpertConfig(
+            refine_rate=0.5, no_zoom_rate=0.1, elsewhere_rate=0.1, wrong_label_rate=0.1, guess_rate=0.1
+        ),
+        ExpertConfig(mode="description", coordinates="relative", elsewhere_rate=0.1),
+    ]
     texts: list[str] = []
     for task in tasks:
         for coords in ("pixel", "relative"):
-            texts.append(user_text(task.question, task.options_block(), task.image.width, task.image.height,
-                                   ProtocolConfig(coordinates=coords)))
+            texts.append(
+                user_text(
+                    task.question,
+                    task.options_block(),
+                    task.image.width,
+                    task.image.height,
+                    ProtocolConfig(coordinates=coords),
+                )
+            )
         for cfg in experts:
             texts.extend(expert_turns(task, rng, cfg))
     return texts
@@ -42,14 +55,25 @@ def world_texts(world: Path, max_tasks: int = 600, seed: int = 0) -> list[str]:
 
 @model_app.command("init")
 def init_command(
-    out: Path = typer.Option(..., "--out", help="Directory to write the Hugging Face checkpoint into."),
-    world: Path = typer.Option(..., "--world", help="World directory made by `mapo world make` (its train split "
-                                                    "is the tokenizer's corpus)."),
-    family: str = typer.Option("qwen2_5_vl", help="Architecture: qwen2_5_vl, qwen2_vl or qwen3_vl."),
-    size: str = typer.Option("tiny", help="tiny (hidden 128, 2 layers) or small (hidden 256, 4 layers)."),
-    vocab_size: int = typer.Option(1024, help="Byte-level BPE vocabulary size (special tokens come on top)."),
-    max_tasks: int = typer.Option(600, help="Train tasks whose text trains the tokenizer."),
-    seed: int = typer.Option(0, help="Seed of the random weights and of the expert texts."),
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the Hugging Face checkpoint into.")],
+    world: Annotated[
+        Path,
+        typer.Option(
+            "--world",
+            help="World directory made by `mapo world make` (its train split is the tokenizer's corpus).",
+        ),
+    ],
+    family: Annotated[
+        str, typer.Option(help="Architecture: qwen2_5_vl, qwen2_vl or qwen3_vl.")
+    ] = "qwen2_5_vl",
+    size: Annotated[
+        str, typer.Option(help="tiny (hidden 128, 2 layers) or small (hidden 256, 4 layers).")
+    ] = "tiny",
+    vocab_size: Annotated[
+        int, typer.Option(help="Byte-level BPE vocabulary (special tokens on top).")
+    ] = 1024,
+    max_tasks: Annotated[int, typer.Option(help="Train tasks whose text trains the tokenizer.")] = 600,
+    seed: Annotated[int, typer.Option(help="Seed of the random weights and of the expert texts.")] = 0,
 ) -> None:
     """Build a tiny Qwen-VL checkpoint and tokenizer as a local Hugging Face directory."""
     from rich.console import Console
@@ -57,8 +81,9 @@ def init_command(
     from mapo.models.zoo import FAMILIES, SIZES, build_tiny_model, train_tokenizer
 
     if family not in FAMILIES:
-        raise typer.BadParameter(f"unknown family {family!r}; use one of {', '.join(FAMILIES)}",
-                                 param_hint="--family")
+        raise typer.BadParameter(
+            f"unknown family {family!r}; use one of {', '.join(FAMILIES)}", param_hint="--family"
+        )
     if size not in SIZES:
         raise typer.BadParameter(f"unknown size {size!r}; use one of {', '.join(SIZES)}", param_hint="--size")
     console = Console(stderr=True)
@@ -70,5 +95,7 @@ def init_command(
         path = build_tiny_model(out, tokenizer, family=family, size=size, seed=seed)
     n_tokens = sum(len(tokenizer(t)["input_ids"]) for t in texts[:200])
     n_chars = sum(len(t) for t in texts[:200])
-    typer.echo(f"{path}: {family}/{size}, vocabulary {len(tokenizer)} tokens, "
-               f"{n_chars / max(n_tokens, 1):.2f} characters per token on the world's text")
+    typer.echo(
+        f"{path}: {family}/{size}, vocabulary {len(tokenizer)} tokens, "
+        f"{n_chars / max(n_tokens, 1):.2f} characters per token on the world's text"
+    )

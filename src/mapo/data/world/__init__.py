@@ -10,6 +10,19 @@ from mapo.data.world.config import WorldConfig, load_world_config
 from mapo.data.world.generate import DATA_SOURCE, generate_tasks, make_task
 from mapo.data.world.render import COLOURS, GLYPHS, SHAPES, draw_object, render_scene
 
-__all__ = ["COLOURS", "DATA_SOURCE", "GLYPHS", "HELD_OUT_TEMPLATES", "SHAPES", "TEMPLATES", "TRAIN_TEMPLATES",
-           "WorldConfig", "describe", "draw_object", "generate_tasks", "load_world_config", "make_task",
-           "render_scene"]
+__all__ = [
+    "COLOURS",
+    "DATA_SOURCE",
+    "GLYPHS",
+    "HELD_OUT_TEMPLATES",
+    "SHAPES",
+    "TEMPLATES",
+    "TRAIN_TEMPLATES",
+    "WorldConfig",
+    "describe",
+    "draw_object",
+    "generate_tasks",
+    "load_world_config",
+    "make_task",
+    "render_scene",
+]

@@ -67,8 +67,9 @@ def describe(obj: dict, template: int | str = 0, attributes: tuple[str, ...] | N
         text = template.format(**values)
     else:
         if not 0 <= template < len(TEMPLATES):
-            raise ValueError(f"describe: template {template} out of range; use 0..{len(TEMPLATES) - 1} or a "
-                             f"format string")
+            raise ValueError(
+                f"describe: template {template} out of range; use 0..{len(TEMPLATES) - 1} or a format string"
+            )
         tpl = TEMPLATES[template]
         text = tpl.head.format(**values)
         if values["colour"] == "" and "painted" in text:

@@ -25,32 +25,48 @@ class WorldConfig(BaseModel):
     object_size_min: int = Field(22, ge=8, description="Smallest object side in pixels of the canvas.")
     object_size_max: int = Field(30, ge=8, description="Largest object side in pixels of the canvas.")
     clutter: int = Field(36, ge=0, le=400, description="Clutter objects drawn besides targets and decoys.")
-    glyph_contrast: float = Field(0.5, gt=0, le=1,
-                                  description="Digit ink contrast against its fill (1 = black/white ink).")
-    fill_jitter: int = Field(24, ge=0, le=60, description="Random +- levels per RGB channel of each object's fill.")
-    glyph_shift: float = Field(0.06, ge=0, le=0.2,
-                               description="Random digit offset, as a fraction of the object size, per axis.")
-    glyph_scale: float = Field(0.12, ge=0, le=0.3, description="Random +- fraction of each digit's font size.")
+    glyph_contrast: float = Field(
+        0.5, gt=0, le=1, description="Digit ink contrast against its fill (1 = black/white ink)."
+    )
+    fill_jitter: int = Field(
+        24, ge=0, le=60, description="Random +- levels per RGB channel of each object's fill."
+    )
+    glyph_shift: float = Field(
+        0.06, ge=0, le=0.2, description="Random digit offset, as a fraction of the object size, per axis."
+    )
+    glyph_scale: float = Field(
+        0.12, ge=0, le=0.3, description="Random +- fraction of each digit's font size."
+    )
     min_gap: int = Field(6, ge=0, description="Minimum empty pixels between two objects' boxes.")
-    background_lines: int = Field(12, ge=0, description="Faint random lines drawn on the background (texture).")
+    background_lines: int = Field(
+        12, ge=0, description="Faint random lines drawn on the background (texture)."
+    )
     families: list[Literal["attribute", "relative_position", "digit_sum"]] = Field(
-        default_factory=lambda: list(FAMILIES), description="Question families to draw from, uniformly.")
+        default_factory=lambda: list(FAMILIES), description="Question families to draw from, uniformly."
+    )
     attribute_asks: list[Literal["glyph", "colour", "shape"]] = Field(
         default_factory=lambda: ["glyph", "colour", "shape"],
-        description="Which attribute an `attribute` question may ask for, uniformly.")
+        description="Which attribute an `attribute` question may ask for, uniformly.",
+    )
     n_train: int = Field(1000, ge=0, description="Tasks in the train split.")
     n_val: int = Field(150, ge=0, description="Tasks in the val split.")
     n_test: int = Field(150, ge=0, description="Tasks in the test split.")
-    model_max_pixels: int = Field(224 * 224, ge=4 * 28 * 28,
-                                  description="Pixel budget of the whole image as the model sees it (probe).")
-    crop_max_pixels: int = Field(224 * 224, ge=4 * 28 * 28,
-                                 description="Pixel budget of each zoomed crop as the model sees it (probe).")
+    model_max_pixels: int = Field(
+        224 * 224, ge=4 * 28 * 28, description="Pixel budget of the whole image as the model sees it (probe)."
+    )
+    crop_max_pixels: int = Field(
+        224 * 224,
+        ge=4 * 28 * 28,
+        description="Pixel budget of each zoomed crop as the model sees it (probe).",
+    )
 
     @model_validator(mode="after")
-    def _check(self) -> "WorldConfig":
+    def _check(self) -> WorldConfig:
         if self.object_size_max < self.object_size_min:
-            raise ValueError(f"object_size_max ({self.object_size_max}) is below object_size_min "
-                             f"({self.object_size_min}); set object_size_max >= object_size_min")
+            raise ValueError(
+                f"object_size_max ({self.object_size_max}) is below object_size_min "
+                f"({self.object_size_min}); set object_size_max >= object_size_min"
+            )
         if not self.families:
             raise ValueError("families is empty; list at least one of " + ", ".join(FAMILIES))
         if not self.attribute_asks:
@@ -78,7 +94,9 @@ def load_world_config(path: str | Path | None = None, overrides: list[str] | Non
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"world config {path} does not exist; pass an existing YAML file or omit it")
+            raise FileNotFoundError(
+                f"world config {path} does not exist; pass an existing YAML file or omit it"
+            )
         loaded = yaml.safe_load(path.read_text()) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"world config {path} must be a YAML mapping of field: value")
@@ -86,7 +104,9 @@ def load_world_config(path: str | Path | None = None, overrides: list[str] | Non
     for text in overrides or []:
         key, value = parse_override(text)
         if key not in WorldConfig.model_fields:
-            raise ValueError(f"unknown world config field {key!r} in --set {text!r}; "
-                             f"known: {', '.join(WorldConfig.model_fields)}")
+            raise ValueError(
+                f"unknown world config field {key!r} in --set {text!r}; "
+                f"known: {', '.join(WorldConfig.model_fields)}"
+            )
         data[key] = value
     return WorldConfig(**data)

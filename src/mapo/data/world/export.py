@@ -36,8 +36,13 @@ def task_rows(cfg: WorldConfig, split: str, n: int, pool: Pool | None = None) ->
         yield from pool.imap(_row, jobs, chunksize=8)
 
 
-def write_world(cfg: WorldConfig, out: str | os.PathLike, splits: tuple[str, ...] = ("train", "val", "test"),
-                workers: int = 0, progress: bool = True) -> dict[str, Path]:
+def write_world(
+    cfg: WorldConfig,
+    out: str | os.PathLike,
+    splits: tuple[str, ...] = ("train", "val", "test"),
+    workers: int = 0,
+    progress: bool = True,
+) -> dict[str, Path]:
     """Write ``out/{split}.parquet`` for each split and ``out/world.yaml`` (the config), rendering in parallel.
 
     The files are byte-identical for any ``workers``. Returns {split: path}."""
@@ -54,8 +59,13 @@ def write_world(cfg: WorldConfig, out: str | os.PathLike, splits: tuple[str, ...
     paths = {}
     try:
         for split, n in sizes.items():
-            rows = tqdm(task_rows(cfg, split, n, pool), total=n, desc=f"world {split}", unit="task",
-                        disable=not progress)
+            rows = tqdm(
+                task_rows(cfg, split, n, pool),
+                total=n,
+                desc=f"world {split}",
+                unit="task",
+                disable=not progress,
+            )
             paths[split] = write_rows(rows, out / f"{split}.parquet")
     finally:
         if pool is not None:

@@ -13,8 +13,13 @@ from tqdm import tqdm
 from mapo.data.task import LETTERS, Box, Task
 from mapo.data.world.captions import describe
 from mapo.data.world.config import WorldConfig
-from mapo.data.world.questions import QuestionPlan, ask_question, plan_attribute, plan_digit_sum, \
-    plan_relative_position
+from mapo.data.world.questions import (
+    QuestionPlan,
+    ask_question,
+    plan_attribute,
+    plan_digit_sum,
+    plan_relative_position,
+)
 from mapo.data.world.render import BACKGROUNDS, COLOURS, GLYPHS, SHAPES, Nuisance, render_scene
 
 DATA_SOURCE = "mapo_world"
@@ -64,18 +69,26 @@ def _place_special(rng: random.Random, cfg: WorldConfig, plan: QuestionPlan) -> 
         else:
             if plan.layout_ok(placed):
                 return placed
-    raise RuntimeError(f"could not lay out a {plan.family} question on a {cfg.canvas_width}x{cfg.canvas_height} "
-                       f"canvas in {_MAX_LAYOUT_TRIES} tries; use a larger canvas or smaller objects")
+    raise RuntimeError(
+        f"could not lay out a {plan.family} question on a {cfg.canvas_width}x{cfg.canvas_height} "
+        f"canvas in {_MAX_LAYOUT_TRIES} tries; use a larger canvas or smaller objects"
+    )
 
 
-def _place_clutter(rng: random.Random, cfg: WorldConfig, plan: QuestionPlan, placed: list[dict]) -> list[dict]:
+def _place_clutter(
+    rng: random.Random, cfg: WorldConfig, plan: QuestionPlan, placed: list[dict]
+) -> list[dict]:
     colours = tuple(COLOURS)
     clutter: list[dict] = []
     for _ in range(cfg.clutter * 50):
         if len(clutter) == cfg.clutter:
             break
-        attrs = {"colour": rng.choice(colours), "shape": rng.choice(SHAPES), "glyph": rng.choice(GLYPHS),
-                 "role": "clutter"}
+        attrs = {
+            "colour": rng.choice(colours),
+            "shape": rng.choice(SHAPES),
+            "glyph": rng.choice(GLYPHS),
+            "role": "clutter",
+        }
         if plan.forbid(attrs):
             continue
         box = _random_box(rng, cfg)
@@ -86,8 +99,10 @@ def _place_clutter(rng: random.Random, cfg: WorldConfig, plan: QuestionPlan, pla
 
 def _background_lines(rng: random.Random, cfg: WorldConfig) -> list[tuple[float, float, float, float]]:
     w, h = cfg.canvas_width, cfg.canvas_height
-    return [(rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0, h))
-            for _ in range(cfg.background_lines)]
+    return [
+        (rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0, h))
+        for _ in range(cfg.background_lines)
+    ]
 
 
 def make_task(cfg: WorldConfig, split: str, index: int) -> Task:
@@ -97,8 +112,15 @@ def make_task(cfg: WorldConfig, split: str, index: int) -> Task:
     special = _place_special(rng, cfg, plan)
     objects = special + _place_clutter(rng, cfg, plan, special)
     background = rng.choice(BACKGROUNDS)
-    image = render_scene(cfg.canvas_width, cfg.canvas_height, objects, background, _background_lines(rng, cfg),
-                         cfg.glyph_contrast, Nuisance(cfg.fill_jitter, cfg.glyph_shift, cfg.glyph_scale))
+    image = render_scene(
+        cfg.canvas_width,
+        cfg.canvas_height,
+        objects,
+        background,
+        _background_lines(rng, cfg),
+        cfg.glyph_contrast,
+        Nuisance(cfg.fill_jitter, cfg.glyph_shift, cfg.glyph_scale),
+    )
     question, correct, distractors = ask_question(plan, special, rng)
     options = [correct, *distractors]
     rng.shuffle(options)
@@ -115,8 +137,12 @@ def make_task(cfg: WorldConfig, split: str, index: int) -> Task:
         target_names=[describe(t, 0) for t in targets],
         extra={
             "objects": objects,
-            "query": {"family": plan.family, "ask": plan.ask, "known": list(plan.known),
-                      "n_targets": plan.n_targets},
+            "query": {
+                "family": plan.family,
+                "ask": plan.ask,
+                "known": list(plan.known),
+                "n_targets": plan.n_targets,
+            },
             "split": split,
             "index": index,
         },

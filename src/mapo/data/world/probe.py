@@ -29,7 +29,7 @@ from mapo.data.images import fit_to_budget
 from mapo.data.task import LETTERS, Task
 from mapo.data.world.config import WorldConfig
 from mapo.data.world.generate import generate_tasks
-from mapo.data.world.questions import RELATIONS, relation
+from mapo.data.world.questions import relation
 from mapo.data.world.render import COLOURS, GLYPHS, SHAPES
 
 PATCH = 24  # side of the patch (pixels) an object is resampled to before the probe reads it
@@ -46,35 +46,54 @@ class ProbeReport:
     attribute_accuracy: dict[str, dict[str, float]]  # view -> attribute -> accuracy on val objects
     task_accuracy: dict[str, float]  # view -> accuracy of the reader on val questions
     task_accuracy_by_category: dict[str, dict[str, float]]  # view -> category -> accuracy
-    chance: dict[str, float] = field(default_factory=lambda: {"colour": 1 / len(COLOURS), "shape": 1 / len(SHAPES),
-                                                              "glyph": 1 / len(GLYPHS), "task": 0.25})
+    chance: dict[str, float] = field(
+        default_factory=lambda: {
+            "colour": 1 / len(COLOURS),
+            "shape": 1 / len(SHAPES),
+            "glyph": 1 / len(GLYPHS),
+            "task": 0.25,
+        }
+    )
 
     def table(self) -> str:
         """A Markdown table of the figures."""
         lines = ["| view | colour | shape | digit | question (reader) |", "|---|---|---|---|---|"]
         for view in VIEWS:
             a = self.attribute_accuracy[view]
-            lines.append(f"| {view} | {a['colour']:.3f} | {a['shape']:.3f} | {a['glyph']:.3f} | "
-                         f"{self.task_accuracy[view]:.3f} |")
+            lines.append(
+                f"| {view} | {a['colour']:.3f} | {a['shape']:.3f} | {a['glyph']:.3f} | "
+                f"{self.task_accuracy[view]:.3f} |"
+            )
         c = self.chance
-        lines.append(f"| chance | {c['colour']:.3f} | {c['shape']:.3f} | {c['glyph']:.3f} | {c['task']:.3f} |")
+        lines.append(
+            f"| chance | {c['colour']:.3f} | {c['shape']:.3f} | {c['glyph']:.3f} | {c['task']:.3f} |"
+        )
         lines.append("")
         cats = sorted(self.task_accuracy_by_category["whole"])
         lines.append("| view | " + " | ".join(cats) + " |")
         lines.append("|---|" + "---|" * len(cats))
         for view in VIEWS:
-            lines.append(f"| {view} | " + " | ".join(f"{self.task_accuracy_by_category[view][c]:.3f}"
-                                                    for c in cats) + " |")
+            lines.append(
+                f"| {view} | "
+                + " | ".join(f"{self.task_accuracy_by_category[view][c]:.3f}" for c in cats)
+                + " |"
+            )
         return "\n".join(lines)
 
 
-def _patch(view: Image.Image, box: list[float], scale_x: float, scale_y: float, offset=(0.0, 0.0)) -> np.ndarray:
+def _patch(
+    view: Image.Image, box: list[float], scale_x: float, scale_y: float, offset=(0.0, 0.0)
+) -> np.ndarray:
     """The object's region of ``view`` (box in original pixels; view = original shifted by ``offset``, scaled),
     widened by 10% and resampled to PATCH x PATCH, as float32 HWC in [0, 1]."""
     x1, y1, x2, y2 = box
     pad = 0.1 * (x2 - x1)
-    region = ((x1 - pad - offset[0]) * scale_x, (y1 - pad - offset[1]) * scale_y,
-              (x2 + pad - offset[0]) * scale_x, (y2 + pad - offset[1]) * scale_y)
+    region = (
+        (x1 - pad - offset[0]) * scale_x,
+        (y1 - pad - offset[1]) * scale_y,
+        (x2 + pad - offset[0]) * scale_x,
+        (y2 + pad - offset[1]) * scale_y,
+    )
     patch = view.resize((PATCH, PATCH), Image.BILINEAR, box=region)
     return np.asarray(patch, dtype=np.float32) / 255.0
 
@@ -103,9 +122,16 @@ class PatchReader(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(32 * (PATCH // 4) ** 2, 128), nn.ReLU())  # keeps where strokes are
+            nn.Conv2d(3, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(32 * (PATCH // 4) ** 2, 128),
+            nn.ReLU(),
+        )  # keeps where strokes are
         self.heads = nn.ModuleDict({a: nn.Linear(128, len(v)) for a, v in ATTRIBUTE_VALUES.items()})
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -178,8 +204,12 @@ def answer(task: Task, probs: dict[str, np.ndarray]) -> str:
 
 
 def _crop_patches(tasks: list[Task], cfg: WorldConfig, only_targets: bool) -> list[np.ndarray]:
-    return [np.stack([crop_patch(t, o, cfg) for o in t.extra["objects"]
-                      if not only_targets or o["role"] == "target"]) for t in tasks]
+    return [
+        np.stack(
+            [crop_patch(t, o, cfg) for o in t.extra["objects"] if not only_targets or o["role"] == "target"]
+        )
+        for t in tasks
+    ]
 
 
 def run_probe(cfg: WorldConfig, n_train: int = 250, n_eval: int = 200, epochs: int = 20) -> ProbeReport:
@@ -200,14 +230,17 @@ def _run_probe(cfg: WorldConfig, n_train: int, n_eval: int, epochs: int) -> Prob
     whole_val = [whole_patches(t, cfg) for t in val]
     crop_train = _crop_patches(train, cfg, only_targets=False)
     crop_val = _crop_patches(val, cfg, only_targets=False)
-    readers = {"whole": train_reader(np.concatenate(whole_train), train_objects, epochs),
-               "crop": train_reader(np.concatenate(crop_train), train_objects, epochs)}
+    readers = {
+        "whole": train_reader(np.concatenate(whole_train), train_objects, epochs),
+        "crop": train_reader(np.concatenate(crop_train), train_objects, epochs),
+    }
     truth = _labels(val_objects)
     attribute_accuracy: dict[str, dict[str, float]] = {}
     for view, patches in (("whole", whole_val), ("crop", crop_val)):
         probs = read(readers[view], np.concatenate(patches))
-        attribute_accuracy[view] = {a: float((probs[a].argmax(1) == truth[a].numpy()).mean())
-                                    for a in ATTRIBUTE_VALUES}
+        attribute_accuracy[view] = {
+            a: float((probs[a].argmax(1) == truth[a].numpy()).mean()) for a in ATTRIBUTE_VALUES
+        }
     task_accuracy: dict[str, float] = {}
     by_category: dict[str, dict[str, float]] = {}
     for view in VIEWS:

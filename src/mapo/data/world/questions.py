@@ -65,18 +65,26 @@ def plan_attribute(rng: random.Random, ask: str) -> QuestionPlan:
         colours = rng.sample([c for c in COLOUR_NAMES if c != colour], 3)
         digits = rng.sample(other_glyphs, 3)
         decoys = [_obj(c, shape, d, "decoy") for c, d in zip(colours, digits)]
-        return QuestionPlan("attribute", ask, [target, *decoys], 1, ("colour", "shape"),
-                            lambda o: o["colour"] == colour and o["shape"] == shape)
+        return QuestionPlan(
+            "attribute",
+            ask,
+            [target, *decoys],
+            1,
+            ("colour", "shape"),
+            lambda o: o["colour"] == colour and o["shape"] == shape,
+        )
     if ask == "colour":
         colours = rng.sample([c for c in COLOUR_NAMES if c != colour], 3)
         decoys = [_obj(c, shape, rng.choice(other_glyphs), "decoy") for c in colours]
-        return QuestionPlan("attribute", ask, [target, *decoys], 1, ("shape", "glyph"),
-                            lambda o: o["shape"] == shape)
+        return QuestionPlan(
+            "attribute", ask, [target, *decoys], 1, ("shape", "glyph"), lambda o: o["shape"] == shape
+        )
     if ask == "shape":
         shapes = rng.sample([s for s in SHAPES if s != shape], 3)
         decoys = [_obj(colour, s, rng.choice(other_glyphs), "decoy") for s in shapes]
-        return QuestionPlan("attribute", ask, [target, *decoys], 1, ("colour", "glyph"),
-                            lambda o: o["colour"] == colour)
+        return QuestionPlan(
+            "attribute", ask, [target, *decoys], 1, ("colour", "glyph"), lambda o: o["colour"] == colour
+        )
     raise ValueError(f"unknown attribute ask {ask!r}; use glyph, colour or shape")
 
 
@@ -92,8 +100,12 @@ def plan_relative_position(rng: random.Random) -> QuestionPlan:
     (ca, sa), (cb, sb) = _two_kinds(rng)
     ga, ga2 = rng.sample(GLYPHS, 2)
     gb, gb2 = rng.sample(GLYPHS, 2)
-    special = [_obj(ca, sa, ga, "target"), _obj(cb, sb, gb, "target"),
-               _obj(ca, sa, ga2, "decoy"), _obj(cb, sb, gb2, "decoy")]
+    special = [
+        _obj(ca, sa, ga, "target"),
+        _obj(cb, sb, gb, "target"),
+        _obj(ca, sa, ga2, "decoy"),
+        _obj(cb, sb, gb2, "decoy"),
+    ]
 
     def layout_ok(placed: list[dict]) -> bool:
         a, b, a2, b2 = placed
@@ -102,15 +114,28 @@ def plan_relative_position(rng: random.Random) -> QuestionPlan:
             return False
         return pairs[0][1] >= 1.5 and all(ratio >= 1.2 for _, ratio in pairs[1:])
 
-    return QuestionPlan("relative_position", "relation", special, 2, ("colour", "shape", "glyph"),
-                        lambda o: (o["colour"], o["shape"]) in {(ca, sa), (cb, sb)}, layout_ok)
+    return QuestionPlan(
+        "relative_position",
+        "relation",
+        special,
+        2,
+        ("colour", "shape", "glyph"),
+        lambda o: (o["colour"], o["shape"]) in {(ca, sa), (cb, sb)},
+        layout_ok,
+    )
 
 
 def plan_digit_sum(rng: random.Random) -> QuestionPlan:
     (ca, sa), (cb, sb) = _two_kinds(rng)
     special = [_obj(ca, sa, rng.choice(GLYPHS), "target"), _obj(cb, sb, rng.choice(GLYPHS), "target")]
-    return QuestionPlan("digit_sum", "sum", special, 2, ("colour", "shape"),
-                        lambda o: (o["colour"], o["shape"]) in {(ca, sa), (cb, sb)})
+    return QuestionPlan(
+        "digit_sum",
+        "sum",
+        special,
+        2,
+        ("colour", "shape"),
+        lambda o: (o["colour"], o["shape"]) in {(ca, sa), (cb, sb)},
+    )
 
 
 def ask_question(plan: QuestionPlan, placed: list[dict], rng: random.Random) -> tuple[str, str, list[str]]:
@@ -119,8 +144,7 @@ def ask_question(plan: QuestionPlan, placed: list[dict], rng: random.Random) -> 
     names = [describe(t, 0, plan.known) for t in targets]
     if plan.ask == "glyph":
         t = targets[0]
-        return (f"What digit is written on {names[0]}?", t["glyph"],
-                [d["glyph"] for d in placed[1:4]])
+        return (f"What digit is written on {names[0]}?", t["glyph"], [d["glyph"] for d in placed[1:4]])
     if plan.ask == "colour":
         t = targets[0]
         return (f"What colour is {names[0]}?", t["colour"], [d["colour"] for d in placed[1:4]])
@@ -139,6 +163,9 @@ def ask_question(plan: QuestionPlan, placed: list[dict], rng: random.Random) -> 
             s = rng.randint(0, 9) + rng.randint(0, 9)
             if s != total and s not in distractors:
                 distractors.append(s)
-        return (f"What is the sum of the digits on {names[0]} and {names[1]}?", str(total),
-                [str(s) for s in distractors])
+        return (
+            f"What is the sum of the digits on {names[0]} and {names[1]}?",
+            str(total),
+            [str(s) for s in distractors],
+        )
     raise ValueError(f"unknown ask {plan.ask!r}")

@@ -31,7 +31,12 @@ SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "pentagon"
 GLYPHS: tuple[str, ...] = tuple("0123456789")
 
 #: Pale background colours; one is picked per image.
-BACKGROUNDS: tuple[tuple[int, int, int], ...] = ((244, 242, 236), (236, 240, 244), (240, 244, 236), (246, 240, 240))
+BACKGROUNDS: tuple[tuple[int, int, int], ...] = (
+    (244, 242, 236),
+    (236, 240, 244),
+    (240, 244, 236),
+    (246, 240, 240),
+)
 
 
 @lru_cache(maxsize=64)
@@ -40,8 +45,10 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
 
 
 def _regular_polygon(cx: float, cy: float, r: float, n: int, rotation: float) -> list[tuple[float, float]]:
-    return [(cx + r * math.cos(rotation + 2 * math.pi * k / n), cy + r * math.sin(rotation + 2 * math.pi * k / n))
-            for k in range(n)]
+    return [
+        (cx + r * math.cos(rotation + 2 * math.pi * k / n), cy + r * math.sin(rotation + 2 * math.pi * k / n))
+        for k in range(n)
+    ]
 
 
 def _outline(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -71,8 +78,9 @@ def _nuisance_rng(obj: dict) -> random.Random:
     return random.Random(f"{list(obj['box'])}:{obj['colour']}:{obj['shape']}:{obj['glyph']}")
 
 
-def draw_object(draw: ImageDraw.ImageDraw, obj: dict, glyph_contrast: float = 1.0,
-                nuisance: Nuisance = Nuisance()) -> None:
+def draw_object(
+    draw: ImageDraw.ImageDraw, obj: dict, glyph_contrast: float = 1.0, nuisance: Nuisance = Nuisance()
+) -> None:
     """Draw one object (shape filled with its colour, its glyph centred) inside ``obj["box"]`` (pixels)."""
     x1, y1, x2, y2 = obj["box"]
     rng = _nuisance_rng(obj)
@@ -106,9 +114,15 @@ def draw_object(draw: ImageDraw.ImageDraw, obj: dict, glyph_contrast: float = 1.
     draw.text(at, obj["glyph"], fill=_text_colour(rgb, glyph_contrast), font=font, anchor="mm")
 
 
-def render_scene(width: int, height: int, objects: list[dict], background: tuple[int, int, int],
-                 lines: list[tuple[float, float, float, float]] = (), glyph_contrast: float = 1.0,
-                 nuisance: Nuisance = Nuisance()) -> Image.Image:
+def render_scene(
+    width: int,
+    height: int,
+    objects: list[dict],
+    background: tuple[int, int, int],
+    lines: list[tuple[float, float, float, float]] = (),
+    glyph_contrast: float = 1.0,
+    nuisance: Nuisance = Nuisance(),
+) -> Image.Image:
     """The canvas (RGB, ``width`` x ``height`` pixels): background, faint texture lines, then every object."""
     image = Image.new("RGB", (width, height), background)
     draw = ImageDraw.Draw(image)
