@@ -106,3 +106,29 @@ def test_sigmoid_loss_weighs_the_few_hard_negatives_like_all_easy_ones():
     hard_wrong[1] = 5.0  # the one hard negative scored as a match
     easy_wrong[2] = 5.0  # one of the hundred easy negatives scored as a match
     assert balanced_sigmoid_loss(hard_wrong, labels, hard) > 10 * balanced_sigmoid_loss(easy_wrong, labels, hard)
+
+
+def test_attribute_probe_loss_is_low_only_for_the_right_classes():
+    from mapo.verifier.loss import attribute_probe_loss
+
+    right = torch.full((1, 6), -9.0)  # classes [2, 3, 1]: logits 0-1, 2-4, 5
+    right[0, 1] = right[0, 2 + 0] = right[0, 5] = 9.0
+    wrong = torch.full((1, 6), -9.0)
+    wrong[0, 0] = wrong[0, 3] = wrong[0, 4] = 9.0
+    classes = [2, 3, 1]
+    codes = torch.tensor([[1, 0, 0]])
+    assert attribute_probe_loss(right, codes, classes) < 1e-3 < attribute_probe_loss(wrong, codes, classes)
+
+
+def test_generic_labels_count_as_hard_negatives():
+    torch.manual_seed(1)
+    b, d = 4, 8
+    text = torch.nn.functional.normalize(torch.randn(b, d), dim=-1)
+    miss = torch.nn.functional.normalize(torch.randn(1, d), dim=-1)
+    args = {"match": torch.eye(b, dtype=torch.bool), "negative_match": torch.zeros(b, b, dtype=torch.bool),
+            "inv_temperature": torch.tensor(10.0), "sigmoid_scale": torch.tensor(10.0),
+            "sigmoid_bias": torch.tensor(-3.0)}
+    hit = text.clone()
+    far = lit_loss(text, -text, hit, miss, generic_text=-hit[:1], **args)["sigmoid"]
+    close = lit_loss(text, -text, hit, miss, generic_text=hit[:1], **args)["sigmoid"]  # vague label fits crop 0
+    assert close > far

@@ -61,10 +61,14 @@ def pair_metrics(verifier: Verifier, pairs: PairSet) -> dict[str, float]:
     other_texts, other_crops = _mismatched_captions(pairs)
     other = verifier.score(other_texts, [pairs.hit[j] for j in other_crops])
     missed = verifier.score(pairs.captions, pairs.miss)
+    changed = (pairs.negative_codes != pairs.caption_codes).float().argmax(-1)  # [N] which attribute differs
+    per_attribute = {f"auc_vs_hard_negative_{key}": roc_auc(positive, hard[changed == k])
+                     for k, key in enumerate(KEYS) if bool((changed == k).any())}
     return {
         "n_pairs": len(pairs),
         "auc_match_vs_mismatch": roc_auc(positive, torch.cat([hard, other])),
         "auc_vs_hard_negative": roc_auc(positive, hard),
+        **per_attribute,
         "auc_vs_other_object": roc_auc(positive, other),
         "auc_hit_vs_miss": roc_auc(positive, missed),
         "mean_match": positive.mean().item(),

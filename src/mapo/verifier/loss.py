@@ -31,7 +31,8 @@ def balanced_sigmoid_loss(scores: torch.Tensor, labels: torch.Tensor, hard: torc
 
 def lit_loss(text: torch.Tensor, hard_negative_text: torch.Tensor, hit: torch.Tensor, miss: torch.Tensor,
              match: torch.Tensor, negative_match: torch.Tensor, inv_temperature: torch.Tensor,
-             sigmoid_scale: torch.Tensor, sigmoid_bias: torch.Tensor) -> dict[str, torch.Tensor]:
+             sigmoid_scale: torch.Tensor, sigmoid_bias: torch.Tensor,
+             generic_text: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Symmetric contrastive loss with hard negatives, plus a pairwise sigmoid loss.
 
     text [B, D], hard_negative_text [B, D], hit [B, D], miss [M, D] (miss crop m belongs to caption m, M <= B):
@@ -60,5 +61,16 @@ def lit_loss(text: torch.Tensor, hard_negative_text: torch.Tensor, hit: torch.Te
     # hard: a caption's own hard negative on its crop, and a caption on its own miss crop
     hard = torch.cat([torch.zeros(b * b, dtype=torch.bool, device=hit.device), eye.flatten(),
                       torch.ones(m, dtype=torch.bool, device=hit.device)])
+    if generic_text is not None:  # vague labels ("an object") [K, D]: hard negatives on every hit crop
+        generic = (generic_text @ hit.T).flatten()
+        scores = torch.cat([scores, generic * sigmoid_scale + sigmoid_bias])
+        labels = torch.cat([labels, torch.zeros_like(generic, dtype=torch.bool)])
+        hard = torch.cat([hard, torch.ones_like(generic, dtype=torch.bool)])
     pairwise = balanced_sigmoid_loss(scores, labels, hard)
     return {"loss": contrastive + pairwise, "contrastive": contrastive, "sigmoid": pairwise}
+
+
+def attribute_probe_loss(logits: torch.Tensor, codes: torch.Tensor, classes: list[int]) -> torch.Tensor:
+    """Mean cross-entropy of the attribute probe. logits [B, sum(classes)], codes [B, len(classes)] long."""
+    parts = torch.split(logits, list(classes), dim=1)
+    return sum(F.cross_entropy(p, codes[:, k]) for k, p in enumerate(parts)) / len(parts)

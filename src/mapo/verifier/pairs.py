@@ -45,7 +45,7 @@ class PairConfig:
 
     margin_min: float = 1.2
     """Smallest crop side as a multiple of the object side (a tight zoom)."""
-    margin_max: float = 3.0
+    margin_max: float = 2.5
     """Largest crop side as a multiple of the object side (a loose zoom that still shows the digit)."""
     subsets: tuple[tuple[tuple[str, ...], float], ...] = field(default=ATTRIBUTE_SUBSETS)
     """Attribute subsets a caption names, with weights."""
