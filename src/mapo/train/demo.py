@@ -40,7 +40,7 @@ class DemoConfig(Section):
     sft: dict[str, Any] = Field(default_factory=lambda: {
         "epochs": 2, "batch_size": 16, "micro_batch_size": 16,
         "expert": {"no_zoom_rate": 0.1, "elsewhere_rate": 0.15, "wrong_label_rate": 0.1, "guess_rate": 0.1},
-        "optim": {"lr": 2e-3, "warmup_steps": 10, "schedule": "cosine"}},
+        "optim": {"lr": 4e-3, "warmup_steps": 10, "schedule": "constant"}},
         description="SFTConfig fields (model, data and paths are filled in by the demo).")
     rl: dict[str, Any] = Field(default_factory=lambda: {
         "rollout": {"group_size": 6, "prompts_per_step": 4},
