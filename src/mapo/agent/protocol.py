@@ -43,6 +43,9 @@ class ProtocolConfig(BaseModel):
         2048, ge=1, description="limit of all response tokens (generated + observations) of one trajectory")
     image_max_pixels: int = Field(224 * 224, ge=1, description="pixel budget of the task image as shown")
     crop_max_pixels: int = Field(224 * 224, ge=1, description="pixel budget of each crop as shown")
+    crop_min_pixels: int = Field(
+        4 * 28 * 28, ge=1, description="smallest area a crop is shown at: smaller crops are magnified up to it "
+        "(set it to crop_max_pixels to show every zoom filling the budget)")
     trajectory_max_pixels: int = Field(
         224 * 224 * 7, ge=1, description="pixel budget of all images of one trajectory; over it, a call "
         "gets an error observation")

@@ -49,6 +49,7 @@ class RolloutEngine:
         self.cfg = protocol_cfg or ProtocolConfig()
         self.tool = tool or ZoomTool(ZoomConfig(coordinates=self.cfg.coordinates,
                                                 crop_max_pixels=self.cfg.crop_max_pixels,
+                                                crop_min_pixels=self.cfg.crop_min_pixels,
                                                 image_factor=backend.image_factor,
                                                 allow_source=self.cfg.allow_source))
         if self.tool.cfg.image_factor != backend.image_factor:

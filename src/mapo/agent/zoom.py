@@ -32,6 +32,8 @@ class ZoomConfig:
     """Boxes more elongated than this are rejected (the model cannot see them as an image)."""
     crop_max_pixels: int = 224 * 224
     """Pixel budget of the crop as shown to the model."""
+    crop_min_pixels: int = 4 * 28 * 28
+    """Smallest area the crop is shown at: a smaller crop is magnified up to it (what "zoom in" means)."""
     image_factor: int = 28
     """Grid the shown crop is aligned to (patch size x merge size of the model: 28 Qwen2/2.5-VL, 32 Qwen3-VL)."""
     allow_source: bool = True
@@ -144,7 +146,7 @@ class ZoomTool:
             box, result.repairs = repair_box(list(bbox), views[source].region, self.cfg)
             crop = original.crop((int(box.x1), int(box.y1), int(box.x2), int(box.y2)))
             result.observation = fit_to_budget(crop, self.cfg.crop_max_pixels, factor=self.cfg.image_factor,
-                                               min_pixels=4 * self.cfg.image_factor ** 2)
+                                               min_pixels=min(self.cfg.crop_min_pixels, self.cfg.crop_max_pixels))
             result.box_executed, result.crop = box, crop
         except (ZoomError, ImageError) as exc:
             result.error = str(exc)
