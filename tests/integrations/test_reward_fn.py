@@ -19,7 +19,7 @@ def _row(answer="B"):
     ("<answer>red</answer>", True),
     ("<answer>(A) blue</answer>", False),
     ("<answer>A or B</answer>", False),
-    ("I think B", True),  # no tags: the whole reply is the answer
+    ("<think>maybe B</think> I think B", False),  # no <answer> block: a letter in the reasoning never scores
     ("", False),
 ])
 def test_multiple_choice_accuracy(response, correct):

@@ -152,18 +152,9 @@ def prepare(cfg: DemoConfig) -> Path:
 
 
 def make_world(world_cfg, out: Path) -> None:
-    import yaml
-    from tqdm.auto import tqdm
+    from mapo.data.world.export import write_world
 
-    from mapo.data.parquet import write_tasks
-    from mapo.data.world import make_task
-
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "world.yaml").write_text(yaml.safe_dump(world_cfg.model_dump(), sort_keys=True))
-    for split in ("train", "val", "test"):
-        n = world_cfg.split_size(split)
-        write_tasks((make_task(world_cfg, split, i) for i in tqdm(range(n), desc=f"world {split}", unit="task")),
-                    out / f"{split}.parquet")
+    write_world(world_cfg, out)  # parallel rendering, byte-identical to a single process
 
 
 def train_verifier(ver_cfg, out: Path) -> None:

@@ -43,7 +43,9 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
     task = task_from_row(ground_truth, extra_info)
     records = list(_plain((extra_info or {}).get(TURNS_KEY)) or [])
     successful = sum(1 for r in records if r.get("ok"))
-    reward, info = outcome_reward(extract_answer_span(solution_str), task, RewardConfig.preset(preset),
+    # Only an <answer> block counts: a letter mentioned while thinking must not score.
+    answer = extract_answer_span(solution_str) if "<answer>" in solution_str.lower() else None
+    reward, info = outcome_reward(answer, task, RewardConfig.preset(preset),
                                   response=solution_str, successful_tool_calls=successful)
     scores = [float(r["score"]) for r in records if r.get("ok")]
     return {"score": reward, "acc": float(info["accuracy"]), "tool_calls": float(len(records)),
