@@ -26,7 +26,9 @@ class DemoConfig(Section):
     out_dir: str = Field("runs/demo", description="Where every step writes (world/, verifier/, model/, sft/, rl/, "
                                                   "eval/, report/).")
     seed: int = Field(0, description="Seed of the world, model, SFT and RL.")
-    threads: int | None = Field(None, description="torch CPU threads (None: torch's default).")
+    threads: int | None = Field(1, description="torch CPU threads (None: torch's default). 1 by default: the tiny "
+                                "model gains little from 2 threads, and on a busy 2-core machine 2 threads ran "
+                                "5-28x slower than 1 (benchmarks/README.md).")
     world: dict[str, Any] = Field(default_factory=lambda: {"n_train": 600, "n_val": 100, "n_test": 100},
                                   description="WorldConfig fields (see `mapo world make --help`).")
     verifier: dict[str, Any] = Field(default_factory=lambda: {"steps": 200},
@@ -35,12 +37,13 @@ class DemoConfig(Section):
     size: str = Field("tiny", description="Tiny policy size: tiny | small.")
     vocab_size: int = Field(1024, description="Tokenizer vocabulary (byte-level BPE trained on the world).")
     protocol: dict[str, Any] = Field(default_factory=lambda: {"max_turns": 4, "max_new_tokens_per_turn": 96,
-                                                              "max_response_tokens": 320},
+                                                              "max_response_tokens": 320,
+                                                              "crop_min_pixels": 224 * 224},
                                      description="ProtocolConfig fields shared by SFT, RL and evaluation.")
     sft: dict[str, Any] = Field(default_factory=lambda: {
-        "epochs": 2, "batch_size": 16, "micro_batch_size": 16,
+        "epochs": 8, "batch_size": 16, "micro_batch_size": 16,
         "expert": {"no_zoom_rate": 0.1, "elsewhere_rate": 0.15, "wrong_label_rate": 0.1, "guess_rate": 0.1},
-        "optim": {"lr": 4e-3, "warmup_steps": 10, "schedule": "constant"}},
+        "optim": {"lr": 3e-3, "warmup_steps": 10, "schedule": "constant"}},
         description="SFTConfig fields (model, data and paths are filled in by the demo).")
     rl: dict[str, Any] = Field(default_factory=lambda: {
         "rollout": {"group_size": 6, "prompts_per_step": 4},
