@@ -37,7 +37,7 @@ class DemoConfig(Section):
     size: str = Field("tiny", description="Tiny policy size: tiny | small.")
     vocab_size: int = Field(1024, description="Tokenizer vocabulary (byte-level BPE trained on the world).")
     protocol: dict[str, Any] = Field(default_factory=lambda: {"max_turns": 4, "max_new_tokens_per_turn": 96,
-                                                              "max_response_tokens": 320,
+                                                              "max_response_tokens": 448,
                                                               "crop_min_pixels": 224 * 224},
                                      description="ProtocolConfig fields shared by SFT, RL and evaluation.")
     sft: dict[str, Any] = Field(default_factory=lambda: {
