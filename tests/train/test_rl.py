@@ -44,6 +44,11 @@ def test_two_rl_steps_end_to_end(tmp_path, tiny_model_dir, make_trainer, estimat
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
     assert (final / "config.json").exists()
     load_policy(final)  # the saved model loads back
+    # the protocol it was trained with travels with it, so `mapo eval --model final` uses the same one
+    from mapo.agent.protocol import ProtocolConfig
+    from mapo.eval.cli import _protocol  # noqa: PLC2701 - the loader `mapo eval` uses
+
+    assert _protocol(final, None, {}) == ProtocolConfig(**cfg.rollout.protocol)
 
 
 @pytest.mark.slow

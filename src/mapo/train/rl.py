@@ -59,16 +59,24 @@ def build_engine(backend, protocol: dict[str, Any]):
     return RolloutEngine(backend, None, ProtocolConfig(**protocol))
 
 
-def save_backend(backend, out_dir: Path) -> None:
-    """Write the policy as a standard Hugging Face directory (weights, config, tokenizer, image processor)."""
+def save_backend(backend, out_dir: Path, protocol: dict[str, Any] | None = None) -> None:
+    """Write the policy as a standard Hugging Face directory (weights, config, tokenizer, image processor),
+    plus ``protocol.yaml`` (the protocol it was trained with, which `mapo eval` picks up) when given."""
     if hasattr(backend, "save_pretrained"):
         backend.save_pretrained(out_dir)
-        return
-    backend.model.save_pretrained(out_dir, safe_serialization=True)
-    backend.tokenizer.save_pretrained(out_dir)
-    processor = getattr(backend, "image_processor", None)
-    if processor is not None:
-        processor.save_pretrained(out_dir)
+    else:
+        backend.model.save_pretrained(out_dir, safe_serialization=True)
+        backend.tokenizer.save_pretrained(out_dir)
+        processor = getattr(backend, "image_processor", None)
+        if processor is not None:
+            processor.save_pretrained(out_dir)
+    if protocol is not None:
+        import yaml
+
+        from mapo.agent.protocol import ProtocolConfig
+
+        spelled = ProtocolConfig(**protocol).model_dump(mode="json")
+        (Path(out_dir) / "protocol.yaml").write_text(yaml.safe_dump(spelled, sort_keys=False))
 
 
 def load_backend(path: str | Path, cfg: TrainConfig):
@@ -349,7 +357,7 @@ class RLTrainer:
                     self.save()
         final = self.out_dir / "final"
         if self.step >= cfg.run.total_steps:
-            save_backend(self.backend, final)
+            save_backend(self.backend, final, protocol=self.cfg.rollout.protocol)
         return final
 
     @torch.no_grad()

@@ -151,7 +151,7 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False, backend=None, tasks: list[T
                                 scheduler=scheduler, state={"kind": "sft"}, keep_last=cfg.keep_last)
     final = out_dir / "final"
     if step >= len(batches):
-        save_backend(backend, final)
+        save_backend(backend, final, protocol=cfg.protocol)
     return final
 
 
