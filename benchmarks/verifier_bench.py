@@ -26,11 +26,14 @@ def run(quick: bool = False, path: Path | None = None, pairs: int = 256, batch_s
     from mapo.verifier.lit import LiTConfig, LiTModel
     from mapo.verifier.pairs import make_pairs
     from mapo.verifier.text_tower import shared_text_encoder
+    from mapo.verifier.train import TrainConfig
 
     n = 64 if quick else pairs
     if path is None:
         path = Path(tempfile.mkdtemp()) / "untrained"
-        save_lit(LiTModel(LiTConfig()).eval(), path)
+        default = TrainConfig()  # the architecture `mapo verifier train` builds by default
+        save_lit(LiTModel(LiTConfig(image_size=default.image_size, global_size=default.global_size,
+                                    glimpse_size=default.glimpse_size, embed_dim=default.embed_dim)).eval(), path)
     shared_text_encoder("cpu")  # load MiniLM outside the timed region: a one-off cost per process
     tasks = generate_tasks(WorldConfig(), "val", n // 8 + 1)
     made = make_pairs(tasks, [0, 1, 2, 3, 4, 5], random.Random(0), per_task=8)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mapo.verifier.base import Verifier
 from mapo.verifier.metrics import roc_auc, top1_accuracy
-from mapo.verifier.pairs import KEYS, PairSet, caption_matches, make_pairs
+from mapo.verifier.pairs import KEYS, PairConfig, PairSet, caption_matches, make_pairs
 
 DEGENERATE_LABELS = ("object", "image", "a shape", "something", "the target", "a small object")
 
@@ -37,6 +37,8 @@ class EvalConfig(BaseModel):
                                       description="Templates used in training.")
     unseen_templates: list[int] = Field(default_factory=lambda: [4, 5],
                                         description="Templates never used in training.")
+    margin_min: float = Field(1.2, description="Tightest hit crop, as a multiple of the object side.")
+    margin_max: float = Field(5.0, description="Loosest hit crop (the expert's zooms are 2.5-5x the object).")
 
 
 def _mismatched_captions(pairs: PairSet) -> tuple[list[str], list[int]]:
@@ -117,9 +119,10 @@ def quality_report(verifier: Verifier, cfg: EvalConfig | None = None) -> dict:
     cfg = cfg or EvalConfig()
     tasks = generate_tasks(WorldConfig(seed=cfg.world_seed), "val", cfg.n_tasks)
     rng = random.Random(cfg.seed)
-    seen = make_pairs(tasks, cfg.seen_templates, rng, per_task=cfg.objects_per_task)
-    unseen = make_pairs(tasks, cfg.unseen_templates, rng, per_task=cfg.objects_per_task)
-    full = make_pairs(tasks, cfg.seen_templates + cfg.unseen_templates, rng, per_task=None, subset=KEYS)
+    crops = PairConfig(margin_min=cfg.margin_min, margin_max=cfg.margin_max)
+    seen = make_pairs(tasks, cfg.seen_templates, rng, crops, per_task=cfg.objects_per_task)
+    unseen = make_pairs(tasks, cfg.unseen_templates, rng, crops, per_task=cfg.objects_per_task)
+    full = make_pairs(tasks, cfg.seen_templates + cfg.unseen_templates, rng, crops, per_task=None, subset=KEYS)
     return {
         "seen_templates": pair_metrics(verifier, seen),
         "unseen_templates": pair_metrics(verifier, unseen),

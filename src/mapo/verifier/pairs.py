@@ -45,8 +45,8 @@ class PairConfig:
 
     margin_min: float = 1.2
     """Smallest crop side as a multiple of the object side (a tight zoom)."""
-    margin_max: float = 2.5
-    """Largest crop side as a multiple of the object side (a loose zoom that still shows the digit)."""
+    margin_max: float = 5.0
+    """Largest crop side as a multiple of the object side (the expert's zooms are 2.5-5x the object side)."""
     subsets: tuple[tuple[tuple[str, ...], float], ...] = field(default=ATTRIBUTE_SUBSETS)
     """Attribute subsets a caption names, with weights."""
 

@@ -31,11 +31,11 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    steps: int = Field(300, ge=1, description="Optimizer steps.")
+    steps: int = Field(400, ge=1, description="Optimizer steps.")
     batch_size: int = Field(96, ge=2, description="(caption, hit crop) pairs per step.")
     miss_fraction: float = Field(0.25, ge=0, le=1, description="Share of pairs that also get a miss crop.")
     objects_per_task: int = Field(8, ge=1, description="Objects used per rendered world task (diversity).")
-    lr: float = Field(4e-3, gt=0, description="Peak AdamW learning rate (linear warm-up, cosine decay).")
+    lr: float = Field(2e-3, gt=0, description="Peak AdamW learning rate (linear warm-up, cosine decay).")
     warmup_steps: int = Field(20, ge=0, description="Linear warm-up steps.")
     weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay.")
     seed: int = Field(0, description="Seeds the pair sampler and the initial weights.")
@@ -43,9 +43,14 @@ class TrainConfig(BaseModel):
     templates: list[int] = Field(default_factory=lambda: [0, 1, 2, 3],
                                  description="Caption templates used in training (the rest stay unseen).")
     margin_min: float = Field(1.2, description="Tightest hit crop, as a multiple of the object side.")
-    margin_max: float = Field(2.5, description="Loosest hit crop, as a multiple of the object side.")
-    image_size: int = Field(64, ge=16, description="Side of the square the crop is letter-boxed to (pixels).")
+    margin_max: float = Field(5.0, description="Loosest hit crop, as a multiple of the object side (the expert's "
+                                                "zooms are 2.5-5x).")
+    image_size: int = Field(128, ge=16, description="Side of the square the crop is letter-boxed to (pixels).")
+    global_size: int | None = Field(64, description="Side the conv stages see (avg-pooled from image_size).")
+    glimpse_size: int = Field(32, ge=0, description="Side of the object-aligned glimpse (0: no glimpse reader).")
     embed_dim: int = Field(256, ge=8, description="Dimension of the shared embedding space.")
+    stages: list[tuple[int, int, int]] | None = Field(
+        None, description="Vision tower conv stages (channels, kernel, stride); None: LiTConfig's default.")
     max_seconds: float | None = Field(None, description="Stop early after this many seconds (None: run all).")
     threads: int | None = Field(None, description="torch CPU threads (None: torch's default).")
     attribute_weight: float = Field(1.0, ge=0, description="Weight of the colour/shape/digit probe loss.")
@@ -151,7 +156,9 @@ def train_lit(cfg: TrainConfig, progress: bool = True) -> tuple[LiTModel, dict]:
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     start, cpu_start = time.perf_counter(), time.process_time()
-    model = LiTModel(LiTConfig(image_size=cfg.image_size, embed_dim=cfg.embed_dim))
+    arch = {"stages": [tuple(s) for s in cfg.stages]} if cfg.stages else {}
+    model = LiTModel(LiTConfig(image_size=cfg.image_size, embed_dim=cfg.embed_dim, global_size=cfg.global_size,
+                               glimpse_size=cfg.glimpse_size, **arch))
     bank = TextBank(shared_text_encoder("cpu"), default_text_bank_path() if cfg.text_cache else None)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     batches = pair_batches(cfg, rng)
