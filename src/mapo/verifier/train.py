@@ -31,8 +31,8 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    steps: int = Field(400, ge=1, description="Optimizer steps.")
-    batch_size: int = Field(96, ge=2, description="(caption, hit crop) pairs per step.")
+    steps: int = Field(500, ge=1, description="Optimizer steps.")
+    batch_size: int = Field(64, ge=2, description="(caption, hit crop) pairs per step.")
     miss_fraction: float = Field(0.25, ge=0, le=1, description="Share of pairs that also get a miss crop.")
     objects_per_task: int = Field(8, ge=1, description="Objects used per rendered world task (diversity).")
     lr: float = Field(2e-3, gt=0, description="Peak AdamW learning rate (linear warm-up, cosine decay).")
