@@ -5,8 +5,8 @@ import numpy as np
 import torch
 
 from mapo.train.checkpoint import checkpoint_dirs, latest_checkpoint, load_checkpoint, save_checkpoint
-from mapo.train.optim import build_optimizer, lr_multiplier
 from mapo.train.config import OptimConfig
+from mapo.train.optim import build_optimizer, lr_multiplier
 
 
 def _model_and_opt():
@@ -27,7 +27,7 @@ def _train_step(model, opt, sched):
 def test_resume_restores_everything(tmp_path):
     model, opt, sched = _model_and_opt()
     _train_step(model, opt, sched)
-    save = lambda d: (d.mkdir(), torch.save(model.state_dict(), d / "w.pt"))  # noqa: E731
+    save = lambda d: (d.mkdir(), torch.save(model.state_dict(), d / "w.pt"))
     random.seed(5)
     np.random.seed(5)
     ck = save_checkpoint(tmp_path, 1, save_model=save, optimizer=opt, scheduler=sched, state={"x": 3})

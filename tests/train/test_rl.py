@@ -9,7 +9,6 @@ from mapo.train.metrics_log import read_metrics
 from mapo.train.rl import RLTrainer, sample_prompts
 
 
-
 def _cfg(tmp_path, model_dir, *overrides):
     return load_config(TrainConfig, None, [
         f"model.path={model_dir}", f"run.out_dir={tmp_path / 'run'}", "run.total_steps=2", "run.save_every=1",
@@ -46,7 +45,7 @@ def test_two_rl_steps_end_to_end(tmp_path, tiny_model_dir, make_trainer, estimat
     load_policy(final)  # the saved model loads back
     # the protocol it was trained with travels with it, so `mapo eval --model final` uses the same one
     from mapo.agent.protocol import ProtocolConfig
-    from mapo.eval.cli import _protocol  # noqa: PLC2701 - the loader `mapo eval` uses
+    from mapo.eval.cli import _protocol
 
     assert _protocol(final, None, {}) == ProtocolConfig(**cfg.rollout.protocol)
 

@@ -39,20 +39,20 @@ class Box:
         return [self.x1, self.y1, self.x2, self.y2]
 
     @classmethod
-    def from_xywh(cls, x: float, y: float, w: float, h: float) -> "Box":
+    def from_xywh(cls, x: float, y: float, w: float, h: float) -> Box:
         return cls(x, y, x + w, y + h)
 
-    def intersection(self, other: "Box") -> float:
+    def intersection(self, other: Box) -> float:
         w = min(self.x2, other.x2) - max(self.x1, other.x1)
         h = min(self.y2, other.y2) - max(self.y1, other.y1)
         return max(0.0, w) * max(0.0, h)
 
-    def iou(self, other: "Box") -> float:
+    def iou(self, other: Box) -> float:
         inter = self.intersection(other)
         union = self.area + other.area - inter
         return inter / union if union > 0 else 0.0
 
-    def contains(self, other: "Box", min_fraction: float = 1.0) -> bool:
+    def contains(self, other: Box, min_fraction: float = 1.0) -> bool:
         """True when at least ``min_fraction`` of ``other``'s area lies inside this box."""
         if other.area <= 0:
             return False

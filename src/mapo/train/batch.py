@@ -5,7 +5,7 @@ Shapes: B trajectories, L = the longest response in the batch, T = most tool cal
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

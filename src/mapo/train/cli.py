@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -23,7 +22,7 @@ def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
-def _load(cls, config: Optional[Path], overrides: Optional[list[str]]):
+def _load(cls, config: Path | None, overrides: list[str] | None):
     from mapo.train.config import ConfigError, load_config
 
     try:
@@ -44,7 +43,7 @@ def _show(cls) -> None:
     Console().print(table)
 
 
-def sft_command(config: Optional[Path] = ConfigOpt, set_: Optional[list[str]] = SetOpt, resume: bool = ResumeOpt,
+def sft_command(config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt, resume: bool = ResumeOpt,
                 show_config: bool = ShowOpt) -> None:
     """Cold-start SFT on expert trajectories (loss on assistant tokens only)."""
     from mapo.train.config import SFTConfig
@@ -58,7 +57,7 @@ def sft_command(config: Optional[Path] = ConfigOpt, set_: Optional[list[str]] = 
     typer.echo(f"SFT model written to {run_sft(cfg, resume=resume)}")
 
 
-def train_command(config: Optional[Path] = ConfigOpt, set_: Optional[list[str]] = SetOpt, resume: bool = ResumeOpt,
+def train_command(config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt, resume: bool = ResumeOpt,
                   show_config: bool = ShowOpt) -> None:
     """RL with GRPO / RLOO / MAPO / MAPO-turn; metrics to out_dir/metrics.jsonl and TensorBoard."""
     from mapo.train.config import TrainConfig
@@ -72,7 +71,7 @@ def train_command(config: Optional[Path] = ConfigOpt, set_: Optional[list[str]] 
     typer.echo(f"RL model written to {train(cfg, resume=resume)}")
 
 
-def demo_command(config: Optional[Path] = ConfigOpt, set_: Optional[list[str]] = SetOpt,
+def demo_command(config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt,
                  show_config: bool = ShowOpt) -> None:
     """World -> verifier -> tiny model -> SFT -> RL (MAPO) -> test evaluation -> report; reuses finished steps."""
     from mapo.train.demo import DemoConfig, run_demo
@@ -84,7 +83,7 @@ def demo_command(config: Optional[Path] = ConfigOpt, set_: Optional[list[str]] =
     run_demo(cfg)
 
 
-def compare_command(config: Optional[Path] = ConfigOpt, set_: Optional[list[str]] = SetOpt,
+def compare_command(config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt,
                     show_config: bool = ShowOpt) -> None:
     """GRPO vs MAPO vs MAPO-turn from one SFT checkpoint, same rollout budget, several seeds: table + plots."""
     from mapo.train.compare import CompareConfig, run_compare
@@ -96,7 +95,7 @@ def compare_command(config: Optional[Path] = ConfigOpt, set_: Optional[list[str]
     run_compare(cfg)
 
 
-def _default_config(name: str) -> Optional[Path]:
+def _default_config(name: str) -> Path | None:
     """configs/<name> of the working directory when present (a checkout), else the built-in defaults."""
     path = Path("configs") / name
     return path if path.is_file() else None

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import Field
 
-from mapo.train.config import SFTConfig, Section, TrainConfig
+from mapo.train.config import Section, SFTConfig, TrainConfig
 from mapo.train.stamps import is_done, mark_done
 
 log = logging.getLogger("mapo.demo")
@@ -224,8 +224,8 @@ def evaluate(cfg: DemoConfig, model: Path, data: Path, out: Path, verifier_dir: 
                               cfg=EvalConfig(limit=cfg.eval_limit, save_media=True),
                               verifier_cfg=VerifierConfig(backend="embedded", path=verifier_dir),
                               seed=cfg.seed, fresh=True, log=log.info)
-    from mapo.report.run_report import first_turn_call_rate
     from mapo.eval.runner import RESULTS_NAME
+    from mapo.report.run_report import first_turn_call_rate
 
     summary.setdefault("tools", {})["first_turn_call_rate"] = first_turn_call_rate(out / RESULTS_NAME)
     summary_path.write_text(json.dumps(summary, indent=1, default=str))

@@ -74,7 +74,7 @@ class MetricsLogger:
         if self._writer is not None:
             self._writer.close()
 
-    def __enter__(self) -> "MetricsLogger":
+    def __enter__(self) -> MetricsLogger:
         return self
 
     def __exit__(self, *exc: object) -> None:

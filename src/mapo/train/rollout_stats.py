@@ -10,7 +10,8 @@ Box figures use the evaluation's definitions (``mapo.eval.boxes``), so training 
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from mapo.agent.trajectory import Trajectory
 from mapo.eval.boxes import DEFAULT_HIT_FRACTION, best_iou, zoom_hits_target, zooms_cover_targets
