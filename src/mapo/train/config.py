@@ -194,7 +194,7 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: list[st
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         where = f"config {path}" if path else "config"
-        raise ConfigError(f"{where}: {problems} (see `mapo train --help-config` or configs/*.yaml)") from exc
+        raise ConfigError(f"{where}: {problems} (see `mapo train --show-config` or configs/*.yaml)") from exc
 
 
 def dump_config(cfg: BaseModel, path: str | Path) -> None:
