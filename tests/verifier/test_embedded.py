@@ -77,10 +77,11 @@ def test_train_command_writes_a_loadable_verifier(tmp_path, monkeypatch):
     out = tmp_path / "trained"
     result = CliRunner().invoke(app, ["verifier", "train", "--out", str(out), "--steps", "2", "--no-eval",
                                       "--set", "batch_size=8", "--set", "image_size=32",
-                                      "--set", "objects_per_task=4"])
+                                      "--set", "objects_per_task=4", "--set", "reader_warmup_steps=2"])
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "verifier_config.json").read_text())["training"]
     assert summary["steps_done"] == 2 and summary["config"]["batch_size"] == 8
+    assert set(summary["reader_warmup_accuracy"]) == set(summary["probe_accuracy"]) == {"colour", "shape", "digit"}
     assert (tmp_path / "cache" / "verifier_text_bank.safetensors").is_file()
     scores = load_verifier(backend="embedded", path=out).score(["a red circle"], [Image.new("RGB", (50, 40))])
     assert scores.shape == (1,) and -1 <= scores.item() <= 1

@@ -118,6 +118,12 @@ def test_attribute_probe_loss_is_low_only_for_the_right_classes():
     classes = [2, 3, 1]
     codes = torch.tensor([[1, 0, 0]])
     assert attribute_probe_loss(right, codes, classes) < 1e-3 < attribute_probe_loss(wrong, codes, classes)
+    # a weight of 0 ignores that attribute; a weight of 2 doubles its share
+    only_first_wrong = right.clone()
+    only_first_wrong[0, 0], only_first_wrong[0, 1] = 9.0, -9.0
+    assert attribute_probe_loss(only_first_wrong, codes, classes, [0.0, 1.0, 1.0]) < 1e-3
+    torch.testing.assert_close(attribute_probe_loss(only_first_wrong, codes, classes, [2.0, 1.0, 1.0]),
+                               2 * attribute_probe_loss(only_first_wrong, codes, classes), rtol=1e-3, atol=1e-4)
 
 
 def test_generic_labels_count_as_hard_negatives():

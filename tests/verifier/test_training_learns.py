@@ -19,8 +19,9 @@ from mapo.verifier.train import TrainConfig, train_lit
 
 # the glimpse reader included (image 64 px, conv stages on 32 px, 16 px glimpses); one template keeps the
 # number of distinct captions MiniLM must encode small
-TINY = dict(steps=60, batch_size=32, image_size=64, global_size=32, glimpse_size=16, embed_dim=32, templates=[0],
-            stages=[(16, 3, 2), (32, 3, 2), (48, 3, 2)], objects_per_task=8, warmup_steps=5, lr=5e-3, threads=1)
+TINY = {"steps": 60, "batch_size": 32, "image_size": 64, "global_size": 32, "glimpse_size": 16, "embed_dim": 32,
+        "templates": [0], "stages": [(16, 3, 2), (32, 3, 2), (48, 3, 2)], "objects_per_task": 8, "warmup_steps": 5,
+        "lr": 5e-3, "threads": 1, "reader_warmup_steps": 0}
 
 
 def test_short_training_run_learns(tmp_path, monkeypatch):
@@ -56,3 +57,28 @@ def test_glimpse_finds_the_object_nearest_the_centre():
     cx, cy, half, found = model.vision.glimpse_boxes(images_to_tensor([image], 100)).tolist()[0]
     assert found == 1.0
     assert abs(cx - 0.0) < 0.1 and abs(cy - 0.1) < 0.1 and 0.2 < half < 0.35
+
+
+def test_reader_warm_up_learns_from_the_glimpses():
+    """The reader-only warm-up (before the contrastive phase) learns the glimpsed object's colour within a few
+    dozen steps (chance: 1/8), and leaves the model's own parameters other than the reader untouched."""
+    from mapo.verifier.train import pair_batches, warm_up_reader
+
+    torch.manual_seed(0)
+    cfg = TrainConfig(**{**TINY, "reader_warmup_steps": 40, "reader_lr": 3e-3})
+    model = LiTModel(LiTConfig(image_size=cfg.image_size, global_size=cfg.global_size, embed_dim=cfg.embed_dim,
+                               glimpse_size=cfg.glimpse_size, glimpse_contrast=cfg.glimpse_contrast,
+                               stages=[tuple(s) for s in cfg.stages])).train()
+    head_before = model.vision.head[0].weight.clone()
+    colour, _shape, _digit = warm_up_reader(model, pair_batches(cfg, random.Random(0)), cfg, [1.0, 1.0, 2.0],
+                                            progress=False)
+    assert colour > 0.5
+    torch.testing.assert_close(model.vision.head[0].weight, head_before)
+
+
+def test_glimpse_contrast_adds_three_reader_channels_and_old_configs_keep_three():
+    old = LiTModel(LiTConfig(image_size=64, glimpse_size=16))  # configs saved before the field existed
+    new = LiTModel(LiTConfig(image_size=64, glimpse_size=16, glimpse_contrast=5))
+    assert old.vision.reader[0].in_channels == 3 and new.vision.reader[0].in_channels == 6
+    pixels = torch.rand(2, 3, 64, 64) * 2 - 1
+    assert new.eval().image_embeddings(pixels).shape == old.eval().image_embeddings(pixels).shape

@@ -48,6 +48,10 @@ class LiTConfig:
     """Channels of the glimpse reader's three 3x3 convs (strides 1, 2, 2)."""
     glimpse_dim: int = 256
     """Features the glimpse reader adds to the pooled ones."""
+    glimpse_contrast: int = 0
+    """If > 0, the glimpse reader also sees each glimpse pixel minus the mean of its ``glimpse_contrast`` x
+    ``glimpse_contrast`` neighbourhood (3 extra channels, x4): the digit's strokes with the fill colour removed.
+    With it a reader trained on the digit alone reaches ~80% in 300 steps; without it, ~30% (lr 5e-4)."""
     saturation_threshold: float = 0.3
     """Saturation (max - min channel, pixels in [-1, 1]) above which a pixel belongs to an object."""
     attribute_classes: list[int] = field(default_factory=lambda: [8, 6, 10])
@@ -71,7 +75,8 @@ class VisionTower(nn.Module):
         self.glimpse_size, self.threshold = cfg.glimpse_size, cfg.saturation_threshold
         n_features = 2 * c_in
         if cfg.glimpse_size:
-            reader, g_in = [], 3
+            self.glimpse_contrast = cfg.glimpse_contrast
+            reader, g_in = [], 6 if cfg.glimpse_contrast else 3
             for c_out, stride in zip(cfg.glimpse_channels, (1, 2, 2)):
                 reader += [nn.Conv2d(g_in, c_out, 3, stride, padding=1, bias=False), nn.BatchNorm2d(c_out),
                            nn.ReLU(inplace=True)]
@@ -87,7 +92,7 @@ class VisionTower(nn.Module):
 
     def pooled(self, pixels: torch.Tensor) -> torch.Tensor:
         """[B, 3, S, S] -> [B, n_features]: mean- and max-pooled conv features (+ the glimpse reader's)."""
-        glimpse = self.reader(self.glimpse(pixels)) if self.glimpse_size else None
+        glimpse = self.read(self.glimpse(pixels)) if self.glimpse_size else None
         if self.pool > 1:
             pixels = nn.functional.avg_pool2d(pixels, self.pool)
         if self.local_contrast:
@@ -152,6 +157,14 @@ class VisionTower(nn.Module):
         grid = nn.functional.affine_grid(theta, [pixels.shape[0], 3, g, g], align_corners=True)
         return nn.functional.grid_sample(pixels, grid, mode="bilinear", padding_mode="border",
                                          align_corners=True)
+
+    def read(self, glimpse: torch.Tensor) -> torch.Tensor:
+        """[B, 3, G, G] glimpses -> [B, glimpse_dim] reader features."""
+        if self.glimpse_contrast:
+            k = self.glimpse_contrast
+            local = glimpse - nn.functional.avg_pool2d(glimpse, k, 1, k // 2, count_include_pad=False)
+            glimpse = torch.cat([glimpse, 4.0 * local], dim=1)
+        return self.reader(glimpse)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.head(self.pooled(pixels))

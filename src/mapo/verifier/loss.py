@@ -70,7 +70,17 @@ def lit_loss(text: torch.Tensor, hard_negative_text: torch.Tensor, hit: torch.Te
     return {"loss": contrastive + pairwise, "contrastive": contrastive, "sigmoid": pairwise}
 
 
-def attribute_probe_loss(logits: torch.Tensor, codes: torch.Tensor, classes: list[int]) -> torch.Tensor:
-    """Mean cross-entropy of the attribute probe. logits [B, sum(classes)], codes [B, len(classes)] long."""
+def attribute_probe_loss(logits: torch.Tensor, codes: torch.Tensor, classes: list[int],
+                         weights: list[float] | None = None) -> torch.Tensor:
+    """Weighted mean cross-entropy of the attribute probe (``weights``: one per attribute, default all 1).
+
+    logits [B, sum(classes)], codes [B, len(classes)] long."""
     parts = torch.split(logits, list(classes), dim=1)
-    return sum(F.cross_entropy(p, codes[:, k]) for k, p in enumerate(parts)) / len(parts)
+    weights = weights or [1.0] * len(parts)
+    return sum(w * F.cross_entropy(p, codes[:, k]) for k, (w, p) in enumerate(zip(weights, parts))) / len(parts)
+
+
+def attribute_accuracy(logits: torch.Tensor, codes: torch.Tensor, classes: list[int]) -> torch.Tensor:
+    """[len(classes)] share of rows whose arg-max class is right, per attribute."""
+    parts = torch.split(logits, list(classes), dim=1)
+    return torch.stack([(p.argmax(1) == codes[:, k]).float().mean() for k, p in enumerate(parts)])
