@@ -105,3 +105,20 @@ def test_scripted_backend_cuts_at_stop_and_limit_with_real_token_ids(tok):
         b.sequence_logprobs([])
     with pytest.raises(ValueError, match="vision special token"):
         ScriptedBackend(tok, {"t": ["look <|image_pad|>"]}).generate([Context([1], key=("t", 0))], 8, [])
+
+
+def test_tokenizer_splits_numbers_into_digits_like_qwen(tok):
+    pieces = tok.tokenize('"bbox_2d": [603, 71, 1024, 9]')
+    digits = [p for p in pieces if any(ch.isdigit() for ch in p) and p != "2"]
+    assert all(len(p.lstrip("Ġ")) == 1 for p in digits), pieces
+    assert "".join(p.lstrip("Ġ") for p in digits if p.lstrip("Ġ").isdigit())[:3] == "603"
+
+
+def test_compact_tools_prompt_is_short_and_names_the_call(tok):
+    from mapo.agent.protocol import ProtocolConfig, system_prompt
+
+    compact = system_prompt(ProtocolConfig(tools_prompt="compact"))
+    hermes = system_prompt(ProtocolConfig())
+    assert "image_zoom_in_tool" in compact and '"bbox_2d"' in compact and '"label"' in compact
+    assert len(tok(compact)["input_ids"]) < 0.4 * len(tok(hermes)["input_ids"])
+    assert '"label"' not in system_prompt(ProtocolConfig(tools_prompt="compact", mode="description"))

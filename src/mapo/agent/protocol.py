@@ -51,6 +51,9 @@ class ProtocolConfig(BaseModel):
         "gets an error observation")
     temperature: float = Field(1.0, ge=0.0, description="sampling temperature; 0 = greedy")
     system_prompt: str | None = Field(None, description="replace the built-in system prompt (tool text kept)")
+    tools_prompt: Literal["hermes", "compact"] = Field(
+        "hermes", description="hermes: the tool as a JSON schema in Qwen's <tools> block (what Qwen-VL checkpoints "
+        "know); compact: one example call (~60 tokens instead of ~330, for the tiny models trained from scratch)")
 
 
 def tool_schema(cfg: ProtocolConfig) -> dict:
@@ -82,12 +85,27 @@ def system_prompt(cfg: ProtocolConfig) -> str:
     head = cfg.system_prompt or DEFAULT_SYSTEM
     if cfg.mode == "description":
         head += (" After each zoomed image, first describe what it shows inside <description> </description>.")
+    if cfg.tools_prompt == "compact":
+        return f"{head}\n{compact_tool_text(cfg)}"
     return (f"{head}\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
             "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
             f"{json.dumps(tool_schema(cfg))}\n</tools>\n\n"
             "For each function call, return a json object with function name and arguments within "
             "<tool_call></tool_call> XML tags:\n<tool_call>\n"
             '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>')
+
+
+def compact_tool_text(cfg: ProtocolConfig) -> str:
+    """The tool in one example call and one line of argument meanings (the ``compact`` tools prompt)."""
+    coords = "pixels of the original image" if cfg.coordinates == "pixel" else "fractions [0, 1] of the image"
+    arguments: dict = {"bbox_2d": ["x1", "y1", "x2", "y2"]}
+    notes = [f"bbox_2d in {coords}"]
+    if cfg.mode == "label":
+        arguments["label"] = "what you expect to see"
+    if cfg.allow_source:
+        notes.append("optional source: k crops from the k-th zoomed image")
+    call = json.dumps({"name": TOOL_NAME, "arguments": arguments}).replace('"x1", "y1", "x2", "y2"', "x1, y1, x2, y2")
+    return f"Zoom in with <tool_call>{call}</tool_call> ({'; '.join(notes)})."
 
 
 def user_text(question: str, options_block: str, width: int, height: int, cfg: ProtocolConfig) -> str:

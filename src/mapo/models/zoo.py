@@ -48,6 +48,12 @@ SIZES = {
 }
 
 
+#: The pre-tokenizer pattern of Qwen2/2.5/3 tokenizers (tokenizer.json): words, single digits, punctuation runs,
+#: newlines and spaces.
+QWEN_SPLIT_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                      r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
 def protocol_texts() -> list[str]:
     """The agent protocol's fixed texts (system prompts of every mode, observation turns), so a small tokenizer
     learns them as few tokens and prompts stay short."""
@@ -56,8 +62,9 @@ def protocol_texts() -> list[str]:
     out = []
     for mode in ("label", "description"):
         for coords in ("pixel", "relative"):
-            cfg = protocol.ProtocolConfig(mode=mode, coordinates=coords)
-            out.append(protocol.system_prompt(cfg))
+            for tools in ("hermes", "compact"):
+                cfg = protocol.ProtocolConfig(mode=mode, coordinates=coords, tools_prompt=tools)
+                out.append(protocol.system_prompt(cfg))
             out.append(protocol.user_text("What is it?", "(A) a\n(B) b", 1000, 800, cfg))
     out.append(protocol.observation_text(1) + protocol.observation_text(0, protocol.error_note("bbox_2d")))
     return out
@@ -73,13 +80,18 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024, include_protoc
     """
     import itertools
 
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     if vocab_size < 300:
         raise ValueError(f"vocab_size={vocab_size} is too small for a byte-level BPE; use at least 300")
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    # Qwen2's own split: every digit is a token of its own (a box coordinate is read and written digit by
+    # digit, hundreds first), then byte-level encoding of each piece.
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN_SPLIT_PATTERN), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
