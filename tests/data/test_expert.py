@@ -111,3 +111,17 @@ def test_bad_configs_and_non_world_tasks_are_refused():
     bare = type(task)(id="x", image=task.image, question="q", answer="A", options=["a", "b"])
     with pytest.raises(ValueError, match="task x: expert trajectories need a world task"):
         expert_trajectory(bare, random.Random(0))
+
+
+def test_large_snapped_boxes_still_contain_the_target_and_keep_their_size():
+    cfg = ExpertConfig(box_min_side=256, box_grid=32, refine_rate=0.0)
+    rng = random.Random(5)
+    for task in TASKS:
+        traj = expert_trajectory(task, rng, cfg)
+        width, height = task.image.size
+        for box, hit in zip(traj.boxes, traj.hits):
+            assert all(v % 32 == 0 or v in (width, height) for v in box)
+            assert 0 <= box[0] < box[2] <= width and 0 <= box[1] < box[3] <= height
+            assert box[2] - box[0] >= 256 and box[3] - box[1] >= 256
+            if traj.imperfection in ("none", "guess", "wrong_label"):
+                assert hit, (task.id, box)

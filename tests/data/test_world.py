@@ -97,3 +97,15 @@ def test_config_yaml_and_overrides(tmp_path):
         load_world_config(None, ["clutterr=3"])
     with pytest.raises(ValueError, match="object_size_max"):
         WorldConfig(object_size_min=40, object_size_max=20)
+
+
+def test_unique_target_colour_keeps_the_targets_colour_off_the_clutter(cfg):
+    easy = cfg.model_copy(update={"unique_target_colour": True})
+    for task in generate_tasks(easy, "train", n=20):
+        objects = task.extra["objects"]
+        colours = {o["colour"] for o in objects if o["role"] == "target"}
+        assert not [o for o in objects if o["role"] == "clutter" and o["colour"] in colours]
+    # off (the default) leaves the world as it was: same bytes as before the knob existed
+    assert [image_hash(t.image) for t in generate_tasks(cfg, "train", n=3)] == [
+        image_hash(t.image) for t in generate_tasks(cfg.model_copy(update={"unique_target_colour": False}),
+                                                    "train", n=3)]

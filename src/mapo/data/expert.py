@@ -18,6 +18,7 @@ so the gap can be measured exactly. Texts follow the DESIGN.md protocol (``<thin
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Literal
@@ -63,6 +64,12 @@ class ExpertConfig(BaseModel):
         default_factory=lambda: list(TRAIN_TEMPLATES),
         description="caption templates the labels are drawn from",
     )
+    box_min_side: int = Field(
+        0, ge=0, description="grow every zoom box around its centre to at least this many pixels per side "
+        "(0: off). Large boxes need only a coarse aim: a tiny model can learn them where a tight box is luck")
+    box_grid: int = Field(
+        1, ge=1, description="snap zoom box corners outwards to multiples of this many pixels (1: off); fewer "
+        "distinct coordinates for a small model to learn")
     mode: Literal["label", "description"] = Field(
         "label", description="label: the call carries a label; description: a <description> follows each crop"
     )
@@ -127,10 +134,12 @@ def _pick_imperfection(rng: random.Random, cfg: ExpertConfig) -> str:
 
 
 def zoom_box(
-    obj: dict, rng: random.Random, margin: tuple[float, float], jitter: float, width: int, height: int
+    obj: dict, rng: random.Random, margin: tuple[float, float], jitter: float, width: int, height: int,
+    min_side: int = 0, grid: int = 1,
 ) -> list[float]:
     """A box (pixels) around ``obj`` with a random margin per side and a jittered centre, clipped to the image.
-    With ``jitter <= margin[0]`` the object stays fully inside."""
+    With ``jitter <= margin[0]`` the object stays fully inside. ``min_side``: grow the box around its centre to
+    at least this side (shifted back inside the image); ``grid``: snap its corners outwards to multiples."""
     x1, y1, x2, y2 = obj["box"]
     size = max(x2 - x1, y2 - y1)
     dx, dy = rng.uniform(-jitter, jitter) * size, rng.uniform(-jitter, jitter) * size
@@ -138,12 +147,28 @@ def zoom_box(
     box = [x1 - left + dx, y1 - top + dy, x2 + right + dx, y2 + bottom + dy]
     # a shift may not push the object out: keep each side beyond the object
     box = [min(box[0], x1), min(box[1], y1), max(box[2], x2), max(box[3], y2)]
+    if min_side > 0:
+        box = _grow(box, min_side, width, height)
+    if grid > 1:
+        box = [math.floor(box[0] / grid) * grid, math.floor(box[1] / grid) * grid,
+               math.ceil(box[2] / grid) * grid, math.ceil(box[3] / grid) * grid]
     return [
         float(max(0, round(box[0]))),
         float(max(0, round(box[1]))),
         float(min(width, round(box[2]))),
         float(min(height, round(box[3]))),
     ]
+
+
+def _grow(box: list[float], side: int, width: int, height: int) -> list[float]:
+    """``box`` grown around its centre to at least ``side`` per axis (at most the image), kept inside it."""
+    out = list(box)
+    for lo, hi, limit in ((0, 2, width), (1, 3, height)):
+        want = min(max(out[hi] - out[lo], side), limit)
+        centre = (out[lo] + out[hi]) / 2
+        start = min(max(0.0, centre - want / 2), limit - want)
+        out[lo], out[hi] = start, start + want
+    return out
 
 
 def _elsewhere_box(
@@ -154,7 +179,8 @@ def _elsewhere_box(
     others = [o for o in objects if o.get("role") != "target"]
     rng.shuffle(others)
     for obj in others:
-        box = zoom_box(obj, rng, (cfg.margin_min, cfg.margin_max), cfg.jitter, width, height)
+        box = zoom_box(obj, rng, (cfg.margin_min, cfg.margin_max), cfg.jitter, width, height, cfg.box_min_side,
+                       cfg.box_grid)
         if all(Box(*box).intersection(t) == 0 for t in target_boxes):
             return box, obj
     for _ in range(1000):  # no clean non-target object: an empty patch of background
@@ -236,7 +262,8 @@ def expert_trajectory(task: Task, rng: random.Random, cfg: ExpertConfig | None =
             )
             plan.append((loose, label, shows))
         plan.append(
-            (zoom_box(target, rng, (cfg.margin_min, cfg.margin_max), cfg.jitter, width, height), label, shows)
+            (zoom_box(target, rng, (cfg.margin_min, cfg.margin_max), cfg.jitter, width, height, cfg.box_min_side,
+                      cfg.box_grid), label, shows)
         )
 
     turns: list[str] = []

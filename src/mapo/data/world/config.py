@@ -37,6 +37,10 @@ class WorldConfig(BaseModel):
     glyph_scale: float = Field(
         0.12, ge=0, le=0.3, description="Random +- fraction of each digit's font size."
     )
+    unique_target_colour: bool = Field(
+        False, description="No clutter object shares a target's colour, so the colour the question names finds "
+        "the target at low resolution (what remains unreadable is the digit): an easier search, for small models."
+    )
     min_gap: int = Field(6, ge=0, description="Minimum empty pixels between two objects' boxes.")
     background_lines: int = Field(
         12, ge=0, description="Faint random lines drawn on the background (texture)."

@@ -79,6 +79,7 @@ def _place_clutter(
     rng: random.Random, cfg: WorldConfig, plan: QuestionPlan, placed: list[dict]
 ) -> list[dict]:
     colours = tuple(COLOURS)
+    target_colours = {spec["colour"] for spec in plan.special[: plan.n_targets]}
     clutter: list[dict] = []
     for _ in range(cfg.clutter * 50):
         if len(clutter) == cfg.clutter:
@@ -89,7 +90,7 @@ def _place_clutter(
             "glyph": rng.choice(GLYPHS),
             "role": "clutter",
         }
-        if plan.forbid(attrs):
+        if plan.forbid(attrs) or (cfg.unique_target_colour and attrs["colour"] in target_colours):
             continue
         box = _random_box(rng, cfg)
         if _free(box, placed + clutter, cfg.min_gap):
