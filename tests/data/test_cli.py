@@ -48,6 +48,8 @@ def test_world_make_writes_deterministic_splits_and_model_init_builds_a_checkpoi
             str(tmp_path / "a"),
             "--vocab-size",
             "400",
+            "--warmup-steps",
+            "3",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -59,7 +61,9 @@ def test_world_make_writes_deterministic_splits_and_model_init_builds_a_checkpoi
     call = '<tool_call>{"name": "image_zoom_in_tool"'
     assert tokenizer.decode(tokenizer(call)["input_ids"]) == call
     assert "<|image_pad|>" in tokenizer.get_vocab()
-    assert json.loads((tmp_path / "model" / "mapo_model.json").read_text())["family"] == "qwen2_5_vl"
+    meta = json.loads((tmp_path / "model" / "mapo_model.json").read_text())
+    assert meta["family"] == "qwen2_5_vl" and meta["warmup"]["steps"] == 3
+    assert "LM warm-up: 3 steps" in result.output
 
 
 def test_bad_inputs_get_clear_errors(tmp_path):

@@ -22,13 +22,7 @@ def world_texts(world: Path, max_tasks: int = 600, seed: int = 0) -> list[str]:
     from mapo.data.expert import ExpertConfig, expert_turns
     from mapo.data.parquet import load_tasks
 
-    path = world / "train.parquet"
-    if not path.is_file():
-        raise typer.BadParameter(
-            f"{path} does not exist; make the world first: mapo world make --out {world}",
-            param_hint="--world",
-        )
-    tasks = load_tasks(path, limit=max_tasks)
+    tasks = load_tasks(_train_split(world), limit=max_tasks)
     rng = random.Random(seed)
     experts = [
         ExpertConfig(
@@ -53,6 +47,40 @@ def world_texts(world: Path, max_tasks: int = 600, seed: int = 0) -> list[str]:
     return texts
 
 
+def world_dialogues(world: Path, max_tasks: int = 600, seed: int = 0) -> list[tuple[str, list[str]]]:
+    """(user text, expert assistant turns) of the world's train tasks — the text-only warm-up's examples.
+
+    Label mode with pixel boxes (with the demo's imperfection rates) and description mode with relative boxes,
+    each user text written for its coordinate system."""
+    import random
+
+    from mapo.agent.protocol import ProtocolConfig, user_text
+    from mapo.data.expert import ExpertConfig, expert_turns
+    from mapo.data.parquet import load_tasks
+
+    tasks = load_tasks(_train_split(world), limit=max_tasks)
+    rng = random.Random(seed + 1)
+    experts = [ExpertConfig(no_zoom_rate=0.1, elsewhere_rate=0.15, wrong_label_rate=0.1, guess_rate=0.1),
+               ExpertConfig(mode="description", coordinates="relative", elsewhere_rate=0.1)]
+    out: list[tuple[str, list[str]]] = []
+    for task in tasks:
+        for cfg in experts:
+            user = user_text(task.question, task.options_block(), task.image.width, task.image.height,
+                             ProtocolConfig(coordinates=cfg.coordinates))
+            out.append((user, expert_turns(task, rng, cfg)))
+    return out
+
+
+def _train_split(world: Path) -> Path:
+    path = world / "train.parquet"
+    if not path.is_file():
+        raise typer.BadParameter(
+            f"{path} does not exist; make the world first: mapo world make --out {world}",
+            param_hint="--world",
+        )
+    return path
+
+
 @model_app.command("init")
 def init_command(
     out: Annotated[Path, typer.Option("--out", help="Directory to write the Hugging Face checkpoint into.")],
@@ -74,6 +102,9 @@ def init_command(
     ] = 1024,
     max_tasks: Annotated[int, typer.Option(help="Train tasks whose text trains the tokenizer.")] = 600,
     seed: Annotated[int, typer.Option(help="Seed of the random weights and of the expert texts.")] = 0,
+    warmup_steps: Annotated[int, typer.Option(
+        help="Text-only steps that teach the language model to repeat what the question names, before any "
+             "image (mapo.models.warmup; 0 = none).")] = 300,
 ) -> None:
     """Build a tiny Qwen-VL checkpoint and tokenizer as a local Hugging Face directory."""
     from rich.console import Console
@@ -93,6 +124,13 @@ def init_command(
         tokenizer = train_tokenizer(texts, vocab_size=vocab_size)
     with console.status(f"building a {size} {family} checkpoint"):
         path = build_tiny_model(out, tokenizer, family=family, size=size, seed=seed)
+    if warmup_steps > 0:
+        from mapo.models.warmup import warm_up_language_model
+
+        summary = warm_up_language_model(path, world_dialogues(world, max_tasks=max_tasks, seed=seed),
+                                         steps=warmup_steps, seed=seed)
+        typer.echo(f"LM warm-up: {warmup_steps} steps, loss {summary['first_loss']} -> {summary['last_loss']} "
+                   f"in {summary['seconds']} s")
     n_tokens = sum(len(tokenizer(t)["input_ids"]) for t in texts[:200])
     n_chars = sum(len(t) for t in texts[:200])
     typer.echo(
