@@ -29,20 +29,26 @@ class DemoConfig(Section):
     threads: int | None = Field(1, description="torch CPU threads (None: torch's default). 1 by default: the tiny "
                                 "model gains little from 2 threads, and on a busy 2-core machine 2 threads ran "
                                 "5-28x slower than 1 (benchmarks/README.md).")
-    world: dict[str, Any] = Field(default_factory=lambda: {"n_train": 600, "n_val": 100, "n_test": 100},
+    world: dict[str, Any] = Field(default_factory=lambda: {
+        "n_train": 600, "n_val": 100, "n_test": 100, "canvas_width": 1024, "canvas_height": 1024, "clutter": 24,
+        "families": ["attribute", "digit_sum"], "attribute_asks": ["glyph"], "unique_target_colour": True},
                                   description="WorldConfig fields (see `mapo world make --help`).")
     verifier: dict[str, Any] = Field(default_factory=lambda: {"steps": 200},
                                      description="mapo.verifier.train TrainConfig fields.")
-    family: str = Field("qwen2_5_vl", description="Tiny policy architecture: qwen2_5_vl | qwen2_vl | qwen3_vl.")
+    family: str = Field("qwen3_vl", description="Tiny policy architecture: qwen2_5_vl | qwen2_vl | qwen3_vl.")
     size: str = Field("tiny", description="Tiny policy size: tiny | small.")
     vocab_size: int = Field(1024, description="Tokenizer vocabulary (byte-level BPE trained on the world).")
+    warmup_steps: int = Field(300, ge=0, description="Text-only LM warm-up steps before SFT (mapo.models.warmup): "
+                              "without them the tiny model never learned to repeat the object the question names.")
     protocol: dict[str, Any] = Field(default_factory=lambda: {"max_turns": 4, "max_new_tokens_per_turn": 96,
                                                               "max_response_tokens": 448,
-                                                              "crop_min_pixels": 224 * 224},
+                                                              "crop_min_pixels": 224 * 224,
+                                                              "tools_prompt": "compact"},
                                      description="ProtocolConfig fields shared by SFT, RL and evaluation.")
     sft: dict[str, Any] = Field(default_factory=lambda: {
         "epochs": 8, "batch_size": 16, "micro_batch_size": 16,
-        "expert": {"no_zoom_rate": 0.1, "elsewhere_rate": 0.15, "wrong_label_rate": 0.1, "guess_rate": 0.1},
+        "expert": {"no_zoom_rate": 0.1, "elsewhere_rate": 0.15, "wrong_label_rate": 0.1, "guess_rate": 0.1,
+                   "box_min_side": 256, "box_grid": 32, "refine_rate": 0.0},
         "optim": {"lr": 3e-3, "warmup_steps": 10, "schedule": "constant"}},
         description="SFTConfig fields (model, data and paths are filled in by the demo).")
     rl: dict[str, Any] = Field(default_factory=lambda: {
@@ -136,7 +142,7 @@ def prepare(cfg: DemoConfig) -> Path:
     # 2. tiny model
     model_dir = root / "model"
     model_inputs = {"family": cfg.family, "size": cfg.size, "vocab": cfg.vocab_size, "seed": cfg.seed,
-                    "world": _stamp_of(world_dir)}
+                    "warmup_steps": cfg.warmup_steps, "tokenizer": "qwen-split-digits", "world": _stamp_of(world_dir)}
     _step("model", model_dir, model_inputs, lambda: init_model(world_dir, model_dir, cfg))
 
     # 3. cold-start SFT
@@ -168,13 +174,17 @@ def train_verifier(ver_cfg, out: Path) -> None:
 
 
 def init_model(world_dir: Path, out: Path, cfg: DemoConfig) -> None:
-    from mapo.models.cli import world_texts
+    from mapo.models.cli import world_dialogues, world_texts
+    from mapo.models.warmup import warm_up_language_model
     from mapo.models.zoo import build_tiny_model, train_tokenizer
 
     if out.exists():
         shutil.rmtree(out)
     tokenizer = train_tokenizer(world_texts(world_dir, seed=cfg.seed), vocab_size=cfg.vocab_size)
     build_tiny_model(out, tokenizer, family=cfg.family, size=cfg.size, seed=cfg.seed)
+    if cfg.warmup_steps:
+        warm_up_language_model(out, world_dialogues(world_dir, seed=cfg.seed), steps=cfg.warmup_steps,
+                               seed=cfg.seed)
 
 
 def _run_sft(sft_cfg: SFTConfig) -> None:
