@@ -46,7 +46,7 @@ class DemoConfig(Section):
                                                               "tools_prompt": "compact"},
                                      description="ProtocolConfig fields shared by SFT, RL and evaluation.")
     sft: dict[str, Any] = Field(default_factory=lambda: {
-        "epochs": 8, "batch_size": 16, "micro_batch_size": 16,
+        "epochs": 6, "batch_size": 16, "micro_batch_size": 16,
         "expert": {"no_zoom_rate": 0.1, "elsewhere_rate": 0.15, "wrong_label_rate": 0.1, "guess_rate": 0.1,
                    "box_min_side": 256, "box_grid": 32, "refine_rate": 0.0},
         "optim": {"lr": 3e-3, "warmup_steps": 10, "schedule": "constant"}},
