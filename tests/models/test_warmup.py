@@ -60,7 +60,7 @@ def test_warm_up_teaches_copying_and_writes_the_checkpoint_back(tmp_path):
             colour = user.split()[-2]
             pos = tok.decode(ids).index(f"for the {colour}")
             # the token that starts the colour inside the think text
-            prefix = [k for k in range(1, len(ids)) if len(tok.decode(ids[:k])) > pos + len("for the")][0]
+            prefix = next(k for k in range(1, len(ids)) if len(tok.decode(ids[:k])) > pos + len("for the"))
             with torch.no_grad():
                 logp = model(input_ids=torch.tensor([ids])).logits[0, prefix - 1].log_softmax(-1)
             total -= float(logp[ids[prefix]])

@@ -118,5 +118,5 @@ def _save_weights(model, model_dir: Path) -> None:
     with tempfile.TemporaryDirectory(dir=model_dir, prefix=".warmup-") as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         for name in os.listdir(tmp):
-            if name.endswith(".safetensors") or name.endswith(".safetensors.index.json"):
+            if name.endswith((".safetensors", ".safetensors.index.json")):
                 os.replace(Path(tmp) / name, model_dir / name)
