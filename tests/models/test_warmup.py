@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 
-import pytest
 import torch
 
 from mapo.models.warmup import dialogue_ids, warm_up_language_model
@@ -24,13 +23,6 @@ def _examples(n: int, seed: int) -> list[tuple[str, list[str]]]:
                                                       "<answer>A</answer>"]))
     return out
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_dialogue_layout_masks_everything_but_the_assistant_turns():

@@ -15,13 +15,6 @@ TEXTS = ["<think>the sign is small</think><tool_call>{\"name\": \"image_zoom_in_
          "What colour is the square left of the star? (A) red (B) green"] * 10
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models on a shared 2-core machine: one thread is ~50x faster
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def tok():
