@@ -109,3 +109,17 @@ def test_unique_target_colour_keeps_the_targets_colour_off_the_clutter(cfg):
     assert [image_hash(t.image) for t in generate_tasks(cfg, "train", n=3)] == [
         image_hash(t.image) for t in generate_tasks(cfg.model_copy(update={"unique_target_colour": False}),
                                                     "train", n=3)]
+
+
+def test_target_size_draws_targets_larger_than_the_clutter(cfg):
+    big = cfg.model_copy(update={"target_size_min": 48, "target_size_max": 56})
+    for task in generate_tasks(big, "train", n=12):
+        for o in task.extra["objects"]:
+            lo, hi = (48, 56) if o["role"] == "target" else (cfg.object_size_min, cfg.object_size_max)
+            assert lo <= o["size"] <= hi, o
+        assert all(48 <= b.width <= 56 for b in task.targets)
+    # unset (the default) draws targets like every object: the same bytes as before the knob existed
+    assert [image_hash(t.image) for t in generate_tasks(cfg, "train", n=3)] == [
+        image_hash(t.image) for t in generate_tasks(cfg.model_copy(update={"target_size_min": None}), "train", n=3)]
+    with pytest.raises(ValueError, match="target_size_max"):
+        WorldConfig(target_size_min=60, target_size_max=40)

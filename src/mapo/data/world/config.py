@@ -24,6 +24,11 @@ class WorldConfig(BaseModel):
     canvas_height: int = Field(1536, ge=224, le=8192, description="Canvas height in pixels.")
     object_size_min: int = Field(22, ge=8, description="Smallest object side in pixels of the canvas.")
     object_size_max: int = Field(30, ge=8, description="Largest object side in pixels of the canvas.")
+    target_size_min: int | None = Field(
+        None, ge=8, description="Smallest target side in pixels (None: object_size_min). Targets larger than "
+        "the clutter are easier to find at low resolution; their digit can stay unreadable there.")
+    target_size_max: int | None = Field(
+        None, ge=8, description="Largest target side in pixels (None: object_size_max).")
     clutter: int = Field(36, ge=0, le=400, description="Clutter objects drawn besides targets and decoys.")
     glyph_contrast: float = Field(
         0.5, gt=0, le=1, description="Digit ink contrast against its fill (1 = black/white ink)."
@@ -71,6 +76,11 @@ class WorldConfig(BaseModel):
                 f"object_size_max ({self.object_size_max}) is below object_size_min "
                 f"({self.object_size_min}); set object_size_max >= object_size_min"
             )
+        tmin = self.target_size_min or self.object_size_min
+        tmax = self.target_size_max or self.object_size_max
+        if tmax < tmin:
+            raise ValueError(f"target_size_max ({tmax}) is below target_size_min ({tmin}); set "
+                             "target_size_max >= target_size_min (either defaults to the object size)")
         if not self.families:
             raise ValueError("families is empty; list at least one of " + ", ".join(FAMILIES))
         if not self.attribute_asks:

@@ -42,8 +42,11 @@ def _plan(rng: random.Random, cfg: WorldConfig) -> QuestionPlan:
     return plan_digit_sum(rng)
 
 
-def _random_box(rng: random.Random, cfg: WorldConfig) -> list[int]:
-    size = rng.randint(cfg.object_size_min, cfg.object_size_max)
+def _random_box(rng: random.Random, cfg: WorldConfig, target: bool = False) -> list[int]:
+    if target and (cfg.target_size_min is not None or cfg.target_size_max is not None):
+        size = rng.randint(cfg.target_size_min or cfg.object_size_min, cfg.target_size_max or cfg.object_size_max)
+    else:
+        size = rng.randint(cfg.object_size_min, cfg.object_size_max)
     x = rng.randint(_EDGE, cfg.canvas_width - _EDGE - size)
     y = rng.randint(_EDGE, cfg.canvas_height - _EDGE - size)
     return [x, y, x + size, y + size]
@@ -61,8 +64,8 @@ def _free(box: list[int], placed: list[dict], gap: int) -> bool:
 def _place_special(rng: random.Random, cfg: WorldConfig, plan: QuestionPlan) -> list[dict]:
     for _ in range(_MAX_LAYOUT_TRIES):
         placed: list[dict] = []
-        for spec in plan.special:
-            box = _random_box(rng, cfg)
+        for k, spec in enumerate(plan.special):
+            box = _random_box(rng, cfg, target=k < plan.n_targets)
             if not _free(box, placed, cfg.min_gap):
                 break
             placed.append({**spec, "box": box, "size": box[2] - box[0]})
