@@ -71,6 +71,15 @@ def world_dialogues(world: Path, max_tasks: int = 600, seed: int = 0) -> list[tu
     return out
 
 
+def world_image_statistics(world: Path, max_tasks: int = 64) -> tuple[list[float], list[float]]:
+    """Per-channel pixel mean and std of the views an agent sees of the world's first ``max_tasks`` train
+    tasks (whole images and zooms on targets): the tiny model's input normalisation."""
+    from mapo.data.parquet import load_tasks
+    from mapo.models.image_stats import agent_views, view_statistics
+
+    return view_statistics(agent_views(load_tasks(_train_split(world), limit=max_tasks)))
+
+
 def _train_split(world: Path) -> Path:
     path = world / "train.parquet"
     if not path.is_file():
@@ -105,6 +114,10 @@ def init_command(
     warmup_steps: Annotated[int, typer.Option(
         help="Text-only steps that teach the language model to repeat what the question names, before any "
              "image (mapo.models.warmup; 0 = none).")] = 300,
+    image_stats: Annotated[bool, typer.Option(
+        "--image-stats/--family-image-stats",
+        help="Normalise pixels with the world's own mean and std (mapo.models.image_stats) instead of the "
+             "family's photo constants, under which the tiny vision tower learnt nothing.")] = True,
 ) -> None:
     """Build a tiny Qwen-VL checkpoint and tokenizer as a local Hugging Face directory."""
     from rich.console import Console
@@ -122,8 +135,14 @@ def init_command(
         texts = world_texts(world, max_tasks=max_tasks, seed=seed)
     with console.status(f"training a {vocab_size}-token byte-level BPE on {len(texts)} texts"):
         tokenizer = train_tokenizer(texts, vocab_size=vocab_size)
+    mean = std = None
+    if image_stats:
+        with console.status("measuring the world's pixel statistics"):
+            mean, std = world_image_statistics(world)
+        typer.echo(f"image normalisation from the world's views: mean {mean}, std {std}")
     with console.status(f"building a {size} {family} checkpoint"):
-        path = build_tiny_model(out, tokenizer, family=family, size=size, seed=seed)
+        path = build_tiny_model(out, tokenizer, family=family, size=size, seed=seed, image_mean=mean,
+                                image_std=std)
     if warmup_steps > 0:
         from mapo.models.warmup import warm_up_language_model
 

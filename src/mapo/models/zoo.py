@@ -158,8 +158,10 @@ def tiny_config(tokenizer, family: str = "qwen2_5_vl", size: str = "tiny"):
     return transformers.Qwen2VLConfig(text_config=text, vision_config=vision, **common)
 
 
-def image_processor_for(family: str, max_pixels: int = 224 * 224, min_pixels: int = 4 * 28 * 28):
-    """The PIL (torchvision-free) Qwen2-VL image processor with the family's patch size."""
+def image_processor_for(family: str, max_pixels: int = 224 * 224, min_pixels: int = 4 * 28 * 28,
+                        image_mean: list[float] | None = None, image_std: list[float] | None = None):
+    """The PIL (torchvision-free) Qwen2-VL image processor with the family's patch size. ``image_mean`` /
+    ``image_std`` (per channel, [0, 1] units) replace the family's constants (see ``mapo.models.image_stats``)."""
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     patch = 16 if family == "qwen3_vl" else 14
@@ -167,13 +169,22 @@ def image_processor_for(family: str, max_pixels: int = 224 * 224, min_pixels: in
                   "max_pixels": max_pixels}
     if family == "qwen3_vl":
         kwargs.update(image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
+    if (image_mean is None) != (image_std is None):
+        raise ValueError("pass image_mean and image_std together (or neither: the family's constants)")
+    if image_mean is not None:
+        if len(image_mean) != 3 or len(image_std) != 3 or min(image_std) <= 0:
+            raise ValueError(f"image_mean / image_std must be 3 values each, stds > 0; got {image_mean} / {image_std}")
+        kwargs.update(image_mean=list(image_mean), image_std=list(image_std))
     return Qwen2VLImageProcessorPil(**kwargs)
 
 
 def build_tiny_model(out_dir: str | Path, tokenizer, family: str = "qwen2_5_vl", size: str = "tiny",
-                     seed: int = 0) -> Path:
+                     seed: int = 0, image_mean: list[float] | None = None,
+                     image_std: list[float] | None = None) -> Path:
     """Write a random-init ``family`` checkpoint of ``size`` to ``out_dir``: config.json, safetensors weights,
     the tokenizer (with chat template) and preprocessor_config.json. Deterministic given ``seed``.
+    ``image_mean`` / ``image_std``: the image processor's normalisation (default: the family's constants; the
+    zoo's commands pass the world's own, ``mapo.models.image_stats``).
     Returns the directory; ``mapo.models.hf_qwen.load_policy(out_dir)`` loads it offline."""
     import torch
     import transformers
@@ -188,6 +199,9 @@ def build_tiny_model(out_dir: str | Path, tokenizer, family: str = "qwen2_5_vl",
     model = cls(config)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    image_processor_for(family).save_pretrained(out)
-    (out / "mapo_model.json").write_text(json.dumps({"family": family, "size": size, "seed": seed}, indent=2))
+    processor = image_processor_for(family, image_mean=image_mean, image_std=image_std)
+    processor.save_pretrained(out)
+    meta = {"family": family, "size": size, "seed": seed, "image_mean": list(processor.image_mean),
+            "image_std": list(processor.image_std)}
+    (out / "mapo_model.json").write_text(json.dumps(meta, indent=2))
     return out

@@ -40,6 +40,8 @@ class DemoConfig(Section):
     vocab_size: int = Field(1024, description="Tokenizer vocabulary (byte-level BPE trained on the world).")
     warmup_steps: int = Field(300, ge=0, description="Text-only LM warm-up steps before SFT (mapo.models.warmup): "
                               "without them the tiny model never learned to repeat the object the question names.")
+    image_stats: bool = Field(True, description="Normalise the tiny model's pixels with the world's own mean/std "
+                              "(mapo.models.image_stats); under Qwen's photo constants its vision tower learnt nothing.")
     protocol: dict[str, Any] = Field(default_factory=lambda: {"max_turns": 4, "max_new_tokens_per_turn": 96,
                                                               "max_response_tokens": 448,
                                                               "crop_min_pixels": 224 * 224,
@@ -142,7 +144,8 @@ def prepare(cfg: DemoConfig) -> Path:
     # 2. tiny model
     model_dir = root / "model"
     model_inputs = {"family": cfg.family, "size": cfg.size, "vocab": cfg.vocab_size, "seed": cfg.seed,
-                    "warmup_steps": cfg.warmup_steps, "tokenizer": "qwen-split-digits", "world": _stamp_of(world_dir)}
+                    "warmup_steps": cfg.warmup_steps, "tokenizer": "qwen-split-digits", "image_stats": cfg.image_stats,
+                    "world": _stamp_of(world_dir)}
     _step("model", model_dir, model_inputs, lambda: init_model(world_dir, model_dir, cfg))
 
     # 3. cold-start SFT
@@ -174,14 +177,16 @@ def train_verifier(ver_cfg, out: Path) -> None:
 
 
 def init_model(world_dir: Path, out: Path, cfg: DemoConfig) -> None:
-    from mapo.models.cli import world_dialogues, world_texts
+    from mapo.models.cli import world_dialogues, world_image_statistics, world_texts
     from mapo.models.warmup import warm_up_language_model
     from mapo.models.zoo import build_tiny_model, train_tokenizer
 
     if out.exists():
         shutil.rmtree(out)
     tokenizer = train_tokenizer(world_texts(world_dir, seed=cfg.seed), vocab_size=cfg.vocab_size)
-    build_tiny_model(out, tokenizer, family=cfg.family, size=cfg.size, seed=cfg.seed)
+    mean, std = world_image_statistics(world_dir) if cfg.image_stats else (None, None)
+    build_tiny_model(out, tokenizer, family=cfg.family, size=cfg.size, seed=cfg.seed, image_mean=mean,
+                     image_std=std)
     if cfg.warmup_steps:
         warm_up_language_model(out, world_dialogues(world_dir, seed=cfg.seed), steps=cfg.warmup_steps,
                                seed=cfg.seed)
