@@ -56,6 +56,7 @@ class DemoConfig(Section):
     rl: dict[str, Any] = Field(default_factory=lambda: {
         "rollout": {"group_size": 6, "prompts_per_step": 4},
         "algorithm": {"estimator": "mapo"}, "optim": {"lr": 1e-4},
+        "reward": {"accuracy_weight": 0.9, "format_weight": 0.1},
         "run": {"total_steps": 30, "save_every": 10}},
         description="TrainConfig fields (model, data, verifier and paths are filled in by the demo).")
     eval_limit: int = Field(100, ge=1, description="Test-split tasks evaluated (SFT and RL models alike).")
