@@ -22,9 +22,9 @@ import time
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
+from torch import nn
 
 
 def world_crops(n_tasks: int, split: str, seed: int, rng: random.Random) -> list[tuple[Image.Image, int]]:

@@ -62,7 +62,7 @@ def test_resaving_a_step_replaces_it(tmp_path):
 
 
 def test_lr_schedule_shape():
-    kw = dict(warmup_steps=4, total_steps=20)
+    kw = {"warmup_steps": 4, "total_steps": 20}
     assert lr_multiplier(0, schedule="cosine", **kw) == 0.25
     assert lr_multiplier(3, schedule="cosine", **kw) == 1.0
     assert lr_multiplier(4, schedule="cosine", **kw) == 1.0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from tqdm.auto import tqdm
 
@@ -74,7 +74,7 @@ class MetricsLogger:
         if self._writer is not None:
             self._writer.close()
 
-    def __enter__(self) -> MetricsLogger:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
