@@ -16,7 +16,6 @@ Run: ``.venv/bin/python scripts/vision_learnability.py`` (about 10 minutes on 2 
 from __future__ import annotations
 
 import argparse
-import copy
 import random
 import time
 
@@ -49,23 +48,18 @@ class TowerReader(nn.Module):
 
     def __init__(self, patch: int, mean: list[float], std: list[float], n_classes: int, seed: int):
         super().__init__()
-        import transformers
         from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLVisionModel
 
         from mapo.models.zoo import image_processor_for, tiny_config, train_tokenizer
 
         tok = train_tokenizer(["What shape is it? (A) circle"] * 4, vocab_size=300)
-        vc = copy.deepcopy(tiny_config(tok, "qwen3_vl").vision_config)
-        vc.patch_size = patch
-        vc.num_position_embeddings = 256 if patch >= 16 else 1024
+        vc = tiny_config(tok, "qwen3_vl", vision_patch=patch).vision_config
         torch.manual_seed(seed)
         self.tower = Qwen3VLVisionModel._from_config(vc)
-        self.processor = image_processor_for("qwen3_vl", image_mean=mean, image_std=std)
-        self.processor.patch_size = patch
+        self.processor = image_processor_for("qwen3_vl", image_mean=mean, image_std=std, vision_patch=patch)
         self.processor.size = {"shortest_edge": 224 * 224, "longest_edge": 224 * 224}
         self.dim = vc.out_hidden_size
         self.head = nn.Linear(2 * self.dim, n_classes)
-        del transformers
 
     def forward(self, images: list[Image.Image]) -> torch.Tensor:
         px = self.processor(images=images, return_tensors="pt")

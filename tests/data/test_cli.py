@@ -64,6 +64,10 @@ def test_world_make_writes_deterministic_splits_and_model_init_builds_a_checkpoi
     meta = json.loads((tmp_path / "model" / "mapo_model.json").read_text())
     assert meta["family"] == "qwen2_5_vl" and meta["warmup"]["steps"] == 3
     assert "LM warm-up: 3 steps" in result.output
+    # pixels are normalised with the world's own statistics (pale canvases: means near 0.9, small stds)
+    pre = json.loads((tmp_path / "model" / "preprocessor_config.json").read_text())
+    assert pre["image_mean"] == meta["image_mean"] and min(pre["image_mean"]) > 0.7
+    assert max(pre["image_std"]) < 0.3 and "image normalisation from the world's views" in result.output
 
 
 def test_bad_inputs_get_clear_errors(tmp_path):

@@ -115,3 +115,19 @@ def test_compact_tools_prompt_is_short_and_names_the_call(tok):
     assert "image_zoom_in_tool" in compact and '"bbox_2d"' in compact and '"label"' in compact
     assert len(tok(compact)["input_ids"]) < 0.4 * len(tok(hermes)["input_ids"])
     assert '"label"' not in system_prompt(ProtocolConfig(tools_prompt="compact", mode="description"))
+
+
+def test_vision_patch_sets_the_tower_and_the_processor_together(tmp_path, tok):
+    from PIL import Image
+
+    out = build_tiny_model(tmp_path / "p8", tok, family="qwen3_vl", vision_patch=8)
+    policy = load_policy(out)
+    assert policy.model.config.vision_config.patch_size == 8 and policy.image_factor == 16
+    grid = policy.pixel_inputs([Image.new("RGB", (64, 48), (200, 10, 10))])["image_grid_thw"]
+    assert grid.tolist() == [[1, 6, 8]]  # 48/8 x 64/8 patches
+    assert json.loads((out / "mapo_model.json").read_text())["vision_patch"] == 8
+    for bad, match in ((1, "outside"), (40, "outside")):
+        with pytest.raises(ValueError, match=match):
+            build_tiny_model(tmp_path / "bad", tok, family="qwen3_vl", vision_patch=bad)
+    with pytest.raises(ValueError, match="window"):
+        build_tiny_model(tmp_path / "bad", tok, family="qwen2_5_vl", vision_patch=8)

@@ -117,8 +117,15 @@ def _token_ids(tokenizer) -> dict[str, int]:
     return ids
 
 
-def tiny_config(tokenizer, family: str = "qwen2_5_vl", size: str = "tiny"):
-    """A tiny random-init config of ``family`` whose vocabulary and vision token ids match ``tokenizer``."""
+#: Each family's own vision patch side in pixels.
+FAMILY_PATCH = {"qwen2_vl": 14, "qwen2_5_vl": 14, "qwen3_vl": 16}
+
+
+def tiny_config(tokenizer, family: str = "qwen2_5_vl", size: str = "tiny", vision_patch: int | None = None):
+    """A tiny random-init config of ``family`` whose vocabulary and vision token ids match ``tokenizer``.
+
+    ``vision_patch``: the vision tower's patch side (default: the family's). Smaller patches give the tower finer
+    detail at 4x the image tokens per halving (scripts/vision_learnability.py measures what it buys)."""
     import transformers
 
     if family not in FAMILIES:
@@ -126,6 +133,7 @@ def tiny_config(tokenizer, family: str = "qwen2_5_vl", size: str = "tiny"):
     if size not in SIZES:
         raise ValueError(f"size={size!r} is not one of {sorted(SIZES)}")
     s = SIZES[size]
+    patch = _patch(family, vision_patch)
     ids = _token_ids(tokenizer)
     vocab = len(tokenizer)
     head_dim = s["hidden"] // s["heads"]
@@ -144,27 +152,41 @@ def tiny_config(tokenizer, family: str = "qwen2_5_vl", size: str = "tiny"):
         text.update(head_dim=head_dim, rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
                                                         "mrope_section": section, "mrope_interleaved": True})
         vision = {"depth": s["vision_depth"], "hidden_size": s["vision"], "intermediate_size": 2 * s["vision"],
-                      "num_heads": 2, "out_hidden_size": s["hidden"], "patch_size": 16, "num_position_embeddings": 256,
+                      "num_heads": 2, "out_hidden_size": s["hidden"], "patch_size": patch,
+                      "num_position_embeddings": 256 if patch >= 16 else 1024,
                       "deepstack_visual_indexes": [0]}
         return transformers.Qwen3VLConfig(text_config=text, vision_config=vision, **common)
     text.update(rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": section})
     if family == "qwen2_5_vl":
         vision = {"depth": s["vision_depth"], "hidden_size": s["vision"], "intermediate_size": 2 * s["vision"],
-                      "num_heads": 2, "out_hidden_size": s["hidden"], "window_size": 56,
+                      "num_heads": 2, "out_hidden_size": s["hidden"], "window_size": 56, "patch_size": patch,
                       "fullatt_block_indexes": [s["vision_depth"] - 1]}
         return transformers.Qwen2_5_VLConfig(text_config=text, vision_config=vision, **common)
     vision = {"depth": s["vision_depth"], "embed_dim": s["vision"], "hidden_size": s["hidden"], "num_heads": 2,
-                  "mlp_ratio": 2}
+                  "mlp_ratio": 2, "patch_size": patch}
     return transformers.Qwen2VLConfig(text_config=text, vision_config=vision, **common)
 
 
+def _patch(family: str, vision_patch: int | None) -> int:
+    if vision_patch is None:
+        return FAMILY_PATCH[family]
+    if vision_patch < 2 or vision_patch > 32:
+        raise ValueError(f"vision_patch={vision_patch} is outside 2..32 pixels; use e.g. 8 or the family's "
+                         f"{FAMILY_PATCH[family]}")
+    if family == "qwen2_5_vl" and 56 % (2 * vision_patch):
+        raise ValueError(f"vision_patch={vision_patch}: Qwen2.5-VL's 56 px attention window needs a patch "
+                         "dividing 28 (e.g. 7, 14)")
+    return vision_patch
+
+
 def image_processor_for(family: str, max_pixels: int = 224 * 224, min_pixels: int = 4 * 28 * 28,
-                        image_mean: list[float] | None = None, image_std: list[float] | None = None):
+                        image_mean: list[float] | None = None, image_std: list[float] | None = None,
+                        vision_patch: int | None = None):
     """The PIL (torchvision-free) Qwen2-VL image processor with the family's patch size. ``image_mean`` /
     ``image_std`` (per channel, [0, 1] units) replace the family's constants (see ``mapo.models.image_stats``)."""
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    patch = 16 if family == "qwen3_vl" else 14
+    patch = _patch(family, vision_patch)
     kwargs = {"patch_size": patch, "temporal_patch_size": 2, "merge_size": 2, "min_pixels": min_pixels,
                   "max_pixels": max_pixels}
     if family == "qwen3_vl":
@@ -180,18 +202,18 @@ def image_processor_for(family: str, max_pixels: int = 224 * 224, min_pixels: in
 
 def build_tiny_model(out_dir: str | Path, tokenizer, family: str = "qwen2_5_vl", size: str = "tiny",
                      seed: int = 0, image_mean: list[float] | None = None,
-                     image_std: list[float] | None = None) -> Path:
+                     image_std: list[float] | None = None, vision_patch: int | None = None) -> Path:
     """Write a random-init ``family`` checkpoint of ``size`` to ``out_dir``: config.json, safetensors weights,
     the tokenizer (with chat template) and preprocessor_config.json. Deterministic given ``seed``.
     ``image_mean`` / ``image_std``: the image processor's normalisation (default: the family's constants; the
-    zoo's commands pass the world's own, ``mapo.models.image_stats``).
+    zoo's commands pass the world's own, ``mapo.models.image_stats``). ``vision_patch``: see ``tiny_config``.
     Returns the directory; ``mapo.models.hf_qwen.load_policy(out_dir)`` loads it offline."""
     import torch
     import transformers
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    config = tiny_config(tokenizer, family, size)
+    config = tiny_config(tokenizer, family, size, vision_patch)
     cls = {"qwen2_vl": transformers.Qwen2VLForConditionalGeneration,
            "qwen2_5_vl": transformers.Qwen2_5_VLForConditionalGeneration,
            "qwen3_vl": transformers.Qwen3VLForConditionalGeneration}[family]
@@ -199,9 +221,9 @@ def build_tiny_model(out_dir: str | Path, tokenizer, family: str = "qwen2_5_vl",
     model = cls(config)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    processor = image_processor_for(family, image_mean=image_mean, image_std=image_std)
+    processor = image_processor_for(family, image_mean=image_mean, image_std=image_std, vision_patch=vision_patch)
     processor.save_pretrained(out)
     meta = {"family": family, "size": size, "seed": seed, "image_mean": list(processor.image_mean),
-            "image_std": list(processor.image_std)}
+            "image_std": list(processor.image_std), "vision_patch": processor.patch_size}
     (out / "mapo_model.json").write_text(json.dumps(meta, indent=2))
     return out

@@ -40,6 +40,8 @@ class DemoConfig(Section):
     vocab_size: int = Field(1024, description="Tokenizer vocabulary (byte-level BPE trained on the world).")
     warmup_steps: int = Field(300, ge=0, description="Text-only LM warm-up steps before SFT (mapo.models.warmup): "
                               "without them the tiny model never learned to repeat the object the question names.")
+    vision_patch: int | None = Field(None, description="Vision patch side in pixels (None: the family's). 8 reads "
+                                     "detail better at 4x the image tokens (scripts/vision_learnability.py).")
     image_stats: bool = Field(True, description="Normalise the tiny model's pixels with the world's own mean/std "
                               "(mapo.models.image_stats); under Qwen's photo constants its vision tower learnt nothing.")
     protocol: dict[str, Any] = Field(default_factory=lambda: {"max_turns": 4, "max_new_tokens_per_turn": 96,
@@ -146,6 +148,7 @@ def prepare(cfg: DemoConfig) -> Path:
     model_dir = root / "model"
     model_inputs = {"family": cfg.family, "size": cfg.size, "vocab": cfg.vocab_size, "seed": cfg.seed,
                     "warmup_steps": cfg.warmup_steps, "tokenizer": "qwen-split-digits", "image_stats": cfg.image_stats,
+                    "vision_patch": cfg.vision_patch,
                     "world": _stamp_of(world_dir)}
     _step("model", model_dir, model_inputs, lambda: init_model(world_dir, model_dir, cfg))
 
@@ -187,7 +190,7 @@ def init_model(world_dir: Path, out: Path, cfg: DemoConfig) -> None:
     tokenizer = train_tokenizer(world_texts(world_dir, seed=cfg.seed), vocab_size=cfg.vocab_size)
     mean, std = world_image_statistics(world_dir) if cfg.image_stats else (None, None)
     build_tiny_model(out, tokenizer, family=cfg.family, size=cfg.size, seed=cfg.seed, image_mean=mean,
-                     image_std=std)
+                     image_std=std, vision_patch=cfg.vision_patch)
     if cfg.warmup_steps:
         warm_up_language_model(out, world_dialogues(world_dir, seed=cfg.seed), steps=cfg.warmup_steps,
                                seed=cfg.seed)
