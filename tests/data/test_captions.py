@@ -27,3 +27,12 @@ def test_partial_descriptions_and_format_strings():
     assert describe(OBJ, "{glyph_word} on {colour}") == "eight on orange"
     with pytest.raises(ValueError, match="template 9"):
         describe(OBJ, 9)
+
+
+def test_a_patterned_object_is_described_by_its_pattern_not_its_digit():
+    striped = {**OBJ, "pattern": "vertical stripes"}
+    texts = [describe(striped, k) for k in range(len(TEMPLATES))]
+    assert all("vertical stripes" in t and "8" not in t and "eight" not in t for t in texts)
+    assert len(set(texts)) == len(TEMPLATES)
+    assert describe(striped, 1) == "an orange triangle with vertical stripes"
+    assert describe(striped, 0, ("colour", "shape")) == "the orange triangle"

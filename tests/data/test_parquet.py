@@ -44,6 +44,12 @@ def test_round_trip_keeps_everything_a_task_knows(tmp_path):
     assert row["reward_model"] == {"ground_truth": tasks[0].answer, "style": "rule"}
     assert row["env_name"] == "visual_toolbox_v2" and row["data_source"] == "mapo_world"
     assert row["extra_info"]["index"] == 0
+    # a patterned object keeps its pattern (what the expert says the zoom shows depends on it)
+    pat = generate_tasks(CFG.model_copy(update={"families": ["attribute"], "attribute_asks": ["pattern"]}),
+                         "train", n=3)
+    back = load_tasks(write_tasks(pat, tmp_path / "p.parquet"))
+    assert [u.extra["objects"] for u in back] == [t.extra["objects"] for t in pat]
+    assert all(u.extra["objects"][0]["pattern"] for u in back)
 
 
 def _deepeyes_file(path, rows):

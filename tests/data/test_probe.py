@@ -18,7 +18,10 @@ def _one_hot(task, noisy_rows=()):
     for a, values in ATTRIBUTE_VALUES.items():
         p = np.zeros((len(objects), len(values)))
         for k, o in enumerate(objects):
-            p[k, values.index(o[a])] = 1.0
+            if o.get(a) is None:  # a plain object shows no pattern
+                p[k] = 1.0 / len(values)
+            else:
+                p[k, values.index(o[a])] = 1.0
         for k in noisy_rows:
             p[k] = 1.0 / len(values)
         probs[a] = p
@@ -48,3 +51,22 @@ def test_reader_is_right_with_perfect_reading_and_guesses_without_it():
         wrong += answer(t, probs) != t.answer
     assert wrong >= len(TASKS) // 2
     assert {answer(t, _one_hot(t)) for t in TASKS} <= set(LETTERS[:4])
+
+
+def test_the_probe_learns_only_what_each_object_shows():
+    import torch
+
+    from mapo.data.world.probe import IGNORE, _labels, train_reader
+
+    pat = CFG.model_copy(update={"families": ["attribute"], "attribute_asks": ["pattern"]})
+    task = generate_tasks(pat, "train", n=1)[0]
+    objects = task.extra["objects"]
+    labels = _labels(objects)
+    for k, o in enumerate(objects):
+        assert (labels["pattern"][k] == IGNORE) == (not o.get("pattern"))  # plain objects show no pattern
+        assert (labels["glyph"][k] == IGNORE) == bool(o.get("pattern"))  # patterned ones show no digit
+    # a batch in which no object shows a pattern still trains (no NaN from an all-ignored attribute)
+    plain = [o for o in objects if not o.get("pattern")]
+    reader = train_reader(whole_patches(task, pat)[[k for k, o in enumerate(objects) if not o.get("pattern")]],
+                          plain, epochs=1)
+    assert all(torch.isfinite(p).all() for p in reader.parameters())

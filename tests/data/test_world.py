@@ -123,3 +123,50 @@ def test_target_size_draws_targets_larger_than_the_clutter(cfg):
         image_hash(t.image) for t in generate_tasks(cfg.model_copy(update={"target_size_min": None}), "train", n=3)]
     with pytest.raises(ValueError, match="target_size_max"):
         WorldConfig(target_size_min=60, target_size_max=40)
+
+
+def test_pattern_questions_ask_what_only_the_zoom_shows(cfg):
+    import numpy as np
+    from PIL import Image
+
+    from mapo.data.world.render import PATTERNS, pattern_mask
+
+    pat = cfg.model_copy(update={"attribute_asks": ["pattern"], "families": ["attribute"], "target_size_min": 40,
+                                 "target_size_max": 48, "fill_jitter": 0})
+    tasks = generate_tasks(pat, "train", n=12)
+    for task in tasks:
+        special = [o for o in task.extra["objects"] if o["role"] != "clutter"]
+        target = special[0]
+        assert task.question == f"What pattern is on the {target['colour']} {target['shape']}?"
+        assert task.options[LETTERS.index(task.answer)] == target["pattern"]
+        assert sorted(task.options) == sorted(o["pattern"] for o in special)  # each option is on some object
+        assert len(set(task.options)) == 4 and set(task.options) <= set(PATTERNS)
+        assert not any(o.get("pattern") for o in task.extra["objects"] if o["role"] == "clutter")
+        assert task.target_names[0].endswith(f"with {target['pattern']}")
+    assert Counter(t.options[LETTERS.index(t.answer)] for t in tasks).most_common(1)[0][1] < 12
+    # full resolution: the fill alternates two tints; every pattern lightens half of it
+    for name in PATTERNS:
+        on = np.asarray(pattern_mask(name, 40, 40, 4)) > 0
+        assert 0.45 < on.mean() < 0.55, name
+    task = tasks[0]
+    x1, y1, x2, y2 = task.extra["objects"][0]["box"]
+    centre = np.asarray(task.image.crop((x1 + 14, y1 + 14, x2 - 14, y2 - 14))).reshape(-1, 3)
+    assert len({tuple(p) for p in centre}) == 2
+    # shrunk 8x (the whole view), the patterns all look alike: one tint, whatever the pattern
+    means = []
+    for name in PATTERNS:
+        img = Image.new("RGB", (64, 64), (215, 40, 40))
+        img.paste((247, 190, 190), (0, 0), pattern_mask(name, 64, 64, 4))
+        means.append(np.asarray(img.resize((8, 8), Image.BICUBIC), dtype=float)[2:6, 2:6].mean((0, 1)))
+    assert np.ptp(np.array(means), axis=0).max() < 6, means
+    with pytest.raises(ValueError, match="unknown pattern"):
+        pattern_mask("zigzag", 8, 8, 4)
+    with pytest.raises(ValueError, match="period"):
+        pattern_mask("checks", 8, 8, 1)
+
+
+def test_pattern_knob_leaves_other_worlds_unchanged(cfg):
+    """Worlds that do not ask for patterns draw the same bytes whatever the pattern settings."""
+    other = cfg.model_copy(update={"pattern_period": 6, "pattern_tint": 0.3})
+    assert [image_hash(t.image) for t in generate_tasks(cfg, "train", n=3)] == [
+        image_hash(t.image) for t in generate_tasks(other, "train", n=3)]

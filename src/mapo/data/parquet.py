@@ -30,6 +30,7 @@ _OBJECT = pa.struct(
         ("shape", pa.string()),
         ("colour", pa.string()),
         ("glyph", pa.string()),
+        ("pattern", pa.string()),  # the fill pattern of a patterned object (null for a plain one)
         ("size", pa.int64()),
         ("role", pa.string()),
     ]
@@ -77,7 +78,7 @@ def prompt_messages(task: Task) -> list[dict]:
 def task_row(task: Task, index: int) -> dict:
     """One parquet row (a plain dict matching ``SCHEMA``)."""
     objects = [
-        {k: obj.get(k) for k in ("box", "shape", "colour", "glyph", "size", "role")}
+        {k: obj.get(k) for k in ("box", "shape", "colour", "glyph", "pattern", "size", "role")}
         for obj in task.extra.get("objects", [])
     ]
     return {

@@ -11,8 +11,12 @@ from dataclasses import dataclass
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
-#: Attributes a description may mention.
+#: Attributes a description may mention ("glyph" is the object's marking: its digit, or its pattern).
 ATTRIBUTES = ("size", "colour", "shape", "glyph")
+
+#: How each template words a patterned object's marking (same order as ``TEMPLATES``).
+PATTERN_WORDING = (" with {pattern}", " with {pattern}", ", {pattern}", " covered in {pattern}",
+                   " that carries {pattern}", " patterned with {pattern}")
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ def describe(obj: dict, template: int | str = 0, attributes: tuple[str, ...] | N
     """Describe ``obj`` (a world object dict) in words.
 
     ``template``: an index into ``TEMPLATES`` or a ``str.format`` pattern over ``{size}``, ``{colour}``,
-    ``{shape}``, ``{glyph}``, ``{glyph_word}``. ``attributes``: which of ``ATTRIBUTES`` to mention (default
+    ``{shape}``, ``{glyph}``, ``{glyph_word}``, ``{pattern}``. A patterned object's marking is its pattern. ``attributes``: which of ``ATTRIBUTES`` to mention (default
     all); an omitted colour or glyph is dropped from the wording, an omitted shape becomes "object" — the
     expert uses this to name only what the question tells it before zooming.
     """
@@ -62,6 +66,7 @@ def describe(obj: dict, template: int | str = 0, attributes: tuple[str, ...] | N
         "shape": obj["shape"] if "shape" in keep else "object",
         "glyph": glyph,
         "glyph_word": DIGIT_WORDS[int(glyph)] if glyph.isdigit() else glyph,
+        "pattern": obj.get("pattern") or "",
     }
     if isinstance(template, str):
         text = template.format(**values)
@@ -77,6 +82,9 @@ def describe(obj: dict, template: int | str = 0, attributes: tuple[str, ...] | N
         if values["colour"] == "" and "coloured" in text:
             text = text.replace(" coloured ", " ")
         if "glyph" in keep:
-            text += tpl.glyph.format(**values)
+            if obj.get("pattern"):
+                text += PATTERN_WORDING[template].format(pattern=obj["pattern"])
+            else:
+                text += tpl.glyph.format(**values)
     text = re.sub(r"\s+", " ", text).strip()
     return re.sub(r"\ba (?=[aeiou])", "an ", text)

@@ -53,10 +53,16 @@ class WorldConfig(BaseModel):
     families: list[Literal["attribute", "relative_position", "digit_sum"]] = Field(
         default_factory=lambda: list(FAMILIES), description="Question families to draw from, uniformly."
     )
-    attribute_asks: list[Literal["glyph", "colour", "shape"]] = Field(
+    attribute_asks: list[Literal["glyph", "colour", "shape", "pattern"]] = Field(
         default_factory=lambda: ["glyph", "colour", "shape"],
-        description="Which attribute an `attribute` question may ask for, uniformly.",
+        description="Which attribute an `attribute` question may ask for, uniformly. `pattern`: the fine "
+        "stripes or checks on the object (render.PATTERNS), a texture rather than a symbol to read.",
     )
+    pattern_period: int = Field(
+        4, ge=2, le=32, description="Pixels per cycle of an object's pattern: at 4, a 224-px view of a 1024-px "
+        "canvas averages it to one flat tint, a zoom shows the stripes.")
+    pattern_tint: float = Field(
+        0.6, gt=0, le=1, description="How far a pattern's light half is blended toward white (1 = white).")
     n_train: int = Field(1000, ge=0, description="Tasks in the train split.")
     n_val: int = Field(150, ge=0, description="Tasks in the val split.")
     n_test: int = Field(150, ge=0, description="Tasks in the test split.")
@@ -84,7 +90,7 @@ class WorldConfig(BaseModel):
         if not self.families:
             raise ValueError("families is empty; list at least one of " + ", ".join(FAMILIES))
         if not self.attribute_asks:
-            raise ValueError("attribute_asks is empty; list at least one of glyph, colour, shape")
+            raise ValueError("attribute_asks is empty; list at least one of glyph, colour, shape, pattern")
         return self
 
     def split_size(self, split: str) -> int:

@@ -124,6 +124,8 @@ def make_task(cfg: WorldConfig, split: str, index: int) -> Task:
         _background_lines(rng, cfg),
         cfg.glyph_contrast,
         Nuisance(cfg.fill_jitter, cfg.glyph_shift, cfg.glyph_scale),
+        cfg.pattern_period,
+        cfg.pattern_tint,
     )
     question, correct, distractors = ask_question(plan, special, rng)
     options = [correct, *distractors]

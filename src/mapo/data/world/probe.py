@@ -18,6 +18,7 @@ Near-chance ``whole`` and near-perfect ``crop`` accuracy mean the world tests wh
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,10 +31,12 @@ from mapo.data.task import LETTERS, Task
 from mapo.data.world.config import WorldConfig
 from mapo.data.world.generate import generate_tasks
 from mapo.data.world.questions import relation
-from mapo.data.world.render import COLOURS, GLYPHS, SHAPES
+from mapo.data.world.render import COLOURS, GLYPHS, PATTERNS, SHAPES
 
-PATCH = 24  # side of the patch (pixels) an object is resampled to before the probe reads it
-ATTRIBUTE_VALUES: dict[str, tuple[str, ...]] = {"colour": tuple(COLOURS), "shape": SHAPES, "glyph": GLYPHS}
+PATCH = 48  # side of the patch (pixels) an object is resampled to: fine enough for a zoomed 4-px pattern
+ATTRIBUTE_VALUES: dict[str, tuple[str, ...]] = {"colour": tuple(COLOURS), "shape": SHAPES, "glyph": GLYPHS,
+                                                "pattern": PATTERNS}
+IGNORE = -100  # label of an attribute an object does not show (a patterned object has no digit, a plain one no pattern)
 VIEWS = ("whole", "crop")
 
 
@@ -51,22 +54,27 @@ class ProbeReport:
             "colour": 1 / len(COLOURS),
             "shape": 1 / len(SHAPES),
             "glyph": 1 / len(GLYPHS),
+            "pattern": 1 / len(PATTERNS),
             "task": 0.25,
         }
     )
 
     def table(self) -> str:
         """A Markdown table of the figures."""
-        lines = ["| view | colour | shape | digit | question (reader) |", "|---|---|---|---|---|"]
+        def cell(x: float) -> str:  # an attribute no val object shows has no accuracy
+            return "n/a" if math.isnan(x) else f"{x:.3f}"
+
+        lines = ["| view | colour | shape | digit | pattern | question (reader) |", "|---|---|---|---|---|---|"]
         for view in VIEWS:
             a = self.attribute_accuracy[view]
             lines.append(
-                f"| {view} | {a['colour']:.3f} | {a['shape']:.3f} | {a['glyph']:.3f} | "
-                f"{self.task_accuracy[view]:.3f} |"
+                f"| {view} | {cell(a['colour'])} | {cell(a['shape'])} | {cell(a['glyph'])} | "
+                f"{cell(a['pattern'])} | {self.task_accuracy[view]:.3f} |"
             )
         c = self.chance
         lines.append(
-            f"| chance | {c['colour']:.3f} | {c['shape']:.3f} | {c['glyph']:.3f} | {c['task']:.3f} |"
+            f"| chance | {c['colour']:.3f} | {c['shape']:.3f} | {c['glyph']:.3f} | {c['pattern']:.3f} | "
+            f"{c['task']:.3f} |"
         )
         lines.append("")
         cats = sorted(self.task_accuracy_by_category["whole"])
@@ -140,8 +148,16 @@ class PatchReader(nn.Module):
         return {a: head(h) for a, head in self.heads.items()}
 
 
+def _label(obj: dict, attribute: str) -> int:
+    if attribute == "pattern":
+        return PATTERNS.index(obj["pattern"]) if obj.get("pattern") else IGNORE
+    if attribute == "glyph" and obj.get("pattern"):
+        return IGNORE  # a patterned object is drawn without its digit
+    return ATTRIBUTE_VALUES[attribute].index(obj[attribute])
+
+
 def _labels(objects: list[dict]) -> dict[str, torch.Tensor]:
-    return {a: torch.tensor([ATTRIBUTE_VALUES[a].index(o[a]) for o in objects]) for a in ATTRIBUTE_VALUES}
+    return {a: torch.tensor([_label(o, a) for o in objects], dtype=torch.long) for a in ATTRIBUTE_VALUES}
 
 
 def train_reader(patches: np.ndarray, objects: list[dict], epochs: int = 20, seed: int = 0) -> PatchReader:
@@ -154,7 +170,8 @@ def train_reader(patches: np.ndarray, objects: list[dict], epochs: int = 20, see
     for _ in range(epochs):
         for idx in torch.randperm(len(x), generator=gen).split(64):
             logits = model(x[idx])
-            loss = sum(nn.functional.cross_entropy(logits[a], y[a][idx]) for a in ATTRIBUTE_VALUES)
+            loss = sum(nn.functional.cross_entropy(logits[a], y[a][idx], ignore_index=IGNORE)
+                       for a in ATTRIBUTE_VALUES if (y[a][idx] != IGNORE).any())
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -238,9 +255,11 @@ def _run_probe(cfg: WorldConfig, n_train: int, n_eval: int, epochs: int) -> Prob
     attribute_accuracy: dict[str, dict[str, float]] = {}
     for view, patches in (("whole", whole_val), ("crop", crop_val)):
         probs = read(readers[view], np.concatenate(patches))
-        attribute_accuracy[view] = {
-            a: float((probs[a].argmax(1) == truth[a].numpy()).mean()) for a in ATTRIBUTE_VALUES
-        }
+        attribute_accuracy[view] = {}
+        for a in ATTRIBUTE_VALUES:  # over the objects that show the attribute (nan: none does)
+            shown = truth[a].numpy() != IGNORE
+            right = probs[a].argmax(1)[shown] == truth[a].numpy()[shown]
+            attribute_accuracy[view][a] = float(right.mean()) if shown.any() else float("nan")
     task_accuracy: dict[str, float] = {}
     by_category: dict[str, dict[str, float]] = {}
     for view in VIEWS:

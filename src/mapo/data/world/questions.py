@@ -7,6 +7,10 @@ option:
   the answer. Decoys (same shape, other colours) carry the other options' digits.
 - ``attribute``/``colour``: "What colour is the triangle marked 7?" — exactly one triangle per option colour.
 - ``attribute``/``shape``: "What shape is the red object marked 7?" — exactly one red object per option shape.
+- ``attribute``/``pattern``: "What pattern is on the red triangle?" — the fine stripes or checks on the target
+  (patterned objects carry no digit); decoys (same shape, other colours) carry the other options' patterns.
+  Shrunk, every pattern is the same flat tint; a texture the tiny models' vision towers learn to read in a few
+  hundred steps, where a digit takes them far longer (scripts/vision_learnability.py).
 - ``relative_position`` (V* style): "Where is the red triangle marked 3 relative to the blue circle marked 8?"
   — a same-looking decoy of each, placed so the four (candidate, candidate) pairs show the four relations.
 - ``digit_sum`` (two zooms): "What is the sum of the digits on the red triangle and the blue circle?"
@@ -19,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mapo.data.world.captions import describe
-from mapo.data.world.render import COLOURS, GLYPHS, SHAPES
+from mapo.data.world.render import COLOURS, GLYPHS, PATTERNS, SHAPES
 
 RELATIONS = ("left", "right", "above", "below")
 
@@ -31,7 +35,7 @@ class QuestionPlan:
     """What a family decided before layout: the special objects (targets first) and what clutter must avoid."""
 
     family: str
-    ask: str  # the attribute the answer is about: glyph | colour | shape | relation | sum
+    ask: str  # the attribute the answer is about: glyph | colour | shape | pattern | relation | sum
     special: list[dict]  # attribute dicts (no box yet); the first ``n_targets`` are the targets
     n_targets: int
     known: tuple[str, ...]  # target attributes the question names (what a model knows before zooming)
@@ -85,7 +89,21 @@ def plan_attribute(rng: random.Random, ask: str) -> QuestionPlan:
         return QuestionPlan(
             "attribute", ask, [target, *decoys], 1, ("colour", "glyph"), lambda o: o["colour"] == colour
         )
-    raise ValueError(f"unknown attribute ask {ask!r}; use glyph, colour or shape")
+    if ask == "pattern":
+        target["pattern"] = rng.choice(PATTERNS)
+        colours = rng.sample([c for c in COLOUR_NAMES if c != colour], 3)
+        patterns = rng.sample([p for p in PATTERNS if p != target["pattern"]], 3)
+        decoys = [{**_obj(c, shape, rng.choice(other_glyphs), "decoy"), "pattern": p}
+                  for c, p in zip(colours, patterns)]
+        return QuestionPlan(
+            "attribute",
+            ask,
+            [target, *decoys],
+            1,
+            ("colour", "shape"),
+            lambda o: o["colour"] == colour and o["shape"] == shape,
+        )
+    raise ValueError(f"unknown attribute ask {ask!r}; use glyph, colour, shape or pattern")
 
 
 def _two_kinds(rng: random.Random) -> tuple[tuple[str, str], tuple[str, str]]:
@@ -148,6 +166,9 @@ def ask_question(plan: QuestionPlan, placed: list[dict], rng: random.Random) -> 
     if plan.ask == "colour":
         t = targets[0]
         return (f"What colour is {names[0]}?", t["colour"], [d["colour"] for d in placed[1:4]])
+    if plan.ask == "pattern":
+        t = targets[0]
+        return (f"What pattern is on {names[0]}?", t["pattern"], [d["pattern"] for d in placed[1:4]])
     if plan.ask == "shape":
         t = targets[0]
         return (f"What shape is {names[0]}?", t["shape"], [d["shape"] for d in placed[1:4]])

@@ -1,8 +1,11 @@
-"""The one renderer of the world: draws coloured shapes carrying a digit on a canvas.
+"""The one renderer of the world: draws coloured shapes carrying a digit (or a fine pattern) on a canvas.
 
 The world's images and the verifier's training crops both come from here, so "what a red triangle marked 7
 looks like" is defined once. An object is a dict ``{"box": [x1, y1, x2, y2] (pixels), "shape", "colour",
-"glyph", "size"}``; drawing is deterministic (PIL primitives and PIL's bundled font only).
+"glyph", "size"}``, optionally with ``"pattern"`` (one of ``PATTERNS``): its fill is then striped or checked
+with a lighter tint at a period of a few pixels, and it carries no digit. Every pattern lightens the same
+share of the fill, so a shrunken view shows one flat tint whatever the pattern; the full-resolution object shows
+it plainly. Drawing is deterministic (PIL primitives and PIL's bundled font only).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import random
 from dataclasses import dataclass
 from functools import lru_cache
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageChops, ImageDraw, ImageFont
 
 #: Named colours (RGB). Names are what questions, options and captions use.
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -29,6 +32,10 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "pentagon", "hexagon")
 
 GLYPHS: tuple[str, ...] = tuple("0123456789")
+
+#: Fine fill patterns (names are what questions, options and captions use). Each lightens half the fill.
+PATTERNS: tuple[str, ...] = ("horizontal stripes", "vertical stripes", "rising diagonal stripes",
+                             "falling diagonal stripes", "checks")
 
 #: Pale background colours; one is picked per image.
 BACKGROUNDS: tuple[tuple[int, int, int], ...] = (
@@ -78,19 +85,11 @@ def _nuisance_rng(obj: dict) -> random.Random:
     return random.Random(f"{list(obj['box'])}:{obj['colour']}:{obj['shape']}:{obj['glyph']}")
 
 
-def draw_object(
-    draw: ImageDraw.ImageDraw, obj: dict, glyph_contrast: float = 1.0, nuisance: Nuisance = Nuisance()
-) -> None:
-    """Draw one object (shape filled with its colour, its glyph centred) inside ``obj["box"]`` (pixels)."""
-    x1, y1, x2, y2 = obj["box"]
-    rng = _nuisance_rng(obj)
-    j = nuisance.fill_jitter
-    rgb = tuple(min(255, max(0, c + rng.randint(-j, j))) for c in COLOURS[obj["colour"]])
+def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, box: list[float], **style) -> float:
+    """Draw ``shape`` inside ``box`` with PIL ``style`` (fill, outline, width); returns the digit's centre y."""
+    x1, y1, x2, y2 = box
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     r = (x2 - x1) / 2
-    shape = obj["shape"]
-    style = {"fill": rgb, "outline": _outline(rgb), "width": 2}
-    glyph_cy = cy
     if shape == "circle":
         draw.ellipse([x1, y1, x2 - 1, y2 - 1], **style)
     elif shape == "square":
@@ -98,7 +97,7 @@ def draw_object(
         draw.rectangle([x1 + inset, y1 + inset, x2 - 1 - inset, y2 - 1 - inset], **style)
     elif shape == "triangle":
         draw.polygon([(cx, y1), (x2 - 1, y2 - 1), (x1, y2 - 1)], **style)
-        glyph_cy = cy + r * 0.25  # the triangle's body sits low: centre the digit where there is room
+        return cy + r * 0.25  # the triangle's body sits low: centre the digit where there is room
     elif shape == "diamond":
         draw.polygon([(cx, y1), (x2 - 1, cy), (cx, y2 - 1), (x1, cy)], **style)
     elif shape == "pentagon":
@@ -107,8 +106,62 @@ def draw_object(
         draw.polygon(_regular_polygon(cx, cy, r, 6, 0.0), **style)
     else:
         raise ValueError(f"unknown shape {shape!r}; known shapes: {', '.join(SHAPES)}")
+    return cy
+
+
+def pattern_mask(pattern: str, width: int, height: int, period: int, phase: tuple[int, int] = (0, 0)) -> Image.Image:
+    """An ``L`` image (255 = lighten) of ``pattern`` with ``period`` pixels, shifted by ``phase``: half of it on."""
+    if pattern not in PATTERNS:
+        raise ValueError(f"unknown pattern {pattern!r}; known patterns: {', '.join(PATTERNS)}")
+    if period < 2:
+        raise ValueError(f"pattern period {period} px is below 2; a pattern needs at least 2 pixels per cycle")
+    half = period / 2
+    mask = Image.new("L", (width, height), 0)
+    px = mask.load()
+    for y in range(height):
+        v = y + phase[1]
+        for x in range(width):
+            u = x + phase[0]
+            if pattern == "horizontal stripes":
+                on = v % period < half
+            elif pattern == "vertical stripes":
+                on = u % period < half
+            elif pattern == "rising diagonal stripes":
+                on = (u + v) % period < half
+            elif pattern == "falling diagonal stripes":
+                on = (u - v) % period < half
+            else:
+                on = (u // half + v // half) % 2 == 0
+            if on:
+                px[x, y] = 255
+    return mask
+
+
+def draw_object(
+    draw: ImageDraw.ImageDraw, obj: dict, glyph_contrast: float = 1.0, nuisance: Nuisance = Nuisance(),
+    pattern_period: int = 4, pattern_tint: float = 0.6,
+) -> None:
+    """Draw one object (shape filled with its colour, its glyph centred, or its pattern over the fill) inside
+    ``obj["box"]`` (pixels). ``pattern_period``: pixels per cycle of a pattern; ``pattern_tint``: how far its
+    light half is blended toward white."""
+    x1, y1, x2, y2 = obj["box"]
+    rng = _nuisance_rng(obj)
+    j = nuisance.fill_jitter
+    rgb = tuple(min(255, max(0, c + rng.randint(-j, j))) for c in COLOURS[obj["colour"]])
+    cx = (x1 + x2) / 2
+    style = {"fill": rgb, "outline": _outline(rgb), "width": 2}
+    glyph_cy = _draw_shape(draw, obj["shape"], [x1, y1, x2, y2], **style)
+    if obj.get("pattern"):
+        w, h = math.ceil(x2 - x1), math.ceil(y2 - y1)
+        inside = Image.new("L", (w, h), 0)  # the fill without its outline
+        _draw_shape(ImageDraw.Draw(inside), obj["shape"], [0, 0, x2 - x1, y2 - y1], fill=255, outline=0, width=2)
+        phase = (rng.randrange(pattern_period), rng.randrange(pattern_period))
+        on = pattern_mask(obj["pattern"], w, h, pattern_period, phase)
+        light = tuple(round(c + pattern_tint * (255 - c)) for c in rgb)
+        draw.bitmap((x1, y1), ImageChops.multiply(inside, on), fill=light)
+        return
     scale = 1 + rng.uniform(-nuisance.glyph_scale, nuisance.glyph_scale)
-    font = _font(max(6, round((x2 - x1) * scale * (0.42 if shape in ("triangle", "diamond") else 0.55))))
+    font = _font(max(6, round((x2 - x1) * scale * (0.42 if obj["shape"] in ("triangle", "diamond") else 0.55))))
     shift = nuisance.glyph_shift * (x2 - x1)
     at = (cx + rng.uniform(-shift, shift), glyph_cy + rng.uniform(-shift, shift))
     draw.text(at, obj["glyph"], fill=_text_colour(rgb, glyph_contrast), font=font, anchor="mm")
@@ -122,6 +175,8 @@ def render_scene(
     lines: list[tuple[float, float, float, float]] = (),
     glyph_contrast: float = 1.0,
     nuisance: Nuisance = Nuisance(),
+    pattern_period: int = 4,
+    pattern_tint: float = 0.6,
 ) -> Image.Image:
     """The canvas (RGB, ``width`` x ``height`` pixels): background, faint texture lines, then every object."""
     image = Image.new("RGB", (width, height), background)
@@ -130,5 +185,5 @@ def render_scene(
     for x1, y1, x2, y2 in lines:
         draw.line([(x1, y1), (x2, y2)], fill=line_rgb, width=2)
     for obj in objects:
-        draw_object(draw, obj, glyph_contrast, nuisance)
+        draw_object(draw, obj, glyph_contrast, nuisance, pattern_period, pattern_tint)
     return image
