@@ -9,7 +9,7 @@ import pytest
 
 from mapo.agent.parser import parse_turn
 from mapo.data.expert import ExpertConfig, expert_trajectory, expert_turns
-from mapo.data.task import Box
+from mapo.data.task import LETTERS, Box
 from mapo.data.world import WorldConfig, generate_tasks
 from mapo.data.world.captions import describe
 
@@ -125,3 +125,40 @@ def test_large_snapped_boxes_still_contain_the_target_and_keep_their_size():
             assert box[2] - box[0] >= 256 and box[3] - box[1] >= 256
             if traj.imperfection in ("none", "guess", "wrong_label"):
                 assert hit, (task.id, box)
+
+
+def test_grid_boxes_have_one_size_few_positions_and_contain_the_target():
+    from mapo.data.expert import grid_box
+
+    world = WorldConfig(canvas_width=1024, canvas_height=1024, clutter=16, families=["attribute"],
+                        attribute_asks=["pattern"], target_size_min=40, target_size_max=56)
+    tasks = generate_tasks(world, "train", n=24)
+    cfg = ExpertConfig(box_side=256, refine_rate=0.0, elsewhere_rate=0.2)
+    rng = random.Random(3)
+    starts = set()
+    for task in tasks:
+        traj = expert_trajectory(task, rng, cfg)
+        for box, hit in zip(traj.boxes, traj.hits):
+            assert box[2] - box[0] == 256 and box[3] - box[1] == 256
+            if traj.imperfection != "elsewhere":
+                assert hit and box == grid_box(task.extra["objects"][0], 256, 1024, 1024)
+                assert box[0] % 128 == 0 and box[1] % 128 == 0
+                starts.update(box[:2])
+    assert starts <= {0.0, 128.0, 256.0, 384.0, 512.0, 640.0, 768.0}
+    # the box whose centre is nearest the object's, kept inside the image
+    assert grid_box({"box": [100, 900, 140, 940]}, 256, 1024, 1024) == [0.0, 768.0, 256.0, 1024.0]
+    assert grid_box({"box": [500, 10, 556, 66]}, 256, 1024, 1024) == [384.0, 0.0, 640.0, 256.0]
+    assert grid_box({"box": [0, 0, 10, 10]}, 2048, 1024, 600) == [0.0, 0.0, 1024.0, 600.0]
+
+
+def test_answer_with_text_puts_the_options_text_in_the_answer_and_scores_the_same():
+    from mapo.rewards.choice import extract_choice
+
+    rng_a, rng_b = random.Random(9), random.Random(9)
+    for task in TASKS[:12]:
+        by_letter = expert_trajectory(task, rng_a, ExpertConfig(no_zoom_rate=0.3, guess_rate=0.3))
+        by_text = expert_trajectory(task, rng_b, ExpertConfig(no_zoom_rate=0.3, guess_rate=0.3, answer_with="text"))
+        assert by_text.answer == by_letter.answer and by_text.imperfection == by_letter.imperfection
+        said = parse_turn(by_text.turns[-1]).answer
+        assert said == task.options[LETTERS.index(by_text.answer)]
+        assert extract_choice(said, task.options) == by_text.answer  # the scorer maps the text back to its letter

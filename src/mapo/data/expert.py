@@ -70,6 +70,14 @@ class ExpertConfig(BaseModel):
     box_grid: int = Field(
         1, ge=1, description="snap zoom box corners outwards to multiples of this many pixels (1: off); fewer "
         "distinct coordinates for a small model to learn")
+    box_side: int = Field(
+        0, ge=0, description="every zoom box is exactly this many pixels per side, placed on a grid of half its "
+        "side where it best centres its object, with no jitter (0: off, boxes follow the object). The few "
+        "coordinates this leaves (7 per axis for 256 px on a 1024-px canvas) are a classification a tiny model "
+        "learns; a jittered box is noise it cannot. Objects up to half the side are always fully inside")
+    answer_with: Literal["letter", "text"] = Field(
+        "letter", description="what goes in <answer>: the option's letter, or its text (which the scorer maps to "
+        "the letter, mapo.rewards.choice rule 4): a tiny model then need not look the letter up in the options")
     mode: Literal["label", "description"] = Field(
         "label", description="label: the call carries a label; description: a <description> follows each crop"
     )
@@ -160,6 +168,20 @@ def zoom_box(
     ]
 
 
+def grid_box(obj: dict, side: int, width: int, height: int) -> list[float]:
+    """The ``side`` x ``side`` box on the grid of stride ``side // 2`` whose centre is nearest ``obj``'s centre
+    (kept inside the image, at most the image). Deterministic: the same object always gets the same box."""
+    x1, y1, x2, y2 = obj["box"]
+    stride = max(1, side // 2)
+    out = []
+    for lo, hi, limit in ((x1, x2, width), (y1, y2, height)):
+        s = min(side, limit)
+        start = round(((lo + hi) / 2 - s / 2) / stride) * stride
+        start = min(max(0, start), limit - s)
+        out.append((float(start), float(start + s)))
+    return [out[0][0], out[1][0], out[0][1], out[1][1]]
+
+
 def _grow(box: list[float], side: int, width: int, height: int) -> list[float]:
     """``box`` grown around its centre to at least ``side`` per axis (at most the image), kept inside it."""
     out = list(box)
@@ -179,8 +201,7 @@ def _elsewhere_box(
     others = [o for o in objects if o.get("role") != "target"]
     rng.shuffle(others)
     for obj in others:
-        box = zoom_box(obj, rng, (cfg.margin_min, cfg.margin_max), cfg.jitter, width, height, cfg.box_min_side,
-                       cfg.box_grid)
+        box = _target_box(obj, rng, cfg, width, height)
         if all(Box(*box).intersection(t) == 0 for t in target_boxes):
             return box, obj
     for _ in range(1000):  # no clean non-target object: an empty patch of background
@@ -197,6 +218,14 @@ def _elsewhere_box(
     raise ValueError(
         "no region of the image avoids every target; the image is too crowded for an elsewhere zoom"
     )
+
+
+def _target_box(obj: dict, rng: random.Random, cfg: ExpertConfig, width: int, height: int) -> list[float]:
+    """The expert's (closest) zoom box on ``obj``: a fixed grid box with ``box_side``, else a jittered one."""
+    if cfg.box_side > 0:
+        return grid_box(obj, cfg.box_side, width, height)
+    return zoom_box(obj, rng, (cfg.margin_min, cfg.margin_max), cfg.jitter, width, height, cfg.box_min_side,
+                    cfg.box_grid)
 
 
 def _call(box: list[float], label: str, cfg: ExpertConfig, width: int, height: int) -> str:
@@ -236,9 +265,10 @@ def expert_trajectory(task: Task, rng: random.Random, cfg: ExpertConfig | None =
     subject = " and ".join(labels)
 
     if imperfection == "no_zoom":
+        said = answer_text if cfg.answer_with == "text" else answer
         turn = (
             f"<think>The question is about {subject}. I answer from the whole image. "
-            f"So the answer is {answer_text}.</think>\n<answer>{answer}</answer>"
+            f"So the answer is {answer_text}.</think>\n<answer>{said}</answer>"
         )
         return ExpertTrajectory([turn], imperfection, answer, answer == task.answer)
 
@@ -261,10 +291,7 @@ def expert_trajectory(task: Task, rng: random.Random, cfg: ExpertConfig | None =
                 target, rng, (cfg.refine_margin, cfg.refine_margin * 1.3), cfg.jitter, width, height
             )
             plan.append((loose, label, shows))
-        plan.append(
-            (zoom_box(target, rng, (cfg.margin_min, cfg.margin_max), cfg.jitter, width, height, cfg.box_min_side,
-                      cfg.box_grid), label, shows)
-        )
+        plan.append((_target_box(target, rng, cfg, width, height), label, shows))
 
     turns: list[str] = []
     previous = ""
@@ -288,8 +315,9 @@ def expert_trajectory(task: Task, rng: random.Random, cfg: ExpertConfig | None =
         reading = f"The zoomed view shows {seen[0]}."
     else:
         reading = f"The zoomed views show {seen[0]} and {seen[1]}."
+    said = answer_text if cfg.answer_with == "text" else answer
     turns.append(
-        f"{opening}<think>{reading} So the answer is {answer_text}.</think>\n<answer>{answer}</answer>"
+        f"{opening}<think>{reading} So the answer is {answer_text}.</think>\n<answer>{said}</answer>"
     )
     return ExpertTrajectory(
         turns,
