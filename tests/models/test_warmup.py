@@ -65,3 +65,108 @@ def test_warm_up_teaches_copying_and_writes_the_checkpoint_back(tmp_path):
     assert summary["last_loss"] < summary["first_loss"]
     # the colour is one of six: guessing costs log(6) = 1.8 nats; copying from the question costs ~0
     assert copy_nll(path) < 0.5
+
+
+def test_grounding_warm_up_learns_from_the_image_and_writes_the_checkpoint_back(tmp_path):
+    """The image warm-up trains on (image, question, answer): here the answer is the image's colour, which only
+    the image tells; after a few steps the model prefers the right answer on images it never saw."""
+    from PIL import Image
+
+    from mapo.models.hf_qwen import load_policy
+    from mapo.models.warmup import warm_up_grounding
+
+    rgb = {"red": (215, 40, 40), "blue": (40, 80, 215)}
+
+    def example(k: int):
+        name = "red" if k % 2 else "blue"
+        shade = tuple(min(255, c + (k % 7) * 3) for c in rgb[name])
+        return Image.new("RGB", (300, 200), shade), "What colour is the image?", name
+
+    tok = train_tokenizer(["What colour is the image? red blue"] * 20, vocab_size=300)
+    path = build_tiny_model(tmp_path / "m", tok, family="qwen3_vl", seed=0, image_mean=[0.5, 0.25, 0.5],
+                            image_std=[0.3, 0.1, 0.3])
+    before = (path / "model.safetensors").read_bytes()
+    summary = warm_up_grounding(path, [example(k) for k in range(32)], steps=30, batch_size=8, lr=3e-3,
+                                max_pixels=64 * 64, progress=False)
+    assert (path / "model.safetensors").read_bytes() != before
+    assert json.loads((path / "mapo_model.json").read_text())["grounding"]["steps"] == 30
+    assert summary["last_loss"] < summary["first_loss"]
+
+    from mapo.data.images import fit_to_budget
+    from mapo.models.warmup import _Example
+
+    backend = load_policy(path)
+    eos = tok.convert_tokens_to_ids("<|im_end|>")
+    right = 0
+    for k in range(100, 106):  # held-out shades
+        image, question, truth = example(k)
+        image = fit_to_budget(image, 64 * 64, factor=backend.image_factor)
+        prompt = (f"<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>{question}<|im_end|>\n"
+                  "<|im_start|>assistant\n")
+        scores = {}
+        for name in rgb:
+            response = tok(name, add_special_tokens=False)["input_ids"] + [eos]
+            ex = _Example(torch.tensor(backend.encode(prompt, [image])), torch.tensor(response),
+                          torch.ones(len(response), dtype=torch.long), [image])
+            with torch.no_grad():
+                scores[name] = float(backend.sequence_logprobs([ex])[0].sum())
+        right += max(scores, key=scores.get) == truth
+    assert right == 6
+
+
+def test_world_grounding_and_reading_examples(tmp_path):
+    from mapo.data.expert import grid_box
+    from mapo.data.world import WorldConfig
+    from mapo.data.world.export import write_world
+    from mapo.models.cli import world_grounding, world_reading
+
+    world = WorldConfig(canvas_width=512, canvas_height=512, clutter=6, families=["attribute", "digit_sum"],
+                        attribute_asks=["pattern"], target_size_min=48, target_size_max=56, n_train=8, n_val=1,
+                        n_test=1)
+    write_world(world, tmp_path / "w")
+    where = world_grounding(tmp_path / "w", box_side=256)
+    read = world_reading(tmp_path / "w", box_side=256)
+    from mapo.data.parquet import load_tasks
+
+    tasks = load_tasks(tmp_path / "w" / "train.parquet")
+    assert len(where) == sum(len(t.targets) for t in tasks)  # one per target
+    image, question, answer = where[0]
+    target = tasks[0].extra["objects"][0]
+    assert image.size == (512, 512) and question.startswith("Where is the ") and question.endswith("? Give its zoom box.")
+    assert json.loads(answer) == [int(v) for v in grid_box(target, 256, 512, 512)]
+    single = [t for t in tasks if len(t.targets) == 1]
+    assert len(read) == len(single) > 0  # the two-target sums are left out
+    crop, question, answer = read[0]
+    assert crop.size == (256, 256) and question.startswith(single[0].question) and "(A) " in question
+    assert answer.endswith(f"<answer>{single[0].answer}</answer>") and single[0].answer_text in answer
+
+
+def test_vision_warm_up_trains_the_tower_alone_and_keeps_the_language_model(tmp_path):
+    from PIL import Image
+    from safetensors.torch import load_file
+
+    from mapo.models.warmup import warm_up_vision
+
+    tok = train_tokenizer(["What colour is the image? red blue"] * 20, vocab_size=300)
+    path = build_tiny_model(tmp_path / "m", tok, family="qwen3_vl", seed=0, image_mean=[0.5, 0.25, 0.5],
+                            image_std=[0.3, 0.1, 0.3])
+    before = load_file(path / "model.safetensors")
+    colours = [(215, 40, 40), (40, 80, 215), (40, 150, 60)]
+    examples = [(Image.new("RGB", (96, 64), colours[k % 3]), {"colour": k % 3}) for k in range(24)]
+    summary = warm_up_vision(path, examples, {"colour": 3, "unused": 2}, steps=25, batch_size=8, lr=3e-3,
+                             max_pixels=64 * 64, progress=False)
+    after = load_file(path / "model.safetensors")
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(".visual." in k or k.startswith("visual.") or "visual" in k for k in changed)
+    assert summary["train_accuracy_last_10"]["colour"] == 1.0 and "unused" not in summary["train_accuracy_last_10"]
+    assert json.loads((path / "mapo_model.json").read_text())["vision_warmup"]["steps"] == 25
+
+
+def test_grounding_without_grid_boxes_is_refused_with_the_fix(tmp_path):
+    import pytest
+
+    from mapo.data.expert import ExpertConfig
+    from mapo.models.cli import warm_up_for_world
+
+    with pytest.raises(ValueError, match="box_side"):
+        warm_up_for_world(tmp_path / "m", tmp_path / "w", lm_steps=0, grounding_steps=10, expert=ExpertConfig())

@@ -31,15 +31,22 @@ class DemoConfig(Section):
                                 "5-28x slower than 1 (benchmarks/README.md).")
     world: dict[str, Any] = Field(default_factory=lambda: {
         "n_train": 600, "n_val": 100, "n_test": 100, "canvas_width": 1024, "canvas_height": 1024, "clutter": 24,
-        "families": ["attribute", "digit_sum"], "attribute_asks": ["glyph"], "unique_target_colour": True},
+        "families": ["attribute"], "attribute_asks": ["pattern"], "unique_target_colour": True,
+        "target_size_min": 80, "target_size_max": 100},
                                   description="WorldConfig fields (see `mapo world make --help`).")
     verifier: dict[str, Any] = Field(default_factory=lambda: {"steps": 200},
                                      description="mapo.verifier.train TrainConfig fields.")
     family: str = Field("qwen3_vl", description="Tiny policy architecture: qwen2_5_vl | qwen2_vl | qwen3_vl.")
     size: str = Field("tiny", description="Tiny policy size: tiny | small.")
     vocab_size: int = Field(1024, description="Tokenizer vocabulary (byte-level BPE trained on the world).")
-    warmup_steps: int = Field(300, ge=0, description="Text-only LM warm-up steps before SFT (mapo.models.warmup): "
+    warmup_steps: int = Field(200, ge=0, description="Text-only LM warm-up steps before SFT (mapo.models.warmup): "
                               "without them the tiny model never learned to repeat the object the question names.")
+    vision_warmup_steps: int = Field(200, ge=0, description="Steps pretraining the vision tower alone on labelled "
+                                     "zooms (mapo.models.warmup.warm_up_vision): through the language model alone "
+                                     "it learnt nothing of a zoom's pattern.")
+    grounding_steps: int = Field(250, ge=0, description="Image grounding warm-up steps after the LM warm-up "
+                                 "(mapo.models.warmup.warm_up_grounding: 'Where is the red square?' -> its zoom "
+                                 "box): without them every SFT zoom went to one place. Needs sft.expert.box_side.")
     vision_patch: int | None = Field(None, description="Vision patch side in pixels (None: the family's). 8 reads "
                                      "detail better at 4x the image tokens (scripts/vision_learnability.py).")
     image_stats: bool = Field(True, description="Normalise the tiny model's pixels with the world's own mean/std "
@@ -52,7 +59,7 @@ class DemoConfig(Section):
     sft: dict[str, Any] = Field(default_factory=lambda: {
         "epochs": 6, "batch_size": 16, "micro_batch_size": 16,
         "expert": {"no_zoom_rate": 0.1, "elsewhere_rate": 0.15, "wrong_label_rate": 0.1, "guess_rate": 0.1,
-                   "box_min_side": 256, "box_grid": 32, "refine_rate": 0.0},
+                   "box_side": 256, "refine_rate": 0.0, "answer_with": "text"},
         "optim": {"lr": 3e-3, "warmup_steps": 10, "schedule": "constant"}},
         description="SFTConfig fields (model, data and paths are filled in by the demo).")
     rl: dict[str, Any] = Field(default_factory=lambda: {
@@ -148,7 +155,9 @@ def prepare(cfg: DemoConfig) -> Path:
     model_dir = root / "model"
     model_inputs = {"family": cfg.family, "size": cfg.size, "vocab": cfg.vocab_size, "seed": cfg.seed,
                     "warmup_steps": cfg.warmup_steps, "tokenizer": "qwen-split-digits", "image_stats": cfg.image_stats,
-                    "vision_patch": cfg.vision_patch,
+                    "vision_patch": cfg.vision_patch, "warmup_expert": cfg.sft.get("expert"),
+                    "grounding_steps": cfg.grounding_steps, "vision_warmup_steps": cfg.vision_warmup_steps,
+                    "protocol": cfg.protocol,
                     "world": _stamp_of(world_dir)}
     _step("model", model_dir, model_inputs, lambda: init_model(world_dir, model_dir, cfg))
 
@@ -181,8 +190,8 @@ def train_verifier(ver_cfg, out: Path) -> None:
 
 
 def init_model(world_dir: Path, out: Path, cfg: DemoConfig) -> None:
-    from mapo.models.cli import world_dialogues, world_image_statistics, world_texts
-    from mapo.models.warmup import warm_up_language_model
+    from mapo.data.expert import ExpertConfig
+    from mapo.models.cli import warm_up_for_world, world_image_statistics, world_texts
     from mapo.models.zoo import build_tiny_model, train_tokenizer
 
     if out.exists():
@@ -191,9 +200,10 @@ def init_model(world_dir: Path, out: Path, cfg: DemoConfig) -> None:
     mean, std = world_image_statistics(world_dir) if cfg.image_stats else (None, None)
     build_tiny_model(out, tokenizer, family=cfg.family, size=cfg.size, seed=cfg.seed, image_mean=mean,
                      image_std=std, vision_patch=cfg.vision_patch)
-    if cfg.warmup_steps:
-        warm_up_language_model(out, world_dialogues(world_dir, seed=cfg.seed), steps=cfg.warmup_steps,
-                               seed=cfg.seed)
+    warm_up_for_world(out, world_dir, lm_steps=cfg.warmup_steps, vision_steps=cfg.vision_warmup_steps,
+                      grounding_steps=cfg.grounding_steps,
+                      expert=ExpertConfig.model_validate(cfg.sft.get("expert", {})),  # what SFT will teach
+                      max_pixels=cfg.protocol.get("image_max_pixels", 224 * 224), seed=cfg.seed)
 
 
 def _run_sft(sft_cfg: SFTConfig) -> None:
