@@ -78,3 +78,22 @@ def test_bad_inputs_get_clear_errors(tmp_path):
         app, ["model", "init", "--out", str(tmp_path / "m"), "--world", str(tmp_path / "none")]
     )
     assert result.exit_code != 0 and "mapo world make" in result.output
+
+
+def test_model_init_runs_the_image_warm_ups_and_refuses_grounding_without_grid_boxes(tmp_path):
+    runner = CliRunner()
+    world = tmp_path / "w"
+    pattern = ["--set", "families=[attribute]", "--set", "attribute_asks=[pattern]", "--set", "target_size_min=60",
+               "--set", "target_size_max=70"]
+    assert runner.invoke(app, ["world", "make", "--out", str(world), *SMALL, *pattern]).exit_code == 0
+    result = runner.invoke(app, ["model", "init", "--out", str(tmp_path / "bad"), "--world", str(world),
+                                 "--warmup-steps", "0", "--grounding-steps", "2"])
+    assert result.exit_code != 0 and "--box-side" in result.output
+    result = runner.invoke(app, ["model", "init", "--out", str(tmp_path / "m"), "--world", str(world),
+                                 "--family", "qwen3_vl", "--warmup-steps", "1", "--vision-warmup-steps", "2",
+                                 "--grounding-steps", "2", "--box-side", "256", "--answer-with", "text"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "m" / "mapo_model.json").read_text())
+    assert meta["warmup"]["steps"] == 1 and meta["vision_warmup"]["steps"] == 2 and meta["grounding"]["steps"] == 2
+    assert "vision warm-up: 2 steps" in result.output and "grounding warm-up: 2 steps" in result.output
+    assert meta["grounding"]["examples"] == 2 * 6  # one where-question and one reading per train task
