@@ -70,3 +70,14 @@ def test_the_probe_learns_only_what_each_object_shows():
     reader = train_reader(whole_patches(task, pat)[[k for k, o in enumerate(objects) if not o.get("pattern")]],
                           plain, epochs=1)
     assert all(torch.isfinite(p).all() for p in reader.parameters())
+
+
+def test_patches_of_objects_at_the_border_stay_inside_the_view():
+    from PIL import Image
+
+    from mapo.data.world.probe import _patch
+
+    view = Image.new("RGB", (224, 224), (200, 10, 10))
+    for box in ([0, 0, 100, 100], [924, 924, 1024, 1024]):  # widened by 10%, both would leave the view
+        patch = _patch(view, box, 224 / 1024, 224 / 1024)
+        assert patch.shape == (PATCH, PATCH, 3) and abs(float(patch[..., 0].mean()) - 200 / 255) < 0.01

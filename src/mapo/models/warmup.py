@@ -58,10 +58,7 @@ def warm_up_language_model(model_dir: str | Path, examples: Sequence[Example], *
     """Train the checkpoint in ``model_dir`` for ``steps`` AdamW steps on text-only ``examples`` and write it
     back in place (weights replaced atomically). Returns a summary (first/last loss, seconds), which is also
     recorded under ``"warmup"`` in ``mapo_model.json``."""
-    import time
-
     import torch
-    from tqdm.auto import tqdm
     from transformers import AutoModelForImageTextToText, AutoTokenizer
 
     if steps < 1:
@@ -74,47 +71,73 @@ def warm_up_language_model(model_dir: str | Path, examples: Sequence[Example], *
     encoded = [dialogue_ids(tokenizer, user, turns) for user, turns in examples]
     encoded = [(ids[:max_tokens], mask[:max_tokens]) for ids, mask in encoded]
     pad = tokenizer.pad_token_id
-    rng = random.Random(seed)
-    torch.manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, warmup_steps)))
-    model.train()
-    start = time.time()
-    losses: list[float] = []
-    order: list[int] = []
-    bar = tqdm(range(steps), desc="LM warm-up", disable=not progress, dynamic_ncols=True)
-    for _ in bar:
-        if len(order) < batch_size:
-            more = list(range(len(encoded)))
-            rng.shuffle(more)
-            order += more
-        batch, order = [encoded[i] for i in order[:batch_size]], order[batch_size:]
+
+    def batch_loss(idx: list[int]):
+        batch = [encoded[i] for i in idx]
         width = max(len(ids) for ids, _ in batch)
         input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in batch])
         attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in batch])
         labels = torch.tensor([[t if m else -100 for t, m in zip(ids, mask)] + [-100] * (width - len(ids))
                                for ids, mask in batch])
-        loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
+        return model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
+
+    losses, seconds = _fit(model, list(model.parameters()), len(encoded), batch_loss, steps=steps,
+                           batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, seed=seed, desc="LM warm-up",
+                           progress=progress)
+    return _finish(model, model_dir, "warmup", losses, seconds, steps=steps, batch_size=batch_size, lr=lr,
+                   examples=len(encoded))
+
+
+def _fit(model, params, n_examples: int, batch_loss, *, steps: int, batch_size: int, lr: float,
+         warmup_steps: int, seed: int, desc: str, progress: bool) -> tuple[list[float], float]:
+    """The warm-ups' shared loop: ``steps`` AdamW steps (linear warm-up, then constant) on batches of example
+    indices drawn without replacement per pass; ``batch_loss(indices)`` returns the batch's loss. A non-finite
+    loss skips its step. Returns (losses, seconds)."""
+    import time
+
+    import torch
+    from tqdm.auto import tqdm
+
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, warmup_steps)))
+    model.train()
+    start = time.time()
+    losses: list[float] = []
+    order: list[int] = []
+    bar = tqdm(range(steps), desc=desc, disable=not progress, dynamic_ncols=True)
+    for _ in bar:
+        if len(order) < batch_size:
+            more = list(range(n_examples))
+            rng.shuffle(more)
+            order += more
+        idx, order = order[:batch_size], order[batch_size:]
+        loss = batch_loss(idx)
         optimizer.zero_grad(set_to_none=True)
         if not math.isfinite(float(loss.detach())):
             scheduler.step()
             continue  # a non-finite batch is skipped, not applied
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         scheduler.step()
         losses.append(float(loss.detach()))
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
     bar.close()
     model.eval()
-    summary = {"steps": steps, "batch_size": batch_size, "lr": lr, "examples": len(encoded),
-               "first_loss": round(losses[0], 4) if losses else None,
+    return losses, time.time() - start
+
+
+def _finish(model, model_dir: Path, key: str, losses: list[float], seconds: float, **info) -> dict:
+    """Write the weights back (atomically) and record the run's summary under ``key`` in ``mapo_model.json``."""
+    summary = {**info, "first_loss": round(losses[0], 4) if losses else None,
                "last_loss": round(sum(losses[-10:]) / max(1, len(losses[-10:])), 4) if losses else None,
-               "seconds": round(time.time() - start, 1)}
+               "seconds": round(seconds, 1)}
     _save_weights(model, model_dir)
     meta_path = model_dir / "mapo_model.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    meta["warmup"] = summary
+    meta[key] = summary
     meta_path.write_text(json.dumps(meta, indent=2))
     return summary
 
@@ -143,10 +166,7 @@ def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *
     within the demo's budget (every zoom went to one place). ``examples``: ``(image, question, answer)``; each
     image is shown within ``max_pixels`` (the protocol's ``image_max_pixels``), as the agent shows it. The loss is
     on the answer and the end of turn."""
-    import time
-
     import torch
-    from tqdm.auto import tqdm
 
     from mapo.data.images import fit_to_budget
     from mapo.models.hf_qwen import load_policy
@@ -167,48 +187,20 @@ def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *
         response = tok(answer, add_special_tokens=False)["input_ids"] + [eos]
         encoded.append(_Example(torch.tensor(backend.encode(prompt, [image])), torch.tensor(response),
                                 torch.ones(len(response), dtype=torch.long), [image]))
-    rng = random.Random(seed)
-    torch.manual_seed(seed)
-    model = backend.model
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, warmup_steps)))
-    model.train()
-    start = time.time()
-    losses: list[float] = []
-    order: list[int] = []
-    bar = tqdm(range(steps), desc="grounding warm-up", disable=not progress, dynamic_ncols=True)
-    for _ in bar:
-        if len(order) < batch_size:
-            more = list(range(len(encoded)))
-            rng.shuffle(more)
-            order += more
-        batch, order = [encoded[i] for i in order[:batch_size]], order[batch_size:]
+
+    def batch_loss(idx: list[int]):
+        batch = [encoded[i] for i in idx]
         logprobs, _ = backend.sequence_logprobs(batch)
         mask = torch.nn.utils.rnn.pad_sequence([b.response_mask for b in batch], batch_first=True)
         mask = mask[:, : logprobs.shape[1]].to(logprobs.dtype)
-        loss = -(logprobs * mask).sum() / mask.sum()
-        optimizer.zero_grad(set_to_none=True)
-        if not math.isfinite(float(loss.detach())):
-            scheduler.step()
-            continue  # a non-finite batch is skipped, not applied
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        losses.append(float(loss.detach()))
-        bar.set_postfix(loss=f"{losses[-1]:.3f}")
-    bar.close()
-    model.eval()
-    summary = {"steps": steps, "batch_size": batch_size, "lr": lr, "examples": len(encoded),
-               "first_loss": round(losses[0], 4) if losses else None,
-               "last_loss": round(sum(losses[-10:]) / max(1, len(losses[-10:])), 4) if losses else None,
-               "seconds": round(time.time() - start, 1)}
-    _save_weights(model, model_dir)
-    meta_path = model_dir / "mapo_model.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    meta["grounding"] = summary
-    meta_path.write_text(json.dumps(meta, indent=2))
-    return summary
+        return -(logprobs * mask).sum() / mask.sum()
+
+    model = backend.model
+    losses, seconds = _fit(model, list(model.parameters()), len(encoded), batch_loss, steps=steps,
+                           batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, seed=seed,
+                           desc="grounding warm-up", progress=progress)
+    return _finish(model, model_dir, "grounding", losses, seconds, steps=steps, batch_size=batch_size, lr=lr,
+                   examples=len(encoded))
 
 
 @dataclass
@@ -233,10 +225,7 @@ def warm_up_vision(model_dir: str | Path, examples: Sequence[tuple[Image.Image, 
     and through the language model's gradient alone it learnt nothing of a zoom's fine pattern in 300 steps,
     where alone it reads it in ~100 (scripts/vision_learnability.py). ``examples``: ``(image, {attribute:
     class index})`` (an attribute may be missing from an example); ``classes``: ``{attribute: n_classes}``."""
-    import time
-
     import torch
-    from tqdm.auto import tqdm
 
     from mapo.data.images import fit_to_budget
     from mapo.models.hf_qwen import load_policy
@@ -250,24 +239,12 @@ def warm_up_vision(model_dir: str | Path, examples: Sequence[tuple[Image.Image, 
     images = [fit_to_budget(image, max_pixels, factor=backend.image_factor) for image, _ in examples]
     labels = [lab for _, lab in examples]
     torch.manual_seed(seed)
-    rng = random.Random(seed)
     dim = backend.model.config.text_config.hidden_size
     heads = torch.nn.ModuleDict({a: torch.nn.Linear(2 * dim, n) for a, n in classes.items()})
     tower = backend.model.model.visual
-    params = list(tower.parameters()) + list(heads.parameters())
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    tower.train()
-    start = time.time()
-    losses: list[float] = []
     right: dict[str, list[float]] = {a: [] for a in classes}
-    order: list[int] = []
-    bar = tqdm(range(steps), desc="vision warm-up", disable=not progress, dynamic_ncols=True)
-    for _ in bar:
-        if len(order) < batch_size:
-            more = list(range(len(images)))
-            rng.shuffle(more)
-            order += more
-        idx, order = order[:batch_size], order[batch_size:]
+
+    def batch_loss(idx: list[int]):
         pix = backend.pixel_inputs([images[i] for i in idx])
         feats = backend.model.model.get_image_features(pix["pixel_values"], pix["image_grid_thw"]).pooler_output
         pooled = torch.stack([torch.cat([f.mean(0), f.max(0).values]) for f in feats])
@@ -278,23 +255,11 @@ def warm_up_vision(model_dir: str | Path, examples: Sequence[tuple[Image.Image, 
                 logits = head(pooled)
                 loss = loss + torch.nn.functional.cross_entropy(logits, y, ignore_index=-100)
                 right[a].append(float((logits.argmax(-1) == y)[y >= 0].float().mean()))
-        optimizer.zero_grad(set_to_none=True)
-        if not math.isfinite(float(loss.detach())):
-            continue
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        losses.append(float(loss.detach()))
-        bar.set_postfix(loss=f"{losses[-1]:.3f}")
-    bar.close()
-    summary = {"steps": steps, "batch_size": batch_size, "lr": lr, "examples": len(images),
-               "first_loss": round(losses[0], 4) if losses else None,
-               "last_loss": round(sum(losses[-10:]) / max(1, len(losses[-10:])), 4) if losses else None,
-               "train_accuracy_last_10": {a: round(sum(v[-10:]) / len(v[-10:]), 3) for a, v in right.items() if v},
-               "seconds": round(time.time() - start, 1)}
-    _save_weights(backend.model, model_dir)
-    meta_path = model_dir / "mapo_model.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    meta["vision_warmup"] = summary
-    meta_path.write_text(json.dumps(meta, indent=2))
-    return summary
+        return loss
+
+    losses, seconds = _fit(tower, list(tower.parameters()) + list(heads.parameters()), len(images), batch_loss,
+                           steps=steps, batch_size=batch_size, lr=lr, warmup_steps=0, seed=seed,
+                           desc="vision warm-up", progress=progress)
+    accuracy = {a: round(sum(v[-10:]) / len(v[-10:]), 3) for a, v in right.items() if v}
+    return _finish(backend.model, model_dir, "vision_warmup", losses, seconds, steps=steps, batch_size=batch_size,
+                   lr=lr, examples=len(images), train_accuracy_last_10=accuracy)

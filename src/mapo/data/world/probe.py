@@ -102,6 +102,9 @@ def _patch(
         (x2 + pad - offset[0]) * scale_x,
         (y2 + pad - offset[1]) * scale_y,
     )
+    # a large object near the border: its widened region may leave the view; keep it inside
+    region = (max(0.0, region[0]), max(0.0, region[1]), min(float(view.width), region[2]),
+              min(float(view.height), region[3]))
     patch = view.resize((PATCH, PATCH), Image.BILINEAR, box=region)
     return np.asarray(patch, dtype=np.float32) / 255.0
 

@@ -61,6 +61,13 @@ def relation(a: dict, b: dict) -> tuple[str, float]:
     return ("above" if dy < 0 else "below"), abs(dy) / max(abs(dx), 1e-6)
 
 
+def _named_by_colour_and_shape(ask: str, target: dict, decoys: list[dict]) -> QuestionPlan:
+    """An attribute question naming the target by colour and shape; clutter may not repeat that pair."""
+    colour, shape = target["colour"], target["shape"]
+    return QuestionPlan("attribute", ask, [target, *decoys], 1, ("colour", "shape"),
+                        lambda o: o["colour"] == colour and o["shape"] == shape)
+
+
 def plan_attribute(rng: random.Random, ask: str) -> QuestionPlan:
     colour, shape, glyph = rng.choice(COLOUR_NAMES), rng.choice(SHAPES), rng.choice(GLYPHS)
     target = _obj(colour, shape, glyph, "target")
@@ -69,14 +76,7 @@ def plan_attribute(rng: random.Random, ask: str) -> QuestionPlan:
         colours = rng.sample([c for c in COLOUR_NAMES if c != colour], 3)
         digits = rng.sample(other_glyphs, 3)
         decoys = [_obj(c, shape, d, "decoy") for c, d in zip(colours, digits)]
-        return QuestionPlan(
-            "attribute",
-            ask,
-            [target, *decoys],
-            1,
-            ("colour", "shape"),
-            lambda o: o["colour"] == colour and o["shape"] == shape,
-        )
+        return _named_by_colour_and_shape(ask, target, decoys)
     if ask == "colour":
         colours = rng.sample([c for c in COLOUR_NAMES if c != colour], 3)
         decoys = [_obj(c, shape, rng.choice(other_glyphs), "decoy") for c in colours]
@@ -95,14 +95,7 @@ def plan_attribute(rng: random.Random, ask: str) -> QuestionPlan:
         patterns = rng.sample([p for p in PATTERNS if p != target["pattern"]], 3)
         decoys = [{**_obj(c, shape, rng.choice(other_glyphs), "decoy"), "pattern": p}
                   for c, p in zip(colours, patterns)]
-        return QuestionPlan(
-            "attribute",
-            ask,
-            [target, *decoys],
-            1,
-            ("colour", "shape"),
-            lambda o: o["colour"] == colour and o["shape"] == shape,
-        )
+        return _named_by_colour_and_shape(ask, target, decoys)
     raise ValueError(f"unknown attribute ask {ask!r}; use glyph, colour, shape or pattern")
 
 
