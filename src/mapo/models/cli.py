@@ -73,7 +73,7 @@ def world_dialogues(world: Path, max_tasks: int = 600, seed: int = 0,
     return out
 
 
-def world_grounding(world: Path, box_side: int = 256, max_tasks: int = 600) -> list[tuple[object, str, str]]:
+def world_grounding(world: Path, box_side: int = 256, max_tasks: int = 600, tasks=None) -> list[tuple[object, str, str]]:
     """(image, question, answer) grounding examples of the world's train tasks for ``warm_up_grounding``: "Where
     is the red square?" -> the expert's zoom box around it, ``[x1, y1, x2, y2]`` (``grid_box`` with
     ``box_side``), one per target."""
@@ -84,7 +84,7 @@ def world_grounding(world: Path, box_side: int = 256, max_tasks: int = 600) -> l
     from mapo.data.world.captions import describe
 
     out: list[tuple[object, str, str]] = []
-    for task in load_tasks(_train_split(world), limit=max_tasks):
+    for task in tasks if tasks is not None else load_tasks(_train_split(world), limit=max_tasks):
         known = tuple(task.extra.get("query", {}).get("known") or ("colour", "shape"))
         for obj in task.extra.get("objects", []):
             if obj.get("role") == "target":
@@ -94,7 +94,7 @@ def world_grounding(world: Path, box_side: int = 256, max_tasks: int = 600) -> l
 
 
 def world_reading(world: Path, box_side: int = 256, max_tasks: int = 600, seed: int = 0,
-                  answer_with: str = "letter") -> list[tuple[object, str, str]]:
+                  answer_with: str = "letter", tasks=None) -> list[tuple[object, str, str]]:
     """(zoom, question, answer) reading examples for ``warm_up_grounding``: the crop a clean expert's zoom shows
     (``grid_box`` with ``box_side`` around the target), the task's question with its options, and the expert's
     final turn (what the crop shows, the option's text, its letter). Single-target questions only (the relation
@@ -107,7 +107,7 @@ def world_reading(world: Path, box_side: int = 256, max_tasks: int = 600, seed: 
     clean = ExpertConfig(box_side=box_side, refine_rate=0.0, answer_with=answer_with)
     rng = random.Random(seed)
     out: list[tuple[object, str, str]] = []
-    for task in load_tasks(_train_split(world), limit=max_tasks):
+    for task in tasks if tasks is not None else load_tasks(_train_split(world), limit=max_tasks):
         if sum(o.get("role") == "target" for o in task.extra.get("objects", [])) != 1:
             continue
         traj = expert_trajectory(task, rng, clean)
@@ -116,19 +116,21 @@ def world_reading(world: Path, box_side: int = 256, max_tasks: int = 600, seed: 
     return out
 
 
-def world_views(world: Path, box_side: int = 256, max_tasks: int = 600) -> tuple[list[tuple[object, dict]], dict]:
+def world_views(world: Path, box_side: int = 256, max_tasks: int = 600,
+                tasks=None) -> tuple[list[tuple[object, dict]], dict]:
     """Labelled zoom views for ``warm_up_vision``: for each target of the world's train tasks, the expert's grid
     zoom around it (``grid_box``) labelled with what the zoom is there to read — the asked attribute (digit,
-    pattern, colour or shape; the digit for the relation and sum families). Only that: trained on colour and
-    shape as well, the tiny tower learnt colour at once and the pattern hardly (0.36 after 300 steps, against
-    1.0 alone). Returns (examples, classes)."""
+    pattern, colour or shape; the digit for the relation and sum families). Only that: labelled with colour and
+    shape as well, the tiny tower fitted colour at once and the pattern hardly (train accuracy 0.36 after 300
+    steps, against 1.0 with the pattern alone). ``tasks``: the train tasks if already loaded. Returns (examples,
+    classes)."""
     from mapo.data.expert import grid_box
     from mapo.data.parquet import load_tasks
     from mapo.data.world.render import COLOURS, GLYPHS, PATTERNS, SHAPES
 
     values = {"colour": tuple(COLOURS), "shape": SHAPES, "glyph": GLYPHS, "pattern": PATTERNS}
     out: list[tuple[object, dict]] = []
-    for task in load_tasks(_train_split(world), limit=max_tasks):
+    for task in tasks if tasks is not None else load_tasks(_train_split(world), limit=max_tasks):
         ask = task.extra.get("query", {}).get("ask")
         attribute = ask if ask in values else "glyph"
         for obj in task.extra.get("objects", []):
@@ -155,16 +157,21 @@ def warm_up_for_world(model_dir: Path, world: Path, *, lm_steps: int = 300, visi
         done["lm"] = warm_up_language_model(model_dir, world_dialogues(world, seed=seed, expert=expert),
                                             steps=lm_steps, seed=seed)
     expert = expert or ExpertConfig()
+    if grounding_steps and expert.box_side <= 0:
+        raise ValueError("a grounding warm-up needs the expert's box_side > 0 (the one box per object it "
+                         "teaches); set box_side (e.g. 256) or 0 grounding steps")
+    tasks = None
+    if vision_steps or grounding_steps:
+        from mapo.data.parquet import load_tasks
+
+        tasks = load_tasks(_train_split(world), limit=600)  # decoded once for both image warm-ups
     if vision_steps:
-        views, classes = world_views(world, box_side=expert.box_side or 256)
+        views, classes = world_views(world, box_side=expert.box_side or 256, tasks=tasks)
         done["vision"] = warm_up_vision(model_dir, views, classes, steps=vision_steps, seed=seed,
                                         max_pixels=max_pixels)
     if grounding_steps:
-        if expert.box_side <= 0:
-            raise ValueError("a grounding warm-up needs the expert's box_side > 0 (the one box per object it "
-                             "teaches); set box_side (e.g. 256) or 0 grounding steps")
-        examples = world_grounding(world, box_side=expert.box_side) + world_reading(
-            world, box_side=expert.box_side, seed=seed, answer_with=expert.answer_with)
+        examples = world_grounding(world, box_side=expert.box_side, tasks=tasks) + world_reading(
+            world, box_side=expert.box_side, seed=seed, answer_with=expert.answer_with, tasks=tasks)
         done["grounding"] = warm_up_grounding(model_dir, examples, steps=grounding_steps, seed=seed,
                                               max_pixels=max_pixels)
     return done
@@ -222,10 +229,10 @@ def init_command(
              "image tokens (scripts/vision_learnability.py).")] = None,
     vision_warmup_steps: Annotated[int, typer.Option(
         help="Steps pretraining the vision tower alone on labelled zooms of the targets (0 = none; the demo: "
-             "300).")] = 0,
+             "200).")] = 0,
     grounding_steps: Annotated[int, typer.Option(
         help="Image steps on 'Where is the red square?' -> its zoom box, and on reading zooms (0 = none; the "
-             "demo: 300). Needs --box-side.")] = 0,
+             "demo: 250). Needs --box-side.")] = 0,
     box_side: Annotated[int, typer.Option(
         help="Side of the expert's grid zoom boxes the warm-ups teach (ExpertConfig.box_side; use the SFT's, e.g. "
              "256; 0 = the LM warm-up's jittered boxes).")] = 0,
