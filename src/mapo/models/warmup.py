@@ -222,8 +222,8 @@ def warm_up_vision(model_dir: str | Path, examples: Sequence[tuple[Image.Image, 
     under ``"vision_warmup"`` in ``mapo_model.json``) with the heads' accuracy on the last 10 batches.
 
     A real VLM's tower is pretrained before the model ever answers a question; a tiny tower from scratch is not,
-    and through the language model's gradient alone it learnt nothing of a zoom's fine pattern in 300 steps,
-    where alone it reads it in ~100 (scripts/vision_learnability.py). ``examples``: ``(image, {attribute:
+    and through the language model's gradient alone it learnt nothing of a zoom's fine pattern in 300 steps
+    (session pilots, issue #5), while alone, with a linear head, it fits it in ~200. ``examples``: ``(image, {attribute:
     class index})`` (an attribute may be missing from an example); ``classes``: ``{attribute: n_classes}``."""
     import torch
 

@@ -9,8 +9,8 @@ option:
 - ``attribute``/``shape``: "What shape is the red object marked 7?" — exactly one red object per option shape.
 - ``attribute``/``pattern``: "What pattern is on the red triangle?" — the fine stripes or checks on the target
   (patterned objects carry no digit); decoys (same shape, other colours) carry the other options' patterns.
-  Shrunk, every pattern is the same flat tint; a texture the tiny models' vision towers learn to read in a few
-  hundred steps, where a digit takes them far longer (scripts/vision_learnability.py).
+  Shrunk, every pattern is the same flat tint; a texture, which the tiny models' vision towers fit in a couple of
+  hundred steps where they did not learn shapes or digits (scripts/vision_learnability.py, the README).
 - ``relative_position`` (V* style): "Where is the red triangle marked 3 relative to the blue circle marked 8?"
   — a same-looking decoy of each, placed so the four (candidate, candidate) pairs show the four relations.
 - ``digit_sum`` (two zooms): "What is the sum of the digits on the red triangle and the blue circle?"
