@@ -61,10 +61,7 @@ def warm_up_language_model(model_dir: str | Path, examples: Sequence[Example], *
     import torch
     from transformers import AutoModelForImageTextToText, AutoTokenizer
 
-    if steps < 1:
-        raise ValueError(f"steps={steps}: a warm-up needs at least one step (skip the call for none)")
-    if not examples:
-        raise ValueError("no examples to warm the language model up on; make the world first (mapo world make)")
+    _require(steps, examples, "examples to warm the language model up on")
     model_dir = Path(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForImageTextToText.from_pretrained(model_dir)
@@ -86,6 +83,13 @@ def warm_up_language_model(model_dir: str | Path, examples: Sequence[Example], *
                            progress=progress)
     return _finish(model, model_dir, "warmup", losses, seconds, steps=steps, batch_size=batch_size, lr=lr,
                    examples=len(encoded))
+
+
+def _require(steps: int, examples, what: str) -> None:
+    if steps < 1:
+        raise ValueError(f"steps={steps}: a warm-up needs at least one step (skip the call for none)")
+    if not examples:
+        raise ValueError(f"no {what}; make the world first (mapo world make)")
 
 
 def _fit(model, params, n_examples: int, batch_loss, *, steps: int, batch_size: int, lr: float,
@@ -171,10 +175,7 @@ def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *
     from mapo.data.images import fit_to_budget
     from mapo.models.hf_qwen import load_policy
 
-    if steps < 1:
-        raise ValueError(f"steps={steps}: a warm-up needs at least one step (skip the call for none)")
-    if not examples:
-        raise ValueError("no grounding examples; make the world first (mapo world make)")
+    _require(steps, examples, "grounding examples")
     model_dir = Path(model_dir)
     backend = load_policy(model_dir)
     tok = backend.tokenizer
@@ -230,10 +231,7 @@ def warm_up_vision(model_dir: str | Path, examples: Sequence[tuple[Image.Image, 
     from mapo.data.images import fit_to_budget
     from mapo.models.hf_qwen import load_policy
 
-    if steps < 1:
-        raise ValueError(f"steps={steps}: a warm-up needs at least one step (skip the call for none)")
-    if not examples:
-        raise ValueError("no labelled images for the vision warm-up; make the world first (mapo world make)")
+    _require(steps, examples, "labelled images for the vision warm-up")
     model_dir = Path(model_dir)
     backend = load_policy(model_dir)
     images = [fit_to_budget(image, max_pixels, factor=backend.image_factor) for image, _ in examples]
