@@ -157,7 +157,7 @@ def test_vision_warm_up_trains_the_tower_alone_and_keeps_the_language_model(tmp_
                              max_pixels=64 * 64, progress=False)
     after = load_file(path / "model.safetensors")
     changed = {k for k in before if not torch.equal(before[k], after[k])}
-    assert changed and all(".visual." in k or k.startswith("visual.") or "visual" in k for k in changed)
+    assert changed and all("visual" in k for k in changed)  # the tower only: the language model is untouched
     assert summary["train_accuracy_last_10"]["colour"] == 1.0 and "unused" not in summary["train_accuracy_last_10"]
     assert json.loads((path / "mapo_model.json").read_text())["vision_warmup"]["steps"] == 25
 

@@ -15,6 +15,7 @@ import random
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFont
 
 #: Named colours (RGB). Names are what questions, options and captions use.
@@ -116,25 +117,12 @@ def pattern_mask(pattern: str, width: int, height: int, period: int, phase: tupl
     if period < 2:
         raise ValueError(f"pattern period {period} px is below 2; a pattern needs at least 2 pixels per cycle")
     half = period / 2
-    mask = Image.new("L", (width, height), 0)
-    px = mask.load()
-    for y in range(height):
-        v = y + phase[1]
-        for x in range(width):
-            u = x + phase[0]
-            if pattern == "horizontal stripes":
-                on = v % period < half
-            elif pattern == "vertical stripes":
-                on = u % period < half
-            elif pattern == "rising diagonal stripes":
-                on = (u + v) % period < half
-            elif pattern == "falling diagonal stripes":
-                on = (u - v) % period < half
-            else:
-                on = (u // half + v // half) % 2 == 0
-            if on:
-                px[x, y] = 255
-    return mask
+    v, u = np.mgrid[0:height, 0:width]
+    u, v = u + phase[0], v + phase[1]
+    on = {"horizontal stripes": v % period < half, "vertical stripes": u % period < half,
+          "rising diagonal stripes": (u + v) % period < half, "falling diagonal stripes": (u - v) % period < half,
+          "checks": (u // half + v // half) % 2 == 0}[pattern]
+    return Image.fromarray(on.astype(np.uint8) * 255, mode="L")
 
 
 def draw_object(
