@@ -170,3 +170,22 @@ def test_grounding_without_grid_boxes_is_refused_with_the_fix(tmp_path):
 
     with pytest.raises(ValueError, match="box_side"):
         warm_up_for_world(tmp_path / "m", tmp_path / "w", lm_steps=0, grounding_steps=10, expert=ExpertConfig())
+
+
+def test_grounding_warm_up_with_a_frozen_tower_leaves_the_tower_as_it_was(tmp_path):
+    from PIL import Image
+    from safetensors.torch import load_file
+
+    from mapo.models.warmup import warm_up_grounding
+
+    tok = train_tokenizer(["What colour is the image? red blue"] * 20, vocab_size=300)
+    path = build_tiny_model(tmp_path / "m", tok, family="qwen3_vl", seed=0)
+    before = load_file(path / "model.safetensors")
+    examples = [(Image.new("RGB", (64, 64), (200, 40 * k, 40)), "What colour is the image?", "red") for k in range(4)]
+    summary = warm_up_grounding(path, examples, steps=3, batch_size=2, max_pixels=64 * 64,
+                                freeze_vision_tower=True, progress=False)
+    after = load_file(path / "model.safetensors")
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert summary["frozen_vision_tower"] is True
+    assert any("merger" in k for k in changed) and any("language_model" in k for k in changed)
+    assert not any("visual" in k and "merger" not in k for k in changed)  # patch embedding and blocks as they were

@@ -57,3 +57,16 @@ def test_sft_learns_and_resumes_exactly(tmp_path, tiny_model_dir, world_tasks):
     assert [r["step"] for r in read_metrics(part.out_dir)] == list(range(1, 5))
     a, b = load_policy(final).model.state_dict(), load_policy(resumed).model.state_dict()
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_sft_with_a_frozen_vision_tower_leaves_the_tower_as_it_was(tmp_path, tiny_model_dir, world_tasks):
+    from mapo.models.freeze import vision_tower_parameters
+
+    cfg = _cfg(tmp_path, tiny_model_dir)
+    cfg.model.freeze_vision_tower = True
+    cfg.epochs = 1
+    start, final = load_policy(tiny_model_dir).model, load_policy(run_sft(cfg, tasks=world_tasks)).model
+    assert all(torch.equal(a, b) for a, b in zip(vision_tower_parameters(start), vision_tower_parameters(final)))
+    before, after = start.state_dict(), final.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert any("merger" in k for k in changed) and any("language_model" in k for k in changed)

@@ -144,11 +144,13 @@ def world_views(world: Path, box_side: int = 256, max_tasks: int = 600,
 
 
 def warm_up_for_world(model_dir: Path, world: Path, *, lm_steps: int = 300, vision_steps: int = 0,
-                      grounding_steps: int = 0, expert=None, max_pixels: int = 224 * 224, seed: int = 0) -> dict:
+                      grounding_steps: int = 0, expert=None, max_pixels: int = 224 * 224, seed: int = 0,
+                      freeze_vision_tower: bool = False) -> dict:
     """The tiny model's warm starts on the world, in order (each skipped at 0 steps): the text-only LM warm-up
     on the expert's dialogues, the vision tower alone on labelled zooms, then grounding and reading on images.
     ``expert``: the SFT's ``ExpertConfig`` (its boxes and answers are what the warm-ups teach; grounding needs
-    its ``box_side``). Returns each stage's summary."""
+    its ``box_side``). ``freeze_vision_tower``: grounding keeps the tower the vision warm-up trained fixed.
+    Returns each stage's summary."""
     from mapo.data.expert import ExpertConfig
     from mapo.models.warmup import warm_up_grounding, warm_up_language_model, warm_up_vision
 
@@ -173,7 +175,7 @@ def warm_up_for_world(model_dir: Path, world: Path, *, lm_steps: int = 300, visi
         examples = world_grounding(world, box_side=expert.box_side, tasks=tasks) + world_reading(
             world, box_side=expert.box_side, seed=seed, answer_with=expert.answer_with, tasks=tasks)
         done["grounding"] = warm_up_grounding(model_dir, examples, steps=grounding_steps, seed=seed,
-                                              max_pixels=max_pixels)
+                                              max_pixels=max_pixels, freeze_vision_tower=freeze_vision_tower)
     return done
 
 
@@ -239,6 +241,11 @@ def init_command(
     answer_with: Annotated[str, typer.Option(
         help="letter or text: what the reading examples put in <answer> (ExpertConfig.answer_with; use the SFT's).")
     ] = "letter",
+    freeze_vision_tower: Annotated[bool, typer.Option(
+        "--freeze-vision-tower/--train-vision-tower",
+        help="Keep the vision tower fixed during the grounding warm-up (its merger trains): the pattern the "
+             "vision warm-up taught it survives (the demo: frozen; pass model.freeze_vision_tower to SFT and RL "
+             "too).")] = False,
 ) -> None:
     """Build a tiny Qwen-VL checkpoint and tokenizer as a local Hugging Face directory."""
     from rich.console import Console
@@ -274,7 +281,8 @@ def init_command(
     if grounding_steps and box_side <= 0:
         raise typer.BadParameter("--grounding-steps needs --box-side > 0", param_hint="--box-side")
     done = warm_up_for_world(path, world, lm_steps=warmup_steps, vision_steps=vision_warmup_steps,
-                             grounding_steps=grounding_steps, expert=expert, seed=seed)
+                             grounding_steps=grounding_steps, expert=expert, seed=seed,
+                             freeze_vision_tower=freeze_vision_tower)
     for stage, summary in done.items():
         typer.echo(f"{'LM' if stage == 'lm' else stage} warm-up: {summary['steps']} steps, loss {summary['first_loss']} -> "
                    f"{summary['last_loss']} in {summary['seconds']} s")

@@ -160,7 +160,7 @@ ImageExample = tuple["Image.Image", str, str]  # (image as the model sees it, us
 
 def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *, steps: int = 200,
                       batch_size: int = 32, lr: float = 3e-3, warmup_steps: int = 10, seed: int = 0,
-                      max_pixels: int = 224 * 224, progress: bool = True) -> dict:
+                      max_pixels: int = 224 * 224, freeze_vision_tower: bool = False, progress: bool = True) -> dict:
     """Train the checkpoint in ``model_dir`` for ``steps`` AdamW steps on one-turn image questions and write it
     back in place (weights replaced atomically). Returns a summary, also recorded under ``"grounding"`` in
     ``mapo_model.json``.
@@ -169,7 +169,8 @@ def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *
     model built from scratch is not, and multimodal SFT's one box per trajectory did not teach it where to look
     within the demo's budget (every zoom went to one place). ``examples``: ``(image, question, answer)``; each
     image is shown within ``max_pixels`` (the protocol's ``image_max_pixels``), as the agent shows it. The loss is
-    on the answer and the end of turn."""
+    on the answer and the end of turn. ``freeze_vision_tower``: keep the tower ``warm_up_vision`` trained fixed
+    (``mapo.models.freeze``; its merger and the language model train)."""
     import torch
 
     from mapo.data.images import fit_to_budget
@@ -197,11 +198,15 @@ def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *
         return -(logprobs * mask).sum() / mask.sum()
 
     model = backend.model
-    losses, seconds = _fit(model, list(model.parameters()), len(encoded), batch_loss, steps=steps,
-                           batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, seed=seed,
+    if freeze_vision_tower:
+        from mapo.models.freeze import freeze_vision_tower as freeze
+
+        freeze(model)
+    losses, seconds = _fit(model, [p for p in model.parameters() if p.requires_grad], len(encoded), batch_loss,
+                           steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, seed=seed,
                            desc="grounding warm-up", progress=progress)
     return _finish(model, model_dir, "grounding", losses, seconds, steps=steps, batch_size=batch_size, lr=lr,
-                   examples=len(encoded))
+                   examples=len(encoded), frozen_vision_tower=freeze_vision_tower)
 
 
 @dataclass

@@ -30,6 +30,8 @@ class ModelConfig(Section):
     device: str = Field("cpu", description="Torch device for the policy, e.g. 'cpu' or 'cuda:0'.")
     dtype: str = Field("float32", description="Policy dtype: float32 | bfloat16 | float16.")
     trust_remote_code: bool = Field(False, description="Allow the checkpoint's own Python code (off: safer).")
+    freeze_vision_tower: bool = Field(False, description="Keep the vision tower's weights fixed (its merger into "
+                                      "the language model still trains): mapo.models.freeze.")
 
 
 class DataConfig(Section):

@@ -47,6 +47,9 @@ class DemoConfig(Section):
     grounding_steps: int = Field(250, ge=0, description="Image grounding warm-up steps after the LM warm-up "
                                  "(mapo.models.warmup.warm_up_grounding: 'Where is the red square?' -> its zoom "
                                  "box): without them every SFT zoom went to one place. Needs sft.expert.box_side.")
+    freeze_vision_tower: bool = Field(True, description="After its warm-up, keep the vision tower fixed in the "
+                                      "grounding warm-up, SFT and RL (mapo.models.freeze; its merger trains): "
+                                      "trained on, it lost the pattern it had learnt to read.")
     vision_patch: int | None = Field(None, description="Vision patch side in pixels (None: the family's). 8 reads "
                                      "detail better at 4x the image tokens (scripts/vision_learnability.py).")
     image_stats: bool = Field(True, description="Normalise the tiny model's pixels with the world's own mean/std "
@@ -96,6 +99,7 @@ def sft_config(cfg: DemoConfig, root: Path) -> SFTConfig:
     data.update(seed=cfg.seed, train=str(root / "world" / "train.parquet"), out_dir=str(root / "sft"),
                 protocol=cfg.protocol)
     data.setdefault("model", {})["path"] = str(root / "model")
+    data["model"].setdefault("freeze_vision_tower", cfg.freeze_vision_tower)
     return SFTConfig.model_validate(data)
 
 
@@ -103,6 +107,7 @@ def rl_config(cfg: DemoConfig, root: Path) -> TrainConfig:
     data = json.loads(json.dumps(cfg.rl))
     data["seed"] = cfg.seed
     data.setdefault("model", {})["path"] = str(root / "sft" / "final")
+    data["model"].setdefault("freeze_vision_tower", cfg.freeze_vision_tower)
     data.setdefault("data", {}).update(train=str(root / "world" / "train.parquet"))
     data["verifier"] = {"backend": "embedded", "path": str(root / "verifier")}
     data.setdefault("rollout", {})["protocol"] = {**cfg.protocol, **data.get("rollout", {}).get("protocol", {})}
@@ -157,7 +162,7 @@ def prepare(cfg: DemoConfig) -> Path:
                     "warmup_steps": cfg.warmup_steps, "tokenizer": "qwen-split-digits", "image_stats": cfg.image_stats,
                     "vision_patch": cfg.vision_patch, "warmup_expert": cfg.sft.get("expert"),
                     "grounding_steps": cfg.grounding_steps, "vision_warmup_steps": cfg.vision_warmup_steps,
-                    "protocol": cfg.protocol,
+                    "protocol": cfg.protocol, "freeze_vision_tower": cfg.freeze_vision_tower,
                     "world": _stamp_of(world_dir)}
     _step("model", model_dir, model_inputs, lambda: init_model(world_dir, model_dir, cfg))
 
@@ -203,7 +208,8 @@ def init_model(world_dir: Path, out: Path, cfg: DemoConfig) -> None:
     warm_up_for_world(out, world_dir, lm_steps=cfg.warmup_steps, vision_steps=cfg.vision_warmup_steps,
                       grounding_steps=cfg.grounding_steps,
                       expert=ExpertConfig.model_validate(cfg.sft.get("expert", {})),  # what SFT will teach
-                      max_pixels=cfg.protocol.get("image_max_pixels", 224 * 224), seed=cfg.seed)
+                      max_pixels=cfg.protocol.get("image_max_pixels", 224 * 224), seed=cfg.seed,
+                      freeze_vision_tower=cfg.freeze_vision_tower)
 
 
 def _run_sft(sft_cfg: SFTConfig) -> None:

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from mapo.train.config import OptimConfig
+from mapo.train.config import ModelConfig, OptimConfig
 
 
 def lr_multiplier(step: int, *, warmup_steps: int, total_steps: int, schedule: str) -> float:
@@ -31,3 +31,13 @@ def build_optimizer(params, cfg: OptimConfig, total_steps: int):
         optimizer, lambda s: lr_multiplier(s, warmup_steps=cfg.warmup_steps, total_steps=total_steps,
                                            schedule=cfg.schedule))
     return optimizer, scheduler
+
+
+def freeze_as_configured(model, cfg: ModelConfig) -> int:
+    """Freeze what ``cfg`` asks to keep fixed (``freeze_vision_tower``) before the optimizer is built; returns the
+    number of parameters frozen."""
+    if not cfg.freeze_vision_tower:
+        return 0
+    from mapo.models.freeze import freeze_vision_tower
+
+    return freeze_vision_tower(model)

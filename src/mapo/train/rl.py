@@ -29,7 +29,7 @@ from mapo.train.checkpoint import latest_checkpoint, load_checkpoint, save_check
 from mapo.train.config import TrainConfig, check_sections, dump_config
 from mapo.train.grad_variance import GradientProjector, gradient_variance
 from mapo.train.metrics_log import MetricsLogger
-from mapo.train.optim import build_optimizer
+from mapo.train.optim import build_optimizer, freeze_as_configured
 from mapo.train.rollout_stats import batch_stats
 
 log = logging.getLogger("mapo.train")
@@ -110,6 +110,8 @@ class RLTrainer:
         make_backend = backend_factory or (lambda path: load_backend(path, cfg))
         self.backend = make_backend(Path(ckpt / "model" if ckpt else cfg.model.path))
         self.model = self.backend.model
+        if frozen := freeze_as_configured(self.model, cfg.model):
+            log.info("vision tower frozen (%d parameters); its merger and the language model train", frozen)
         self.engine = build_engine(self.backend, cfg.rollout.protocol)
         self.temperature = self.engine.cfg.temperature
         if verifier is None:

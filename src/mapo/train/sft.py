@@ -23,7 +23,7 @@ from mapo.data.task import Task
 from mapo.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, seed_everything
 from mapo.train.config import SFTConfig, dump_config
 from mapo.train.metrics_log import MetricsLogger
-from mapo.train.optim import build_optimizer
+from mapo.train.optim import build_optimizer, freeze_as_configured
 
 log = logging.getLogger("mapo.sft")
 
@@ -114,6 +114,8 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False, backend=None, tasks: list[T
     _log_expert_mix(records, trajs)
     batches = sft_batches(len(trajs), cfg.batch_size, cfg.epochs, cfg.seed)
     model = backend.model
+    if frozen := freeze_as_configured(model, cfg.model):
+        log.info("vision tower frozen (%d parameters); its merger and the language model train", frozen)
     optimizer, scheduler = build_optimizer(model.parameters(), cfg.optim, len(batches))
     step = 0
     if ckpt is not None:
