@@ -91,9 +91,12 @@ def test_model_init_runs_the_image_warm_ups_and_refuses_grounding_without_grid_b
     assert result.exit_code != 0 and "--box-side" in result.output
     result = runner.invoke(app, ["model", "init", "--out", str(tmp_path / "m"), "--world", str(world),
                                  "--family", "qwen3_vl", "--warmup-steps", "1", "--vision-warmup-steps", "2",
-                                 "--grounding-steps", "2", "--box-side", "256", "--answer-with", "text"])
+                                 "--grounding-steps", "2", "--box-side", "256", "--answer-with", "text",
+                                 "--freeze-vision-tower"])
     assert result.exit_code == 0, result.output
     meta = json.loads((tmp_path / "m" / "mapo_model.json").read_text())
     assert meta["warmup"]["steps"] == 1 and meta["vision_warmup"]["steps"] == 2 and meta["grounding"]["steps"] == 2
+    assert set(meta["vision_warmup"]["held_out_accuracy"]) == {"pattern"}  # measured on the val split's zooms
+    assert meta["grounding"]["frozen_vision_tower"] is True and "held-out accuracy" in result.output
     assert "vision warm-up: 2 steps" in result.output and "grounding warm-up: 2 steps" in result.output
     assert meta["grounding"]["examples"] == 2 * 6  # one where-question and one reading per train task

@@ -153,12 +153,15 @@ def test_vision_warm_up_trains_the_tower_alone_and_keeps_the_language_model(tmp_
     before = load_file(path / "model.safetensors")
     colours = [(215, 40, 40), (40, 80, 215), (40, 150, 60)]
     examples = [(Image.new("RGB", (96, 64), colours[k % 3]), {"colour": k % 3}) for k in range(24)]
+    held_out = [(Image.new("RGB", (80, 80), tuple(c + 9 for c in colours[k % 3])), {"colour": k % 3})
+                for k in range(6)]
     summary = warm_up_vision(path, examples, {"colour": 3, "unused": 2}, steps=25, batch_size=8, lr=3e-3,
-                             max_pixels=64 * 64, progress=False)
+                             max_pixels=64 * 64, held_out=held_out, progress=False)
     after = load_file(path / "model.safetensors")
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all("visual" in k for k in changed)  # the tower only: the language model is untouched
     assert summary["train_accuracy_last_10"]["colour"] == 1.0 and "unused" not in summary["train_accuracy_last_10"]
+    assert summary["held_out_accuracy"] == {"colour": 1.0}  # other shades and sizes than it trained on
     assert json.loads((path / "mapo_model.json").read_text())["vision_warmup"]["steps"] == 25
 
 

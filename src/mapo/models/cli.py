@@ -162,15 +162,19 @@ def warm_up_for_world(model_dir: Path, world: Path, *, lm_steps: int = 300, visi
     if grounding_steps and expert.box_side <= 0:
         raise ValueError("a grounding warm-up needs the expert's box_side > 0 (the one box per object it "
                          "teaches); set box_side (e.g. 256) or 0 grounding steps")
+    from mapo.data.parquet import load_tasks
+
     tasks = None
     if vision_steps or grounding_steps:
-        from mapo.data.parquet import load_tasks
-
         tasks = load_tasks(_train_split(world), limit=600)  # decoded once for both image warm-ups
     if vision_steps:
         views, classes = world_views(world, box_side=expert.box_side or 256, tasks=tasks)
+        held_out = []  # measured only: the val targets' zooms say whether the tower learnt the attribute
+        if (world / "val.parquet").is_file():
+            held_out, _ = world_views(world, box_side=expert.box_side or 256,
+                                      tasks=load_tasks(world / "val.parquet", limit=100))
         done["vision"] = warm_up_vision(model_dir, views, classes, steps=vision_steps, seed=seed,
-                                        max_pixels=max_pixels)
+                                        max_pixels=max_pixels, held_out=held_out)
     if grounding_steps:
         examples = world_grounding(world, box_side=expert.box_side, tasks=tasks) + world_reading(
             world, box_side=expert.box_side, seed=seed, answer_with=expert.answer_with, tasks=tasks)
@@ -284,8 +288,9 @@ def init_command(
                              grounding_steps=grounding_steps, expert=expert, seed=seed,
                              freeze_vision_tower=freeze_vision_tower)
     for stage, summary in done.items():
+        held_out = f", held-out accuracy {summary['held_out_accuracy']}" if "held_out_accuracy" in summary else ""
         typer.echo(f"{'LM' if stage == 'lm' else stage} warm-up: {summary['steps']} steps, loss {summary['first_loss']} -> "
-                   f"{summary['last_loss']} in {summary['seconds']} s")
+                   f"{summary['last_loss']} in {summary['seconds']} s{held_out}")
     n_tokens = sum(len(tokenizer(t)["input_ids"]) for t in texts[:200])
     n_chars = sum(len(t) for t in texts[:200])
     typer.echo(
