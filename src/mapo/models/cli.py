@@ -238,7 +238,7 @@ def init_command(
              "200).")] = 0,
     grounding_steps: Annotated[int, typer.Option(
         help="Image steps on 'Where is the red square?' -> its zoom box, and on reading zooms (0 = none; the "
-             "demo: 250). Needs --box-side.")] = 0,
+             "demo: 400). Needs --box-side.")] = 0,
     box_side: Annotated[int, typer.Option(
         help="Side of the expert's grid zoom boxes the warm-ups teach (ExpertConfig.box_side; use the SFT's, e.g. "
              "256; 0 = the LM warm-up's jittered boxes).")] = 0,

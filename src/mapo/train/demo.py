@@ -44,7 +44,7 @@ class DemoConfig(Section):
     vision_warmup_steps: int = Field(200, ge=0, description="Steps pretraining the vision tower alone on labelled "
                                      "zooms (mapo.models.warmup.warm_up_vision): through the language model alone "
                                      "it learnt nothing of a zoom's pattern.")
-    grounding_steps: int = Field(250, ge=0, description="Image grounding warm-up steps after the LM warm-up "
+    grounding_steps: int = Field(400, ge=0, description="Image grounding warm-up steps after the LM warm-up "
                                  "(mapo.models.warmup.warm_up_grounding: 'Where is the red square?' -> its zoom "
                                  "box): without them every SFT zoom went to one place. Needs sft.expert.box_side.")
     freeze_vision_tower: bool = Field(True, description="After its warm-up, keep the vision tower fixed in the "
@@ -63,7 +63,7 @@ class DemoConfig(Section):
         "epochs": 6, "batch_size": 16, "micro_batch_size": 16,
         "expert": {"no_zoom_rate": 0.1, "elsewhere_rate": 0.15, "wrong_label_rate": 0.1, "guess_rate": 0.1,
                    "box_side": 256, "refine_rate": 0.0, "answer_with": "text"},
-        "optim": {"lr": 3e-3, "warmup_steps": 10, "schedule": "constant"}},
+        "optim": {"lr": 1e-3, "warmup_steps": 10, "schedule": "constant"}},
         description="SFTConfig fields (model, data and paths are filled in by the demo).")
     rl: dict[str, Any] = Field(default_factory=lambda: {
         "rollout": {"group_size": 6, "prompts_per_step": 4},
