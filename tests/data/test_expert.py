@@ -162,3 +162,13 @@ def test_answer_with_text_puts_the_options_text_in_the_answer_and_scores_the_sam
         said = parse_turn(by_text.turns[-1]).answer
         assert said == task.options[LETTERS.index(by_text.answer)]
         assert extract_choice(said, task.options) == by_text.answer  # the scorer maps the text back to its letter
+
+
+def test_label_first_writes_the_label_before_the_box_and_parses_the_same():
+    for task in TASKS[:8]:
+        plain = expert_trajectory(task, random.Random(3), ExpertConfig(elsewhere_rate=0.3))
+        first = expert_trajectory(task, random.Random(3), ExpertConfig(elsewhere_rate=0.3, label_first=True))
+        assert first.boxes == plain.boxes and first.labels == plain.labels and first.answer == plain.answer
+        for a, b in zip(plain.turns[:-1], first.turns[:-1]):
+            assert '"arguments": {"bbox_2d": [' in a and '"arguments": {"label": "' in b
+            assert parse_turn(a).tool_call == parse_turn(b).tool_call

@@ -192,3 +192,33 @@ def test_grounding_warm_up_with_a_frozen_tower_leaves_the_tower_as_it_was(tmp_pa
     assert summary["frozen_vision_tower"] is True
     assert any("merger" in k for k in changed) and any("language_model" in k for k in changed)
     assert not any("visual" in k and "merger" not in k for k in changed)  # patch embedding and blocks as they were
+
+
+def test_world_grounding_flips_mirror_the_image_and_the_box(tmp_path):
+    from PIL import Image, ImageChops
+
+    from mapo.data.expert import grid_box
+    from mapo.data.images import fit_to_budget
+    from mapo.data.parquet import load_tasks
+    from mapo.data.world import WorldConfig
+    from mapo.data.world.export import write_world
+    from mapo.models.cli import world_grounding
+
+    world = WorldConfig(canvas_width=512, canvas_height=512, clutter=4, families=["attribute"], n_train=3, n_val=1,
+                        n_test=1, target_size_min=40, target_size_max=48)
+    write_world(world, tmp_path / "w")
+    tasks = load_tasks(tmp_path / "w" / "train.parquet")
+    plain = world_grounding(tmp_path / "w", box_side=256, tasks=tasks)
+    flipped = world_grounding(tmp_path / "w", box_side=256, tasks=tasks, flips=True, max_pixels=128 * 128, factor=32)
+    assert len(flipped) == 4 * len(plain) == 12
+    target = tasks[0].extra["objects"][0]
+    x1, y1, x2, y2 = target["box"]
+    small = fit_to_budget(tasks[0].image, 128 * 128, factor=32)
+    for k, (mirror, box) in enumerate([(None, [x1, y1, x2, y2]), (Image.Transpose.FLIP_LEFT_RIGHT, [512 - x2, y1, 512 - x1, y2]),
+                                       (Image.Transpose.FLIP_TOP_BOTTOM, [x1, 512 - y2, x2, 512 - y1])]):
+        image, question, answer = flipped[k]
+        assert question == plain[0][1] and image.size == (128, 128)
+        expected = small if mirror is None else small.transpose(mirror)
+        assert ImageChops.difference(image, expected).getbbox() is None
+        assert json.loads(answer) == [int(v) for v in grid_box({**target, "box": box}, 256, 512, 512)]
+    assert {a for _, _, a in flipped[:4]} != {plain[0][2]}  # a mirrored target sits elsewhere on the grid

@@ -75,6 +75,10 @@ class ExpertConfig(BaseModel):
         "side where it best centres its object, with no jitter (0: off, boxes follow the object). The few "
         "coordinates this leaves (7 per axis for 256 px on a 1024-px canvas) are a classification a tiny model "
         "learns; a jittered box is noise it cannot. Objects up to half the side are always fully inside")
+    label_first: bool = Field(
+        False, description="write the call's label before its bbox_2d ({\"label\": ..., \"bbox_2d\": [...]}): the "
+        "box then follows the name of what it looks for, as in a grounding question (\"Where is the red "
+        "triangle?\" -> box), which a tiny model learns; the parser reads either order")
     answer_with: Literal["letter", "text"] = Field(
         "letter", description="what goes in <answer>: the option's letter, or its text (which the scorer maps to "
         "the letter, mapo.rewards.choice rule 4): a tiny model then need not look the letter up in the options")
@@ -240,7 +244,7 @@ def _call(box: list[float], label: str, cfg: ExpertConfig, width: int, height: i
         bbox = [int(v) for v in box]
     arguments: dict = {"bbox_2d": bbox}
     if cfg.mode == "label":
-        arguments["label"] = label
+        arguments = {"label": label, "bbox_2d": bbox} if cfg.label_first else {"bbox_2d": bbox, "label": label}
     return "<tool_call>" + json.dumps({"name": TOOL_NAME, "arguments": arguments}) + "</tool_call>"
 
 

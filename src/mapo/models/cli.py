@@ -73,23 +73,41 @@ def world_dialogues(world: Path, max_tasks: int = 600, seed: int = 0,
     return out
 
 
-def world_grounding(world: Path, box_side: int = 256, max_tasks: int = 600, tasks=None) -> list[tuple[object, str, str]]:
+def world_grounding(world: Path, box_side: int = 256, max_tasks: int = 600, tasks=None, flips: bool = False,
+                    max_pixels: int | None = None, factor: int = 28) -> list[tuple[object, str, str]]:
     """(image, question, answer) grounding examples of the world's train tasks for ``warm_up_grounding``: "Where
     is the red square?" -> the expert's zoom box around it, ``[x1, y1, x2, y2]`` (``grid_box`` with
-    ``box_side``), one per target."""
+    ``box_side``), one per target. ``flips``: each image also mirrored left-right, top-bottom and both, with the
+    box of the mirrored target (4x the examples; the question names colour and shape, which mirroring keeps).
+    ``max_pixels``: images are returned fitted to that budget on the model's grid ``factor`` (``fit_to_budget``),
+    as ``warm_up_grounding`` would fit them, which keeps the copies small."""
     import json
 
+    from PIL import Image
+
     from mapo.data.expert import grid_box
+    from mapo.data.images import fit_to_budget
     from mapo.data.parquet import load_tasks
     from mapo.data.world.captions import describe
 
     out: list[tuple[object, str, str]] = []
     for task in tasks if tasks is not None else load_tasks(_train_split(world), limit=max_tasks):
         known = tuple(task.extra.get("query", {}).get("known") or ("colour", "shape"))
+        width, height = task.image.size
+        image = fit_to_budget(task.image, max_pixels, factor=factor) if max_pixels else task.image
         for obj in task.extra.get("objects", []):
-            if obj.get("role") == "target":
-                box = [int(v) for v in grid_box(obj, box_side, *task.image.size)]
-                out.append((task.image, f"Where is {describe(obj, 0, known)}? Give its zoom box.", json.dumps(box)))
+            if obj.get("role") != "target":
+                continue
+            question = f"Where is {describe(obj, 0, known)}? Give its zoom box."
+            for mirror_x, mirror_y in ((False, False), (True, False), (False, True), (True, True))[: 4 if flips else 1]:
+                x1, y1, x2, y2 = obj["box"]
+                view = image
+                if mirror_x:
+                    x1, x2, view = width - x2, width - x1, view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+                if mirror_y:
+                    y1, y2, view = height - y2, height - y1, view.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+                box = [int(v) for v in grid_box({**obj, "box": [x1, y1, x2, y2]}, box_side, width, height)]
+                out.append((view, question, json.dumps(box)))
     return out
 
 
@@ -145,12 +163,15 @@ def world_views(world: Path, box_side: int = 256, max_tasks: int = 600,
 
 def warm_up_for_world(model_dir: Path, world: Path, *, lm_steps: int = 300, vision_steps: int = 0,
                       grounding_steps: int = 0, expert=None, max_pixels: int = 224 * 224, seed: int = 0,
-                      freeze_vision_tower: bool = False) -> dict:
+                      freeze_vision_tower: bool = False, grounding_flips: bool = False) -> dict:
     """The tiny model's warm starts on the world, in order (each skipped at 0 steps): the text-only LM warm-up
     on the expert's dialogues, the vision tower alone on labelled zooms, then grounding and reading on images.
     ``expert``: the SFT's ``ExpertConfig`` (its boxes and answers are what the warm-ups teach; grounding needs
     its ``box_side``). ``freeze_vision_tower``: grounding keeps the tower the vision warm-up trained fixed.
+    ``grounding_flips``: the grounding questions also on mirrored images (``world_grounding(flips=True)``).
     Returns each stage's summary."""
+    import json
+
     from mapo.data.expert import ExpertConfig
     from mapo.models.warmup import warm_up_grounding, warm_up_language_model, warm_up_vision
 
@@ -176,7 +197,10 @@ def warm_up_for_world(model_dir: Path, world: Path, *, lm_steps: int = 300, visi
         done["vision"] = warm_up_vision(model_dir, views, classes, steps=vision_steps, seed=seed,
                                         max_pixels=max_pixels, held_out=held_out)
     if grounding_steps:
-        examples = world_grounding(world, box_side=expert.box_side, tasks=tasks) + world_reading(
+        factor = json.loads((Path(model_dir) / "preprocessor_config.json").read_text())
+        examples = world_grounding(world, box_side=expert.box_side, tasks=tasks, flips=grounding_flips,
+                                   max_pixels=max_pixels if grounding_flips else None,  # small mirrored copies
+                                   factor=factor["patch_size"] * factor["merge_size"]) + world_reading(
             world, box_side=expert.box_side, seed=seed, answer_with=expert.answer_with, tasks=tasks)
         done["grounding"] = warm_up_grounding(model_dir, examples, steps=grounding_steps, seed=seed,
                                               max_pixels=max_pixels, freeze_vision_tower=freeze_vision_tower)
@@ -245,6 +269,10 @@ def init_command(
     answer_with: Annotated[str, typer.Option(
         help="letter or text: what the reading examples put in <answer> (ExpertConfig.answer_with; use the SFT's).")
     ] = "letter",
+    grounding_flips: Annotated[bool, typer.Option(
+        "--grounding-flips/--no-grounding-flips",
+        help="Also ask the grounding questions on the train images mirrored left-right, top-bottom and both (4x "
+             "the examples, no new rendering; the demo: on).")] = False,
     freeze_vision_tower: Annotated[bool, typer.Option(
         "--freeze-vision-tower/--train-vision-tower",
         help="Keep the vision tower fixed during the grounding warm-up (its merger trains): the pattern the "
@@ -286,7 +314,7 @@ def init_command(
         raise typer.BadParameter("--grounding-steps needs --box-side > 0", param_hint="--box-side")
     done = warm_up_for_world(path, world, lm_steps=warmup_steps, vision_steps=vision_warmup_steps,
                              grounding_steps=grounding_steps, expert=expert, seed=seed,
-                             freeze_vision_tower=freeze_vision_tower)
+                             freeze_vision_tower=freeze_vision_tower, grounding_flips=grounding_flips)
     for stage, summary in done.items():
         held_out = f", held-out accuracy {summary['held_out_accuracy']}" if "held_out_accuracy" in summary else ""
         typer.echo(f"{'LM' if stage == 'lm' else stage} warm-up: {summary['steps']} steps, loss {summary['first_loss']} -> "

@@ -47,6 +47,8 @@ class DemoConfig(Section):
     grounding_steps: int = Field(400, ge=0, description="Image grounding warm-up steps after the LM warm-up "
                                  "(mapo.models.warmup.warm_up_grounding: 'Where is the red square?' -> its zoom "
                                  "box): without them every SFT zoom went to one place. Needs sft.expert.box_side.")
+    grounding_flips: bool = Field(False, description="Also ask the grounding questions on mirrored train images "
+                                  "(mapo.models.cli.world_grounding: 4x the examples, no new rendering).")
     freeze_vision_tower: bool = Field(True, description="After its warm-up, keep the vision tower fixed in the "
                                       "grounding warm-up, SFT and RL (mapo.models.freeze; its merger trains): "
                                       "trained on, it lost the pattern it had learnt to read.")
@@ -163,6 +165,7 @@ def prepare(cfg: DemoConfig) -> Path:
                     "vision_patch": cfg.vision_patch, "warmup_expert": cfg.sft.get("expert"),
                     "grounding_steps": cfg.grounding_steps, "vision_warmup_steps": cfg.vision_warmup_steps,
                     "protocol": cfg.protocol, "freeze_vision_tower": cfg.freeze_vision_tower,
+                    "grounding_flips": cfg.grounding_flips,
                     "world": _stamp_of(world_dir)}
     _step("model", model_dir, model_inputs, lambda: init_model(world_dir, model_dir, cfg))
 
@@ -209,7 +212,7 @@ def init_model(world_dir: Path, out: Path, cfg: DemoConfig) -> None:
                       grounding_steps=cfg.grounding_steps,
                       expert=ExpertConfig.model_validate(cfg.sft.get("expert", {})),  # what SFT will teach
                       max_pixels=cfg.protocol.get("image_max_pixels", 224 * 224), seed=cfg.seed,
-                      freeze_vision_tower=cfg.freeze_vision_tower)
+                      freeze_vision_tower=cfg.freeze_vision_tower, grounding_flips=cfg.grounding_flips)
 
 
 def _run_sft(sft_cfg: SFTConfig) -> None:
