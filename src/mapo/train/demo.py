@@ -47,8 +47,9 @@ class DemoConfig(Section):
     grounding_steps: int = Field(400, ge=0, description="Image grounding warm-up steps after the LM warm-up "
                                  "(mapo.models.warmup.warm_up_grounding: 'Where is the red square?' -> its zoom "
                                  "box): without them every SFT zoom went to one place. Needs sft.expert.box_side.")
-    grounding_flips: bool = Field(False, description="Also ask the grounding questions on mirrored train images "
-                                  "(mapo.models.cli.world_grounding: 4x the examples, no new rendering).")
+    grounding_flips: bool = Field(True, description="Also ask the grounding questions on mirrored train images "
+                                  "(mapo.models.cli.world_grounding: 4x the examples, no new rendering): val crop-hit "
+                                  "0.21 -> 0.37 after SFT (seed 0).")
     freeze_vision_tower: bool = Field(True, description="After its warm-up, keep the vision tower fixed in the "
                                       "grounding warm-up, SFT and RL (mapo.models.freeze; its merger trains): "
                                       "trained on, it lost the pattern it had learnt to read.")
