@@ -197,10 +197,10 @@ def warm_up_for_world(model_dir: Path, world: Path, *, lm_steps: int = 300, visi
         done["vision"] = warm_up_vision(model_dir, views, classes, steps=vision_steps, seed=seed,
                                         max_pixels=max_pixels, held_out=held_out)
     if grounding_steps:
-        factor = json.loads((Path(model_dir) / "preprocessor_config.json").read_text())
+        processor = json.loads((Path(model_dir) / "preprocessor_config.json").read_text())
         examples = world_grounding(world, box_side=expert.box_side, tasks=tasks, flips=grounding_flips,
                                    max_pixels=max_pixels if grounding_flips else None,  # small mirrored copies
-                                   factor=factor["patch_size"] * factor["merge_size"]) + world_reading(
+                                   factor=processor["patch_size"] * processor["merge_size"]) + world_reading(
             world, box_side=expert.box_side, seed=seed, answer_with=expert.answer_with, tasks=tasks)
         done["grounding"] = warm_up_grounding(model_dir, examples, steps=grounding_steps, seed=seed,
                                               max_pixels=max_pixels, freeze_vision_tower=freeze_vision_tower)
