@@ -98,5 +98,6 @@ def test_model_init_runs_the_image_warm_ups_and_refuses_grounding_without_grid_b
     assert meta["warmup"]["steps"] == 1 and meta["vision_warmup"]["steps"] == 2 and meta["grounding"]["steps"] == 2
     assert set(meta["vision_warmup"]["held_out_accuracy"]) == {"pattern"}  # measured on the val split's zooms
     assert meta["grounding"]["frozen_vision_tower"] is True and "held-out accuracy" in result.output
+    assert 0 <= meta["grounding"]["held_out_hit_rate"] <= 1 and "held-out hit rate" in result.output
     assert "vision warm-up: 2 steps" in result.output and "grounding warm-up: 2 steps" in result.output
     assert meta["grounding"]["examples"] == 2 * 6  # one where-question and one reading per train task

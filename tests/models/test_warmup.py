@@ -222,3 +222,21 @@ def test_world_grounding_flips_mirror_the_image_and_the_box(tmp_path):
         assert ImageChops.difference(image, expected).getbbox() is None
         assert json.loads(answer) == [int(v) for v in grid_box({**target, "box": box}, 256, 512, 512)]
     assert {a for _, _, a in flipped[:4]} != {plain[0][2]}  # a mirrored target sits elsewhere on the grid
+
+
+def test_grounding_hit_rate_counts_boxes_covering_half_the_target_and_nothing_else(tmp_path):
+    from PIL import Image
+
+    from mapo.models.hf_qwen import load_policy
+    from mapo.models.scripted import ScriptedBackend
+    from mapo.models.warmup import _grounding_hit_rate
+
+    tok = train_tokenizer(["Where is the red circle? Give its zoom box. [0, 0, 64, 64] not a box"] * 20,
+                          vocab_size=300)
+    replies = iter(["[0, 0, 64, 64]", "[0, 0, 64, 64]", "not a box", "[0, 0, 64, 64, 5]"])
+    backend = ScriptedBackend(like=load_policy(build_tiny_model(tmp_path / "m", tok, family="qwen3_vl")),
+                              script=lambda ctx: next(replies))
+    image = Image.new("RGB", (128, 128))
+    targets = ([10, 10, 30, 30], [40, 40, 100, 100], [0, 0, 8, 8], [0, 0, 8, 8])  # inside, 16% inside, -, -
+    checks = [(image, "Where is the red circle? Give its zoom box.", box) for box in targets]
+    assert _grounding_hit_rate(backend, checks, 64 * 64) == 0.25

@@ -88,7 +88,6 @@ def world_grounding(world: Path, box_side: int = 256, max_tasks: int = 600, task
     from mapo.data.expert import grid_box
     from mapo.data.images import fit_to_budget
     from mapo.data.parquet import load_tasks
-    from mapo.data.world.captions import describe
 
     out: list[tuple[object, str, str]] = []
     for task in tasks if tasks is not None else load_tasks(_train_split(world), limit=max_tasks):
@@ -98,7 +97,7 @@ def world_grounding(world: Path, box_side: int = 256, max_tasks: int = 600, task
         for obj in task.extra.get("objects", []):
             if obj.get("role") != "target":
                 continue
-            question = f"Where is {describe(obj, 0, known)}? Give its zoom box."
+            question = where_question(obj, known)
             for mirror_x, mirror_y in ((False, False), (True, False), (False, True), (True, True))[: 4 if flips else 1]:
                 x1, y1, x2, y2 = obj["box"]
                 view = image
@@ -109,6 +108,21 @@ def world_grounding(world: Path, box_side: int = 256, max_tasks: int = 600, task
                 box = [int(v) for v in grid_box({**obj, "box": [x1, y1, x2, y2]}, box_side, width, height)]
                 out.append((view, question, json.dumps(box)))
     return out
+
+
+def where_question(obj: dict, known: tuple[str, ...] = ("colour", "shape")) -> str:
+    """The grounding question about a world object, naming what the task tells about it."""
+    from mapo.data.world.captions import describe
+
+    return f"Where is {describe(obj, 0, known)}? Give its zoom box."
+
+
+def world_grounding_checks(tasks) -> list[tuple[object, str, list[float]]]:
+    """(image, grounding question, the target's own box) for every target of ``tasks``: held-out checks of
+    the grounding warm-up (``warm_up_grounding(held_out=...)``)."""
+    return [(task.image, where_question(obj, tuple(task.extra.get("query", {}).get("known") or ("colour", "shape"))),
+             list(obj["box"]))
+            for task in tasks for obj in task.extra.get("objects", []) if obj.get("role") == "target"]
 
 
 def world_reading(world: Path, box_side: int = 256, max_tasks: int = 600, seed: int = 0,
@@ -185,15 +199,14 @@ def warm_up_for_world(model_dir: Path, world: Path, *, lm_steps: int = 300, visi
                          "teaches); set box_side (e.g. 256) or 0 grounding steps")
     from mapo.data.parquet import load_tasks
 
-    tasks = None
+    tasks = val = None
     if vision_steps or grounding_steps:
         tasks = load_tasks(_train_split(world), limit=600)  # decoded once for both image warm-ups
+        # measured only, never trained on: the val split says whether a warm-up learnt the skill or its examples
+        val = load_tasks(world / "val.parquet", limit=100) if (world / "val.parquet").is_file() else []
     if vision_steps:
         views, classes = world_views(world, box_side=expert.box_side or 256, tasks=tasks)
-        held_out = []  # measured only: the val targets' zooms say whether the tower learnt the attribute
-        if (world / "val.parquet").is_file():
-            held_out, _ = world_views(world, box_side=expert.box_side or 256,
-                                      tasks=load_tasks(world / "val.parquet", limit=100))
+        held_out = world_views(world, box_side=expert.box_side or 256, tasks=val)[0] if val else []
         done["vision"] = warm_up_vision(model_dir, views, classes, steps=vision_steps, seed=seed,
                                         max_pixels=max_pixels, held_out=held_out)
     if grounding_steps:
@@ -203,7 +216,8 @@ def warm_up_for_world(model_dir: Path, world: Path, *, lm_steps: int = 300, visi
                                    factor=processor["patch_size"] * processor["merge_size"]) + world_reading(
             world, box_side=expert.box_side, seed=seed, answer_with=expert.answer_with, tasks=tasks)
         done["grounding"] = warm_up_grounding(model_dir, examples, steps=grounding_steps, seed=seed,
-                                              max_pixels=max_pixels, freeze_vision_tower=freeze_vision_tower)
+                                              max_pixels=max_pixels, freeze_vision_tower=freeze_vision_tower,
+                                              held_out=world_grounding_checks(val))
     return done
 
 
@@ -316,7 +330,8 @@ def init_command(
                              grounding_steps=grounding_steps, expert=expert, seed=seed,
                              freeze_vision_tower=freeze_vision_tower, grounding_flips=grounding_flips)
     for stage, summary in done.items():
-        held_out = f", held-out accuracy {summary['held_out_accuracy']}" if "held_out_accuracy" in summary else ""
+        held_out = "".join(f", {key.replace('_', ' ').replace('held out', 'held-out')} {summary[key]}"
+                           for key in ("held_out_accuracy", "held_out_hit_rate") if key in summary)
         typer.echo(f"{'LM' if stage == 'lm' else stage} warm-up: {summary['steps']} steps, loss {summary['first_loss']} -> "
                    f"{summary['last_loss']} in {summary['seconds']} s{held_out}")
     n_tokens = sum(len(tokenizer(t)["input_ids"]) for t in texts[:200])

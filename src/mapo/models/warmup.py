@@ -160,7 +160,8 @@ ImageExample = tuple["Image.Image", str, str]  # (image as the model sees it, us
 
 def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *, steps: int = 200,
                       batch_size: int = 32, lr: float = 3e-3, warmup_steps: int = 10, seed: int = 0,
-                      max_pixels: int = 224 * 224, freeze_vision_tower: bool = False, progress: bool = True) -> dict:
+                      max_pixels: int = 224 * 224, freeze_vision_tower: bool = False,
+                      held_out: Sequence[tuple[Image.Image, str, Sequence[float]]] = (), progress: bool = True) -> dict:
     """Train the checkpoint in ``model_dir`` for ``steps`` AdamW steps on one-turn image questions and write it
     back in place (weights replaced atomically). Returns a summary, also recorded under ``"grounding"`` in
     ``mapo_model.json``.
@@ -170,7 +171,9 @@ def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *
     within the demo's budget (every zoom went to one place). ``examples``: ``(image, question, answer)``; each
     image is shown within ``max_pixels`` (the protocol's ``image_max_pixels``), as the agent shows it. The loss is
     on the answer and the end of turn. ``freeze_vision_tower``: keep the tower ``warm_up_vision`` trained fixed
-    (``mapo.models.freeze``; its merger and the language model train)."""
+    (``mapo.models.freeze``; its merger and the language model train). ``held_out``: ``(image, question, target
+    box)`` grounding questions it does not train on; the summary reports ``held_out_hit_rate``, the share whose
+    greedy answer is a box covering at least half of the target (what evaluation calls a hit)."""
     import torch
 
     from mapo.data.images import fit_to_budget
@@ -184,8 +187,7 @@ def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *
     encoded = []
     for image, question, answer in examples:
         image = fit_to_budget(image, max_pixels, factor=backend.image_factor)
-        prompt = (f"<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>{question}<|im_end|>\n"
-                  "<|im_start|>assistant\n")
+        prompt = _image_prompt(question)
         response = tok(answer, add_special_tokens=False)["input_ids"] + [eos]
         encoded.append(_Example(torch.tensor(backend.encode(prompt, [image])), torch.tensor(response),
                                 torch.ones(len(response), dtype=torch.long), [image]))
@@ -205,8 +207,38 @@ def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *
     losses, seconds = _fit(model, [p for p in model.parameters() if p.requires_grad], len(encoded), batch_loss,
                            steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, seed=seed,
                            desc="grounding warm-up", progress=progress)
+    info = {"held_out_hit_rate": _grounding_hit_rate(backend, held_out, max_pixels)} if held_out else {}
     return _finish(model, model_dir, "grounding", losses, seconds, steps=steps, batch_size=batch_size, lr=lr,
-                   examples=len(encoded), frozen_vision_tower=freeze_vision_tower)
+                   examples=len(encoded), frozen_vision_tower=freeze_vision_tower, **info)
+
+
+def _grounding_hit_rate(backend, examples, max_pixels: int, chunk: int = 25) -> float:
+    """Share of ``(image, question, target box)`` whose greedy answer parses as a box that covers at least half
+    of the target; an answer that is no box counts as a miss."""
+    from mapo.data.images import fit_to_budget
+    from mapo.data.task import Box
+    from mapo.models.backend import Context
+
+    hits = 0
+    for start in range(0, len(examples), chunk):
+        part = examples[start:start + chunk]
+        contexts = []
+        for image, question, _ in part:
+            image = fit_to_budget(image, max_pixels, factor=backend.image_factor)
+            contexts.append(Context(ids=backend.encode(_image_prompt(question), [image]), images=[image]))
+        for gen, (_, _, target) in zip(backend.generate(contexts, 32, ["<|im_end|>"], temperature=0.0), part):
+            try:
+                box = Box(*(float(v) for v in json.loads(gen.text.strip())))
+            except (ValueError, TypeError):  # not JSON, or not four numbers
+                continue
+            hits += box.contains(Box(*(float(v) for v in target)), 0.5)
+    return round(hits / len(examples), 3)
+
+
+def _image_prompt(question: str) -> str:
+    """A one-turn question about one image, in the chat format, up to where the assistant answers."""
+    return (f"<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>{question}<|im_end|>\n"
+            "<|im_start|>assistant\n")
 
 
 @dataclass
