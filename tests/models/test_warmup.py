@@ -233,7 +233,7 @@ def test_grounding_hit_rate_counts_boxes_covering_half_the_target_and_nothing_el
 
     tok = train_tokenizer(["Where is the red circle? Give its zoom box. [0, 0, 64, 64] not a box"] * 20,
                           vocab_size=300)
-    replies = iter(["[0, 0, 64, 64]", "[0, 0, 64, 64]", "not a box", "[0, 0, 64, 64, 5]"])
+    replies = iter(["[0, 0, 64, 64]<|im_end|>", "[0, 0, 64, 64]", "not a box", "[0, 0, 64, 64, 5]"])
     backend = ScriptedBackend(like=load_policy(build_tiny_model(tmp_path / "m", tok, family="qwen3_vl")),
                               script=lambda ctx: next(replies))
     image = Image.new("RGB", (128, 128))

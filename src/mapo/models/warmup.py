@@ -228,7 +228,7 @@ def _grounding_hit_rate(backend, examples, max_pixels: int, chunk: int = 25) -> 
             contexts.append(Context(ids=backend.encode(_image_prompt(question), [image]), images=[image]))
         for gen, (_, _, target) in zip(backend.generate(contexts, 32, ["<|im_end|>"], temperature=0.0), part):
             try:
-                box = Box(*(float(v) for v in json.loads(gen.text.strip())))
+                box = Box(*(float(v) for v in json.loads(gen.text.split("<|im_end|>")[0])))  # text keeps the stop
             except (ValueError, TypeError):  # not JSON, or not four numbers
                 continue
             hits += box.contains(Box(*(float(v) for v in target)), 0.5)
