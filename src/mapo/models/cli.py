@@ -91,7 +91,7 @@ def world_grounding(world: Path, box_side: int = 256, max_tasks: int = 600, task
 
     out: list[tuple[object, str, str]] = []
     for task in tasks if tasks is not None else load_tasks(_train_split(world), limit=max_tasks):
-        known = tuple(task.extra.get("query", {}).get("known") or ("colour", "shape"))
+        known = _known(task)
         width, height = task.image.size
         image = fit_to_budget(task.image, max_pixels, factor=factor) if max_pixels else task.image
         for obj in task.extra.get("objects", []):
@@ -120,9 +120,13 @@ def where_question(obj: dict, known: tuple[str, ...] = ("colour", "shape")) -> s
 def world_grounding_checks(tasks) -> list[tuple[object, str, list[float]]]:
     """(image, grounding question, the target's own box) for every target of ``tasks``: held-out checks of
     the grounding warm-up (``warm_up_grounding(held_out=...)``)."""
-    return [(task.image, where_question(obj, tuple(task.extra.get("query", {}).get("known") or ("colour", "shape"))),
-             list(obj["box"]))
+    return [(task.image, where_question(obj, _known(task)), list(obj["box"]))
             for task in tasks for obj in task.extra.get("objects", []) if obj.get("role") == "target"]
+
+
+def _known(task) -> tuple[str, ...]:
+    """What the task's question tells about its targets (the attributes a grounding question may name)."""
+    return tuple(task.extra.get("query", {}).get("known") or ("colour", "shape"))
 
 
 def world_reading(world: Path, box_side: int = 256, max_tasks: int = 600, seed: int = 0,
