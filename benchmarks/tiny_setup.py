@@ -78,8 +78,8 @@ def expert_paced(backend, tasks: list[Task], seed: int = 0):
     """
     import torch
 
+    from mapo.agent.backend import Generation, PolicyBackend
     from mapo.data.expert import expert_turns
-    from mapo.models.backend import Generation, PolicyBackend
     from mapo.models.scripted import ScriptedBackend
 
     def _fit(lp: torch.Tensor, n: int) -> torch.Tensor:

@@ -100,7 +100,7 @@ def test_cut_right_after_a_tool_image_keeps_features_and_tokens_matched(policy, 
 
 
 def test_left_padded_batch_generates_what_each_context_generates_alone(policy, make_task):
-    from mapo.models.backend import Context
+    from mapo.agent.backend import Context
 
     engine = RolloutEngine(policy, None, cfg())
     a, b = make_task("a", 640, 480), make_task("b", 300, 600, seed=2)

@@ -1,4 +1,4 @@
-"""The verifier benchmark turns verifier_bench's numbers into rows, the cached rate against the cold one."""
+"""The verifier benchmark turns its measured rates into rows, the cached rate against the cold one."""
 
 import pytest
 from bench_verifier import figures_from

@@ -2,8 +2,8 @@
 
 import pytest
 
+from mapo.data.boxes import zooms_cover_targets
 from mapo.data.task import Box
-from mapo.eval.boxes import zooms_cover_targets
 from mapo.eval.scoring import box_statistics, hrbench_accuracy, item_score, summarize, tool_statistics
 
 

@@ -118,7 +118,7 @@ def test_world_grounding_and_reading_examples(tmp_path):
     from mapo.data.expert import grid_box
     from mapo.data.world import WorldConfig
     from mapo.data.world.export import write_world
-    from mapo.models.cli import world_grounding, world_reading
+    from mapo.models.world_warmup import world_grounding, world_reading
 
     world = WorldConfig(canvas_width=512, canvas_height=512, clutter=6, families=["attribute", "digit_sum"],
                         attribute_asks=["pattern"], target_size_min=48, target_size_max=56, n_train=8, n_val=1,
@@ -169,7 +169,7 @@ def test_grounding_without_grid_boxes_is_refused_with_the_fix(tmp_path):
     import pytest
 
     from mapo.data.expert import ExpertConfig
-    from mapo.models.cli import warm_up_for_world
+    from mapo.models.world_warmup import warm_up_for_world
 
     with pytest.raises(ValueError, match="box_side"):
         warm_up_for_world(tmp_path / "m", tmp_path / "w", lm_steps=0, grounding_steps=10, expert=ExpertConfig())
@@ -202,7 +202,7 @@ def test_world_grounding_flips_mirror_the_image_and_the_box(tmp_path):
     from mapo.data.parquet import load_tasks
     from mapo.data.world import WorldConfig
     from mapo.data.world.export import write_world
-    from mapo.models.cli import world_grounding
+    from mapo.models.world_warmup import world_grounding
 
     world = WorldConfig(canvas_width=512, canvas_height=512, clutter=4, families=["attribute"], n_train=3, n_val=1,
                         n_test=1, target_size_min=40, target_size_max=48)

@@ -85,7 +85,7 @@ def test_build_rejects_unknown_family_and_size(tmp_path, tok):
 def test_scripted_backend_cuts_at_stop_and_limit_with_real_token_ids(tok):
     b = ScriptedBackend(tok, {"t": ["<answer>B</answer> trailing", "<tool_call>{}</tool_call><answer>"],
                               ("t", 1): ["x" * 50]})
-    from mapo.models.backend import Context
+    from mapo.agent.backend import Context
 
     g = b.generate([Context([1], key=("t", 0)), Context([1], key=("t", 0), turn=1), Context([1], key=("t", 1)),
                     Context([1], key=("t", 0), turn=5)], [64, 64, 4, 64], ["</tool_call>", "</answer>"])

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 import torch
 
 from mapo.agent import protocol
+from mapo.agent.backend import Context, Generation, PolicyBackend
 from mapo.agent.parser import parse_turn
 from mapo.agent.protocol import ProtocolConfig
 from mapo.agent.trajectory import Trajectory, TurnRecord
 from mapo.agent.zoom import ToolResult, View, ZoomConfig, ZoomTool
 from mapo.data.images import fit_to_budget
 from mapo.data.task import Box, Task
-from mapo.models.backend import Context, Generation, PolicyBackend
 
 
 @dataclass

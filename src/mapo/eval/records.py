@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from mapo.data.benchmarks.items import ItemError
+from mapo.data.boxes import DEFAULT_HIT_FRACTION, best_iou, zoom_hits_target, zooms_cover_targets
 from mapo.data.task import Task
-from mapo.eval.boxes import DEFAULT_HIT_FRACTION, best_iou, zoom_hits_target, zooms_cover_targets
 from mapo.rewards import RewardConfig, outcome_reward
 
 Record = dict[str, Any]

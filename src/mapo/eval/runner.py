@@ -17,8 +17,8 @@ from pydantic import BaseModel, Field
 from tqdm import tqdm
 
 from mapo.data.benchmarks.items import ItemError
+from mapo.data.boxes import DEFAULT_HIT_FRACTION
 from mapo.data.task import Task
-from mapo.eval.boxes import DEFAULT_HIT_FRACTION
 from mapo.eval.media import item_dir_name, save_thumbnail
 from mapo.eval.records import ResultsFile, item_header, sample_record
 from mapo.eval.scoring import summarize

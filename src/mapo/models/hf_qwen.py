@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from mapo.models.backend import Context, Generation, PolicyBackend, cut_at_stop
+from mapo.agent.backend import Context, Generation, PolicyBackend, cut_at_stop
 from mapo.models.collate import collate_trajectories
 
 _ARCHITECTURES = {

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-from mapo.models.backend import Context, Generation, PolicyBackend, cut_at_stop
+from mapo.agent.backend import Context, Generation, PolicyBackend, cut_at_stop
 
 Script = Callable[[Context], str] | Mapping[str, Sequence[str]] | Mapping[tuple[str, int], Sequence[str]]
 

@@ -215,9 +215,9 @@ def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *
 def _grounding_hit_rate(backend, examples, max_pixels: int, chunk: int = 25) -> float:
     """Share of ``(image, question, target box)`` whose greedy answer parses as a box that covers at least half
     of the target; an answer that is no box counts as a miss."""
+    from mapo.agent.backend import Context
     from mapo.data.images import fit_to_budget
     from mapo.data.task import Box
-    from mapo.models.backend import Context
 
     hits = 0
     for start in range(0, len(examples), chunk):

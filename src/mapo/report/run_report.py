@@ -66,16 +66,13 @@ def print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
     Console(width=160).print(table)
 
 
-def write_run_report(out: str | Path, *, sft_dir: Path, rl_dir: Path, evals: dict[str, dict[str, Any]],
-                     minutes: float | None = None) -> dict[str, Any]:
+def write_run_report(out: str | Path, *, sft: list[dict[str, Any]], rl: list[dict[str, Any]],
+                     evals: dict[str, dict[str, Any]], minutes: float | None = None) -> dict[str, Any]:
     """Write ``out/{index.html, rl_curves.png, sft_loss.png, summary.json}``, print the final table, and
-    return the summary dict."""
-    from mapo.train.metrics_log import read_metrics
-
+    return the summary dict. ``sft`` and ``rl`` are the runs' metric records (one dict per step, as in their
+    ``metrics.jsonl``): the report draws data, it does not read training logs itself."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rl = read_metrics(rl_dir) if (Path(rl_dir) / "metrics.jsonl").exists() else []
-    sft = read_metrics(sft_dir) if (Path(sft_dir) / "metrics.jsonl").exists() else []
     images = [p for p in (
         plot_curves({"MAPO": rl}, RL_KEYS, out / "rl_curves.png", title="RL (MAPO) on the embedded world",
                     smoothing=3),

@@ -48,7 +48,7 @@ class DemoConfig(Section):
                                  "(mapo.models.warmup.warm_up_grounding: 'Where is the red square?' -> its zoom "
                                  "box): without them every SFT zoom went to one place. Needs sft.expert.box_side.")
     grounding_flips: bool = Field(True, description="Also ask the grounding questions on mirrored train images "
-                                  "(mapo.models.cli.world_grounding: 4x the examples, no new rendering): val crop-hit "
+                                  "(mapo.models.world_warmup.world_grounding: 4x the examples, no new rendering): val crop-hit "
                                   "0.21 -> 0.37 after SFT (seed 0).")
     freeze_vision_tower: bool = Field(True, description="After its warm-up, keep the vision tower fixed in the "
                                       "grounding warm-up, SFT and RL (mapo.models.freeze; its merger trains): "
@@ -138,8 +138,12 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
     # 7. report
     from mapo.report.run_report import write_run_report
+    from mapo.train.metrics_log import read_metrics
 
-    return write_run_report(root / "report", sft_dir=root / "sft", rl_dir=root / "rl", evals=results,
+    def records(run: Path) -> list[dict[str, Any]]:
+        return read_metrics(run) if (run / "metrics.jsonl").exists() else []
+
+    return write_run_report(root / "report", sft=records(root / "sft"), rl=records(root / "rl"), evals=results,
                             minutes=(time.perf_counter() - t0) / 60)
 
 
@@ -200,7 +204,7 @@ def train_verifier(ver_cfg, out: Path) -> None:
 
 def init_model(world_dir: Path, out: Path, cfg: DemoConfig) -> None:
     from mapo.data.expert import ExpertConfig
-    from mapo.models.cli import warm_up_for_world, world_image_statistics, world_texts
+    from mapo.models.world_warmup import warm_up_for_world, world_image_statistics, world_texts
     from mapo.models.zoo import build_tiny_model, train_tokenizer
 
     if out.exists():

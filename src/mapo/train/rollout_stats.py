@@ -1,6 +1,6 @@
 """Per-step statistics of a batch of trajectories (pure functions over records; no model).
 
-Box figures use the evaluation's definitions (``mapo.eval.boxes``), so training curves and `mapo eval` agree:
+Box figures use the evaluation's definitions (``mapo.data.boxes``), so training curves and `mapo eval` agree:
 - ``zoom_hit_rate``: share of successful zooms (on tasks with known targets) covering >= ``hit_fraction`` of
   some target; ``crop_iou``: their mean best IoU;
 - ``crop_hit_rate``: share of trajectories that zoomed whose zooms covered **every** target;
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mapo.agent.trajectory import Trajectory
-from mapo.eval.boxes import DEFAULT_HIT_FRACTION, best_iou, zoom_hits_target, zooms_cover_targets
+from mapo.data.boxes import DEFAULT_HIT_FRACTION, best_iou, zoom_hits_target, zooms_cover_targets
 
 
 def _mean(xs: Sequence[float]) -> float:

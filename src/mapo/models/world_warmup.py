@@ -1,0 +1,215 @@
+"""The tiny model's warm-up data on the embedded world, and the warm-ups run on it in order.
+
+Builders turn a world directory (made by `mapo world make`) into the examples `mapo.models.warmup` trains on:
+the text a model of the world reads and writes (tokenizer corpus, LM warm-up dialogues), labelled zooms
+(vision warm-up), grounding questions and reading examples (image warm-up), plus the pixel statistics of the
+views an agent sees. `mapo model init` and `mapo demo` both call :func:`warm_up_for_world`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from PIL import Image
+
+from mapo.agent.protocol import ProtocolConfig, user_text
+from mapo.data.expert import ExpertConfig, expert_trajectory, expert_turns, grid_box
+from mapo.data.images import fit_to_budget
+from mapo.data.parquet import load_tasks
+from mapo.data.world.captions import describe
+from mapo.data.world.render import COLOURS, GLYPHS, PATTERNS, SHAPES
+from mapo.models.image_stats import agent_views, view_statistics
+from mapo.models.warmup import warm_up_grounding, warm_up_language_model, warm_up_vision
+
+
+def world_texts(world: Path, max_tasks: int = 600, seed: int = 0) -> list[str]:
+    """The text a model of the world will read and write: questions, options, prompts, expert turns.
+
+    Expert turns are written in every protocol mode (label / description, pixel / relative boxes) and with
+    every imperfection, so the tokenizer covers whatever SFT or RL will show the model. Held-out caption
+    templates stay out (the verifier's unseen wordings)."""
+    tasks = load_tasks(train_split(world), limit=max_tasks)
+    rng = random.Random(seed)
+    experts = [
+        ExpertConfig(
+            refine_rate=0.5, no_zoom_rate=0.1, elsewhere_rate=0.1, wrong_label_rate=0.1, guess_rate=0.1
+        ),
+        ExpertConfig(mode="description", coordinates="relative", elsewhere_rate=0.1),
+    ]
+    texts: list[str] = []
+    for task in tasks:
+        for coords in ("pixel", "relative"):
+            texts.append(
+                user_text(
+                    task.question,
+                    task.options_block(),
+                    task.image.width,
+                    task.image.height,
+                    ProtocolConfig(coordinates=coords),
+                )
+            )
+        for cfg in experts:
+            texts.extend(expert_turns(task, rng, cfg))
+    return texts
+
+
+def world_dialogues(world: Path, max_tasks: int = 600, seed: int = 0,
+                    expert=None) -> list[tuple[str, list[str]]]:
+    """(user text, expert assistant turns) of the world's train tasks — the text-only warm-up's examples.
+
+    Label mode with pixel boxes (``expert``, an ``ExpertConfig``: pass the SFT's own so the warm-up writes the
+    same kind of boxes; default: the demo's imperfection rates with jittered boxes) and description mode with
+    relative boxes, each user text written for its coordinate system."""
+    tasks = load_tasks(train_split(world), limit=max_tasks)
+    rng = random.Random(seed + 1)
+    experts = [expert or ExpertConfig(no_zoom_rate=0.1, elsewhere_rate=0.15, wrong_label_rate=0.1, guess_rate=0.1),
+               ExpertConfig(mode="description", coordinates="relative", elsewhere_rate=0.1)]
+    out: list[tuple[str, list[str]]] = []
+    for task in tasks:
+        for cfg in experts:
+            user = user_text(task.question, task.options_block(), task.image.width, task.image.height,
+                             ProtocolConfig(coordinates=cfg.coordinates))
+            out.append((user, expert_turns(task, rng, cfg)))
+    return out
+
+
+def world_grounding(world: Path, box_side: int = 256, max_tasks: int = 600, tasks=None, flips: bool = False,
+                    max_pixels: int | None = None, factor: int = 28) -> list[tuple[object, str, str]]:
+    """(image, question, answer) grounding examples of the world's train tasks for ``warm_up_grounding``: "Where
+    is the red square?" -> the expert's zoom box around it, ``[x1, y1, x2, y2]`` (``grid_box`` with
+    ``box_side``), one per target. ``flips``: each image also mirrored left-right, top-bottom and both, with the
+    box of the mirrored target (4x the examples; the question names colour and shape, which mirroring keeps).
+    ``max_pixels``: images are returned fitted to that budget on the model's grid ``factor`` (``fit_to_budget``),
+    as ``warm_up_grounding`` would fit them, which keeps the copies small."""
+    out: list[tuple[object, str, str]] = []
+    for task in tasks if tasks is not None else load_tasks(train_split(world), limit=max_tasks):
+        known = _known(task)
+        width, height = task.image.size
+        image = fit_to_budget(task.image, max_pixels, factor=factor) if max_pixels else task.image
+        for obj in task.extra.get("objects", []):
+            if obj.get("role") != "target":
+                continue
+            question = where_question(obj, known)
+            for mirror_x, mirror_y in ((False, False), (True, False), (False, True), (True, True))[: 4 if flips else 1]:
+                x1, y1, x2, y2 = obj["box"]
+                view = image
+                if mirror_x:
+                    x1, x2, view = width - x2, width - x1, view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+                if mirror_y:
+                    y1, y2, view = height - y2, height - y1, view.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+                box = [int(v) for v in grid_box({**obj, "box": [x1, y1, x2, y2]}, box_side, width, height)]
+                out.append((view, question, json.dumps(box)))
+    return out
+
+
+def where_question(obj: dict, known: tuple[str, ...] = ("colour", "shape")) -> str:
+    """The grounding question about a world object, naming what the task tells about it."""
+    return f"Where is {describe(obj, 0, known)}? Give its zoom box."
+
+
+def world_grounding_checks(tasks) -> list[tuple[object, str, list[float]]]:
+    """(image, grounding question, the target's own box) for every target of ``tasks``: held-out checks of
+    the grounding warm-up (``warm_up_grounding(held_out=...)``)."""
+    return [(task.image, where_question(obj, _known(task)), list(obj["box"]))
+            for task in tasks for obj in task.extra.get("objects", []) if obj.get("role") == "target"]
+
+
+def _known(task) -> tuple[str, ...]:
+    """What the task's question tells about its targets (the attributes a grounding question may name)."""
+    return tuple(task.extra.get("query", {}).get("known") or ("colour", "shape"))
+
+
+def world_reading(world: Path, box_side: int = 256, max_tasks: int = 600, seed: int = 0,
+                  answer_with: str = "letter", tasks=None) -> list[tuple[object, str, str]]:
+    """(zoom, question, answer) reading examples for ``warm_up_grounding``: the crop a clean expert's zoom shows
+    (``grid_box`` with ``box_side`` around the target), the task's question with its options, and the expert's
+    final turn (what the crop shows, the option's text, its letter). Single-target questions only (the relation
+    and sum families need two zooms)."""
+    clean = ExpertConfig(box_side=box_side, refine_rate=0.0, answer_with=answer_with)
+    rng = random.Random(seed)
+    out: list[tuple[object, str, str]] = []
+    for task in tasks if tasks is not None else load_tasks(train_split(world), limit=max_tasks):
+        if sum(o.get("role") == "target" for o in task.extra.get("objects", [])) != 1:
+            continue
+        traj = expert_trajectory(task, rng, clean)
+        crop = task.image.crop(tuple(int(v) for v in traj.boxes[-1]))
+        out.append((crop, f"{task.question}\n{task.options_block()}", traj.turns[-1]))
+    return out
+
+
+def world_views(world: Path, box_side: int = 256, max_tasks: int = 600,
+                tasks=None) -> tuple[list[tuple[object, dict]], dict]:
+    """Labelled zoom views for ``warm_up_vision``: for each target of the world's train tasks, the expert's grid
+    zoom around it (``grid_box``) labelled with what the zoom is there to read — the asked attribute (digit,
+    pattern, colour or shape; the digit for the relation and sum families). Only that: labelled with colour and
+    shape as well, the tiny tower fitted colour at once and the pattern hardly (train accuracy 0.36 after 300
+    steps, against 1.0 with the pattern alone). ``tasks``: the train tasks if already loaded. Returns (examples,
+    classes)."""
+    values = {"colour": tuple(COLOURS), "shape": SHAPES, "glyph": GLYPHS, "pattern": PATTERNS}
+    out: list[tuple[object, dict]] = []
+    for task in tasks if tasks is not None else load_tasks(train_split(world), limit=max_tasks):
+        ask = task.extra.get("query", {}).get("ask")
+        attribute = ask if ask in values else "glyph"
+        for obj in task.extra.get("objects", []):
+            if obj.get("role") != "target" or obj.get(attribute) is None:
+                continue
+            box = grid_box(obj, box_side, *task.image.size)
+            label = {attribute: values[attribute].index(obj[attribute])}
+            out.append((task.image.crop(tuple(int(v) for v in box)), label))
+    classes = {a: len(v) for a, v in values.items() if any(a in lab for _, lab in out)}
+    return out, classes
+
+
+def warm_up_for_world(model_dir: Path, world: Path, *, lm_steps: int = 300, vision_steps: int = 0,
+                      grounding_steps: int = 0, expert=None, max_pixels: int = 224 * 224, seed: int = 0,
+                      freeze_vision_tower: bool = False, grounding_flips: bool = False) -> dict:
+    """The tiny model's warm starts on the world, in order (each skipped at 0 steps): the text-only LM warm-up
+    on the expert's dialogues, the vision tower alone on labelled zooms, then grounding and reading on images.
+    ``expert``: the SFT's ``ExpertConfig`` (its boxes and answers are what the warm-ups teach; grounding needs
+    its ``box_side``). ``freeze_vision_tower``: grounding keeps the tower the vision warm-up trained fixed.
+    ``grounding_flips``: the grounding questions also on mirrored images (``world_grounding(flips=True)``).
+    Returns each stage's summary."""
+    done: dict = {}
+    if lm_steps:  # no expert given: world_dialogues' own (jittered boxes, the demo's imperfection rates)
+        done["lm"] = warm_up_language_model(model_dir, world_dialogues(world, seed=seed, expert=expert),
+                                            steps=lm_steps, seed=seed)
+    expert = expert or ExpertConfig()
+    if grounding_steps and expert.box_side <= 0:
+        raise ValueError("a grounding warm-up needs the expert's box_side > 0 (the one box per object it "
+                         "teaches); set box_side (e.g. 256) or 0 grounding steps")
+    tasks = val = None
+    if vision_steps or grounding_steps:
+        tasks = load_tasks(train_split(world), limit=600)  # decoded once for both image warm-ups
+        # measured only, never trained on: the val split says whether a warm-up learnt the skill or its examples
+        val = load_tasks(world / "val.parquet", limit=100) if (world / "val.parquet").is_file() else []
+    if vision_steps:
+        views, classes = world_views(world, box_side=expert.box_side or 256, tasks=tasks)
+        held_out = world_views(world, box_side=expert.box_side or 256, tasks=val)[0] if val else []
+        done["vision"] = warm_up_vision(model_dir, views, classes, steps=vision_steps, seed=seed,
+                                        max_pixels=max_pixels, held_out=held_out)
+    if grounding_steps:
+        processor = json.loads((Path(model_dir) / "preprocessor_config.json").read_text())
+        examples = world_grounding(world, box_side=expert.box_side, tasks=tasks, flips=grounding_flips,
+                                   max_pixels=max_pixels if grounding_flips else None,  # small mirrored copies
+                                   factor=processor["patch_size"] * processor["merge_size"]) + world_reading(
+            world, box_side=expert.box_side, seed=seed, answer_with=expert.answer_with, tasks=tasks)
+        done["grounding"] = warm_up_grounding(model_dir, examples, steps=grounding_steps, seed=seed,
+                                              max_pixels=max_pixels, freeze_vision_tower=freeze_vision_tower,
+                                              held_out=world_grounding_checks(val))
+    return done
+
+
+def world_image_statistics(world: Path, max_tasks: int = 64) -> tuple[list[float], list[float]]:
+    """Per-channel pixel mean and std of the views an agent sees of the world's first ``max_tasks`` train
+    tasks (whole images and zooms on targets): the tiny model's input normalisation."""
+    return view_statistics(agent_views(load_tasks(train_split(world), limit=max_tasks)))
+
+
+def train_split(world: Path) -> Path:
+    """``world/train.parquet``; a missing file is an error that says how to make it."""
+    path = Path(world) / "train.parquet"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; make the world first: mapo world make --out {world}")
+    return path
