@@ -360,7 +360,9 @@ class RLTrainer:
                     self.save()
         final = self.out_dir / "final"
         if self.step >= cfg.run.total_steps:
-            save_backend(self.backend, final, protocol=self.cfg.rollout.protocol)
+            from mapo.train.checkpoint import write_atomically  # weights + protocol.yaml, or nothing
+
+            write_atomically(final, lambda d: save_backend(self.backend, d, protocol=self.cfg.rollout.protocol))
         return final
 
     @torch.no_grad()
