@@ -40,8 +40,10 @@ $(VENV)/.stamp-bench: pyproject.toml $(VENV)/.stamp-test
 demo: $(VENV)/.stamp-base
 	$(VENV)/bin/mapo demo
 
+# -rs: a skipped test says why (the viewer's browser test needs Debian's chromium, which .ci/run installs as
+# root; the open_clip test needs a torchvision that matches torch).
 test: $(VENV)/.stamp-test
-	$(PY) -m pytest
+	$(PY) -m pytest -rs
 
 bench: $(VENV)/.stamp-bench
 	$(PY) benchmarks/run.py

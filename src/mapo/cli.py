@@ -9,6 +9,7 @@ from mapo.data.cli import world_app
 from mapo.eval.cli import eval_command, view_command
 from mapo.models.cli import model_app
 from mapo.train.cli import compare_command, demo_command, sft_command, train_command
+from mapo.user_errors import wrap_commands
 from mapo.verifier.cli import verifier_app
 
 app = typer.Typer(
@@ -45,6 +46,10 @@ def version_command() -> None:
     from mapo import __version__
 
     typer.echo(__version__)
+
+
+# Last, so that every command above (and those of the sub-apps) prints one line for a user's mistake.
+wrap_commands(app)
 
 
 def main() -> None:  # pragma: no cover - console entry

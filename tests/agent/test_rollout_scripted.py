@@ -169,3 +169,26 @@ def test_description_mode_attaches_the_description_to_the_call_it_follows(run):
     assert traj.answer == "B"
     backend, [traj] = run(script)  # label mode: the same call lacks its label
     assert traj.turns[0].parsed.error.code == "missing_label"
+
+
+def test_a_repaired_box_is_told_to_the_model_in_the_observation(run, call_text):
+    """Issue #19.6: [343, 432, -50, 557] ran as [0, 432, 343, 480] and the model was never told."""
+    backend, [traj] = run({"t0": [call_text([343, 432, -50, 557]), call_text([-50, -50, 99999, 99999]),
+                                  call_text([10, 10, 200, 200]), "<answer>A</answer>"]})
+    check_invariants(backend, traj)
+    assert traj.turns[0].tool.box_executed.as_list() == [0, 432, 343, 480]
+    obs = observations(backend, traj)
+    assert "<|image_pad|>" in obs[0] and "[343, 432, -50, 557] was changed to [0, 432, 343, 480]" in obs[0]
+    assert "swapped" in obs[0] and "clamped" in obs[0]
+    assert "was changed to [0, 0, 640, 480]" in obs[1] and "swapped" not in obs[1]
+    assert "Note:" not in obs[2]  # a box inside the image is not commented on
+
+
+def test_the_refuse_policy_turns_a_box_that_needs_repair_into_an_error(tokenizer, make_task, call_text):
+    backend, [traj] = rollout(tokenizer, make_task(), {"t0": [call_text([343, 432, -50, 557]),
+                                                               call_text([10, 10, 200, 200]), "<answer>A</answer>"]},
+                              box_repair="refuse")
+    assert not traj.turns[0].tool.ok and "top-left corner first" in traj.turns[0].tool.error
+    assert traj.turns[1].tool.ok and len(traj.images) == 2
+    obs = observations(backend, traj)
+    assert "Error:" in obs[0] and "<|image_pad|>" not in obs[0]

@@ -1,6 +1,8 @@
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,8 +57,10 @@ def test_viewer_without_results_says_what_to_run(tmp_path):
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed (apt-get install chromium)")
 def test_screenshot_in_headless_chromium(results, tmp_path):
     png = tmp_path / "shot.png"
+    mapo = Path(sys.executable).parent / "mapo"  # the environment running the tests, wherever it lives
+    env = {**os.environ, **({"MAPO": str(mapo)} if mapo.is_file() else {})}
     proc = subprocess.run([str(SCRIPT), str(results), str(png)], capture_output=True, text=True, timeout=120,
-                          check=False)
+                          check=False, env=env)
     assert proc.returncode == 0, proc.stderr
     from PIL import Image
 

@@ -62,3 +62,21 @@ def test_free_form_judge_requires_config():
 def test_unknown_preset_names_the_choices():
     with pytest.raises(ValueError, match="deepeyes"):
         RewardConfig.preset("nope")
+
+
+@pytest.mark.parametrize("prediction,correct", [
+    ("The umbrella is red.", True), ("red", True), ("RED!", True), ("It is dark red", True),
+    ("The umbrella is not red.", False), ("red or blue", False), ("reddish", False), ("blue", False),
+    ("red " + "and more words " * 10, False),
+])
+def test_free_form_phrase_match_is_the_default(prediction, correct):
+    task = Task(id="u", image=Image.new("RGB", (4, 4)), question="What colour is the umbrella?", answer="red")
+    assert score_answer(f"<answer>{prediction}</answer>", task, RewardConfig())["correct"] is correct
+    assert score_answer(f"<answer>{prediction}</answer>", task, RewardConfig(free_form="exact"))["correct"] is (
+        prediction in ("red", "RED!"))
+
+
+def test_yes_no_references_must_lead_the_answer():
+    task = Task(id="y", image=Image.new("RGB", (4, 4)), question="Is there a dog?", answer="No")
+    assert score_answer("No, there is not.", task, RewardConfig())["correct"]
+    assert not score_answer("Yes, and no cat.", task, RewardConfig())["correct"]

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mapo.agent.protocol import TOOL_NAME
 
-_THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
-_DESCRIPTION = re.compile(r"^\s*(?:<think>.*?</think>\s*)?<description>(.*?)</description>", re.DOTALL)
-_FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*(.*?)\s*(?:```\s*)?$", re.DOTALL)
+#: Longest tool-call body parsed (a box and a label fit in a few hundred characters); a longer one is an error,
+#: which bounds the JSON work on a runaway turn.
+MAX_CALL_CHARS = 8192
+#: Longest tool name echoed back in an error observation (a 1 MB name must not become a 1 MB observation).
+MAX_ECHO_CHARS = 64
 
 
 @dataclass
@@ -79,12 +80,53 @@ def _strip_trailing_commas(s: str) -> str:
     return "".join(out)
 
 
+def _think(text: str) -> str | None:
+    """The text of the first ``<think>`` block (to the end of the turn when it is not closed)."""
+    start = text.find("<think>")
+    if start < 0:
+        return None
+    start += len("<think>")
+    end = text.find("</think>", start)
+    return (text[start:] if end < 0 else text[start:end]).strip()
+
+
+def _description(text: str) -> str | None:
+    """A ``<description>`` that opens the turn (after an optional ``<think>`` block), or None."""
+    rest = text.lstrip()
+    if rest.startswith("<think>"):
+        end = rest.find("</think>")
+        if end < 0:
+            return None
+        rest = rest[end + len("</think>"):].lstrip()
+    if not rest.startswith("<description>"):
+        return None
+    end = rest.find("</description>")
+    return None if end < 0 else rest[len("<description>"):end].strip()
+
+
+def _strip_fence(raw: str) -> str:
+    """The body of a ```json code fence (closing fence optional), or ``raw`` unchanged when there is none.
+
+    String operations, not a regex: a lazy ``(.*?)\\s*$`` pattern is quadratic on a long run of whitespace."""
+    body = raw.strip()
+    if not body.startswith("```"):
+        return raw
+    body = body[3:]
+    if body[:4] in ("json", "JSON"):
+        body = body[4:]
+    body = body.rstrip()
+    return body.removesuffix("```")
+
+
+def _echo(value: Any) -> str:
+    """``repr(value)`` cut to ``MAX_ECHO_CHARS``, for error observations that quote what the model wrote."""
+    text = repr(value)
+    return text if len(text) <= MAX_ECHO_CHARS else f"{text[:MAX_ECHO_CHARS]}... ({len(text):,} characters)"
+
+
 def _loads_object(raw: str) -> tuple[dict | None, str]:
     """Parse a JSON object with the safe repairs; returns (object, "") or (None, reason)."""
-    m = _FENCE.match(raw)
-    if m:
-        raw = m.group(1)
-    raw = raw.strip()
+    raw = _strip_fence(raw).strip()
     if not raw:
         return None, "the tool call is empty"
     for candidate in (raw, _strip_trailing_commas(raw)):
@@ -105,23 +147,29 @@ def _loads_object(raw: str) -> tuple[dict | None, str]:
     return None, "the tool call is not valid JSON"
 
 
+class _TooLarge(ValueError):
+    """A coordinate too large to be a float (a 400-digit integer)."""
+
+
 def _number(x: Any) -> float | None:
     if isinstance(x, bool):
         return None
-    if isinstance(x, (int, float)):
-        return float(x)
-    if isinstance(x, str):
-        try:
+    try:
+        if isinstance(x, (int, float)):
+            return float(x)
+        if isinstance(x, str):
             return float(x.strip())
-        except ValueError:
-            return None
+    except OverflowError as exc:
+        raise _TooLarge from exc
+    except ValueError:
+        return None
     return None
 
 
 def _tool_call(obj: dict, require_label: bool) -> tuple[ToolCall | None, ParseError | None]:
     name = obj.get("name")
     if name != TOOL_NAME:
-        return None, ParseError("unknown_tool", f"unknown tool {name!r}; the only tool is {TOOL_NAME!r}")
+        return None, ParseError("unknown_tool", f"unknown tool {_echo(name)}; the only tool is {TOOL_NAME!r}")
     args = obj.get("arguments", obj.get("parameters"))
     if isinstance(args, str):
         args, why = _loads_object(args)
@@ -132,7 +180,11 @@ def _tool_call(obj: dict, require_label: bool) -> tuple[ToolCall | None, ParseEr
     bbox = args.get("bbox_2d")
     if not isinstance(bbox, list) or len(bbox) != 4:
         return None, ParseError("bad_bbox", "'bbox_2d' must be a list of 4 numbers [x1, y1, x2, y2]")
-    nums = [_number(v) for v in bbox]
+    try:
+        nums = [_number(v) for v in bbox]
+    except _TooLarge:
+        return None, ParseError("bad_bbox", "'bbox_2d' holds a number too large to be a coordinate; give 4 "
+                                "pixel coordinates inside the image [x1, y1, x2, y2]")
     if any(v is None for v in nums):
         return None, ParseError("bad_bbox", "'bbox_2d' must hold 4 numbers [x1, y1, x2, y2]")
     label = args.get("label")
@@ -141,7 +193,10 @@ def _tool_call(obj: dict, require_label: bool) -> tuple[ToolCall | None, ParseEr
     if require_label and (label is None or not label.strip()):
         return None, ParseError("missing_label", "add a 'label' saying what you expect to see in the region")
     source = args.get("source", 0)
-    src = _number(source) if source is not None else 0.0
+    try:
+        src = _number(source) if source is not None else 0.0
+    except _TooLarge:
+        src = None
     if src is None or not math.isfinite(src) or src != int(src) or src < 0:
         return None, ParseError("bad_source", "'source' must be a non-negative integer image index (0 = original)")
     return ToolCall(TOOL_NAME, [float(v) for v in nums], label.strip() if label else None, int(src), args), None
@@ -163,11 +218,9 @@ def _parse(text: str, require_label: bool, expect_description: bool) -> ParsedTu
     if not isinstance(text, str):
         return ParsedTurn(text=str(text), error=ParseError("not_text", "the turn is not text"))
     turn = ParsedTurn(text=text)
-    m = _THINK.search(text)
-    turn.think = m.group(1).strip() if m else None
+    turn.think = _think(text)
     if expect_description:
-        d = _DESCRIPTION.search(text)
-        turn.description = d.group(1).strip() if d else None
+        turn.description = _description(text)
     call_at, answer_at = text.find("<tool_call>"), text.find("<answer>")
     if call_at < 0 and answer_at < 0:
         if "</tool_call>" in text or "</answer>" in text:
@@ -191,6 +244,11 @@ def _parse(text: str, require_label: bool, expect_description: bool) -> ParsedTu
         body = body[:end]
     if "<tool_call>" in body:
         turn.error = ParseError("multiple_tool_calls", "make exactly one tool call per turn")
+        return turn
+    if len(body) > MAX_CALL_CHARS:
+        turn.error = ParseError("call_too_long", f"the tool call is {len(body):,} characters; write only "
+                                f"{{\"name\": \"{TOOL_NAME}\", \"arguments\": {{\"bbox_2d\": [x1, y1, x2, y2], ...}}}} "
+                                f"(at most {MAX_CALL_CHARS:,} characters)")
         return turn
     obj, why = _loads_object(body)
     if obj is None:

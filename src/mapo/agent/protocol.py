@@ -49,6 +49,9 @@ class ProtocolConfig(BaseModel):
     trajectory_max_pixels: int = Field(
         224 * 224 * 7, ge=1, description="pixel budget of all images of one trajectory; over it, a call "
         "gets an error observation")
+    box_repair: Literal["tell", "refuse"] = Field(
+        "tell", description="tell: an inverted or out-of-image box is swapped/clamped, run, and the observation "
+        "says what was changed; refuse: such a box gets an error observation instead (docs/protocol.md)")
     temperature: float = Field(1.0, ge=0.0, description="sampling temperature; 0 = greedy")
     system_prompt: str | None = Field(None, description="replace the built-in system prompt (tool text kept)")
     tools_prompt: Literal["hermes", "compact"] = Field(

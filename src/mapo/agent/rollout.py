@@ -51,7 +51,8 @@ class RolloutEngine:
                                                 crop_max_pixels=self.cfg.crop_max_pixels,
                                                 crop_min_pixels=self.cfg.crop_min_pixels,
                                                 image_factor=backend.image_factor,
-                                                allow_source=self.cfg.allow_source))
+                                                allow_source=self.cfg.allow_source,
+                                                repair=self.cfg.box_repair))
         if self.tool.cfg.image_factor != backend.image_factor:
             raise ValueError(f"ZoomConfig.image_factor={self.tool.cfg.image_factor} but the backend's image grid "
                              f"is {backend.image_factor} px; build the tool with image_factor=backend.image_factor")
@@ -113,7 +114,7 @@ class RolloutEngine:
             traj.stop_reason = "max_response_tokens"
             return False
         if record.tool is not None and record.tool.ok:
-            text, images = protocol.observation_text(1), [record.tool.observation]
+            text, images = protocol.observation_text(1, record.tool.note), [record.tool.observation]
         else:
             message = record.tool.error if record.tool is not None else parsed.error.message  # type: ignore[union-attr]
             text, images = protocol.observation_text(0, protocol.error_note(message)), []

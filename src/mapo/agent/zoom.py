@@ -38,6 +38,11 @@ class ZoomConfig:
     """Grid the shown crop is aligned to (patch size x merge size of the model: 28 Qwen2/2.5-VL, 32 Qwen3-VL)."""
     allow_source: bool = True
     """Allow cropping from an earlier observation (``source`` > 0)."""
+    repair: str = "tell"
+    """Box repair policy. ``tell`` (default): swap inverted corners and clamp a box into the image, run it, and
+    say what was changed in the observation (``ToolResult.note``), so the model learns from it. ``refuse``: a box
+    that needs a swap or a clamp is an error observation instead. Either way a side under ``min_side`` is
+    widened (and told): that is the tool's minimum crop, not a mistake of the model."""
 
 
 @dataclass
@@ -67,6 +72,23 @@ class ToolResult:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def note(self) -> str:
+        """What the tool changed about the asked box, for the observation ("" when nothing was changed)."""
+        if not self.ok or not self.repairs or self.box_executed is None:
+            return ""
+        asked = ", ".join(f"{v:g}" if isinstance(v, (int, float)) else "?" for v in self.box_asked or [])
+        done = ", ".join(f"{v:g}" for v in self.box_executed.as_list())
+        why = "; ".join(_REPAIR_TEXT.get(r, r) for r in self.repairs)
+        return f"Note: bbox_2d [{asked}] was changed to [{done}] (pixels of the original image): {why}."
+
+
+_REPAIR_TEXT = {
+    "swapped": "corners swapped so that x1 < x2 and y1 < y2",
+    "clamped": "clamped to the image (or to the source view)",
+    "expanded": "widened to the smallest crop the tool shows",
+}
+
 
 class ZoomError(ValueError):
     """A box that cannot be repaired; the message is shown to the model."""
@@ -77,7 +99,8 @@ def repair_box(raw: list[float], region: Box, cfg: ZoomConfig) -> tuple[Box, lis
 
     Raises ``ZoomError`` for non-finite numbers, relative values outside [0, 1], zero area, boxes that do not
     overlap the region, and aspect ratios above ``cfg.max_aspect``. Repairs (reported): swapped corners,
-    clamping into the region, expanding a side under ``cfg.min_side`` around the centre."""
+    clamping into the region, expanding a side under ``cfg.min_side`` around the centre. With
+    ``cfg.repair == "refuse"`` a box that needs a swap or a clamp raises ``ZoomError`` instead."""
     if len(raw) != 4:
         raise ZoomError("bbox_2d must have 4 numbers [x1, y1, x2, y2]")
     if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in raw):
@@ -89,6 +112,8 @@ def repair_box(raw: list[float], region: Box, cfg: ZoomConfig) -> tuple[Box, lis
             raise ZoomError("relative bbox_2d values must lie in [0, 1] (fractions of the source image)")
         x1, x2 = (region.x1 + v * region.width for v in (x1, x2))
         y1, y2 = (region.y1 + v * region.height for v in (y1, y2))
+    if (x1 > x2 or y1 > y2) and cfg.repair == "refuse":
+        raise ZoomError("bbox_2d has x1 > x2 or y1 > y2; give the top-left corner first: [x1, y1, x2, y2]")
     if x1 > x2 or y1 > y2:
         x1, x2, y1, y2 = min(x1, x2), max(x1, x2), min(y1, y2), max(y1, y2)
         repairs.append("swapped")
@@ -100,6 +125,9 @@ def repair_box(raw: list[float], region: Box, cfg: ZoomConfig) -> tuple[Box, lis
         raise ZoomError(f"bbox_2d lies outside the image ({region.x1:.0f}, {region.y1:.0f}, {region.x2:.0f}, "
                         f"{region.y2:.0f}); give coordinates inside it")
     if (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2):
+        if cfg.repair == "refuse":
+            raise ZoomError(f"bbox_2d reaches outside the image ({region.x1:.0f}, {region.y1:.0f}, "
+                            f"{region.x2:.0f}, {region.y2:.0f}); give coordinates inside it")
         repairs.append("clamped")
     w, h = cx2 - cx1, cy2 - cy1
     if max(w, h) / min(w, h) > cfg.max_aspect:
@@ -131,6 +159,8 @@ class ZoomTool:
 
     def __init__(self, cfg: ZoomConfig | None = None):
         self.cfg = cfg or ZoomConfig()
+        if self.cfg.repair not in ("tell", "refuse"):
+            raise ValueError(f"ZoomConfig.repair={self.cfg.repair!r}: choose 'tell' or 'refuse'")
 
     def execute(self, bbox: list[float], original: Image.Image, views: list[View], source: int = 0) -> ToolResult:
         """Crop ``original`` at ``bbox`` (see the module doc for the coordinates) from view ``source``.

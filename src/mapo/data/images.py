@@ -11,12 +11,24 @@ import base64
 import hashlib
 import io
 import math
+import threading
+import warnings
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
 #: Refuse to decode images larger than this many pixels (decompression-bomb guard). 178 Mpx ~ 13k x 13k.
 DEFAULT_DECODE_LIMIT = 178_956_970
+#: File suffixes that mark a text cell as a path (read only through ``mapo.data.benchmarks.paths``).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+# Pillow's own bomb limit is a process-wide setting; decode_image replaces it with its caller's limit while it
+# decodes, under this lock, so --max-decode-pixels is the one limit that applies.
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
+def looks_like_path(value: str) -> bool:
+    """A short string ending in an image suffix: a file path, not base64 (base64 has no dot)."""
+    return len(value) < 4096 and Path(value.strip()).suffix.lower() in IMAGE_SUFFIXES
 
 
 class ImageError(ValueError):
@@ -56,22 +68,37 @@ def fit_to_budget(image: Image.Image, max_pixels: int, min_pixels: int = 4 * 28 
 
 def decode_image(data: bytes | str | Path, *, name: str = "image",
                  max_decode_pixels: int = DEFAULT_DECODE_LIMIT) -> Image.Image:
-    """Decode an image from raw bytes, a base64 string or a file path into an RGB PIL image.
+    """Decode an image from raw bytes, a base64 string or a ``Path`` into an RGB PIL image.
 
-    Raises ``ImageError`` naming ``name`` for corrupt or truncated data and for images above
-    ``max_decode_pixels`` (raise the limit with the caller's ``max_decode_pixels`` option if you trust the data).
+    A path given as *text* is refused: paths written in a dataset file are resolved against the dataset root by
+    ``mapo.data.benchmarks.paths.resolve_image`` (the one gate between a dataset and the disk), which returns a
+    ``Path``. Raises ``ImageError`` naming ``name`` for corrupt or truncated data and for images above
+    ``max_decode_pixels`` (raise the limit with the caller's ``max_decode_pixels`` option if you trust the data);
+    that limit replaces Pillow's own ``Image.MAX_IMAGE_PIXELS`` for this decode, in both directions.
     """
-    if isinstance(data, Path) or (isinstance(data, str) and len(data) < 4096 and Path(data).suffix.lower()
-                                  in {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}):
+    if isinstance(data, Path):
         try:
-            data = Path(data).read_bytes()
+            data = data.read_bytes()
         except OSError as exc:
             raise ImageError(f"{name}: cannot read file {data!s}: {exc.strerror}") from exc
     elif isinstance(data, str):
+        if looks_like_path(data):
+            raise ImageError(f"{name}: {data[:200]!r} is a file path written as text; dataset paths are read only "
+                             f"relative to the dataset root (mapo.data.benchmarks.paths.resolve_image)")
         try:
             data = base64.b64decode(data, validate=False)
         except (ValueError, TypeError) as exc:
             raise ImageError(f"{name}: not valid base64 image data ({exc})") from exc
+    with _PIL_LIMIT_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, max_decode_pixels
+        try:
+            return _decode(data, name, max_decode_pixels)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def _decode(data: bytes, name: str, max_decode_pixels: int) -> Image.Image:
     try:
         with Image.open(io.BytesIO(data)) as probe:
             w, h = probe.size
@@ -83,7 +110,10 @@ def decode_image(data: bytes | str | Path, *, name: str = "image",
             return probe.convert("RGB")
     except ImageError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{name}: above the decode limit of {max_decode_pixels:,} px ({exc}); raise "
+                         f"max_decode_pixels if you trust this file") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{name}: corrupt or truncated image data ({exc})") from exc
 
 

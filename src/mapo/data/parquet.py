@@ -14,11 +14,13 @@ import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field
 
-from mapo.data.images import decode_image, encode_png
+from mapo.data.images import DEFAULT_DECODE_LIMIT, decode_image, encode_png
 from mapo.data.task import LETTERS, Box, Task
 
 ENV_NAME = "visual_toolbox_v2"
@@ -127,6 +129,45 @@ def write_tasks(tasks: Iterable[Task], path: str | Path, rows_per_group: int = 1
 
 _OPTION_LINE = re.compile(r"^\s*\(?([A-J])[).:]\s*(.+?)\s*$")
 
+#: Where DeepEyes-47k's own answer-format instructions begin in a question; the text from there on is cut,
+#: since our protocol's prompt gives its own (``RowConfig.instruction_markers``).
+DEEPEYES_INSTRUCTIONS = (
+    "Think first, call **image_zoom_in_tool** if needed",
+    "Think first, call",
+    "Format strictly as",
+    "Output the thinking process in <think>",
+)
+
+
+class RowConfig(BaseModel):
+    """How a DeepEyes-schema row becomes a task (``data.rows`` in a train config)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: Literal["protocol", "dataset"] = Field(
+        "protocol", description="protocol: cut the dataset's own format instructions (instruction_markers) from "
+        "the question so only our protocol's prompt tells the model how to answer; dataset: keep the question "
+        "text as stored (the <image> placeholder is always removed: our prompt places the image)")
+    instruction_markers: list[str] = Field(
+        default_factory=lambda: list(DEEPEYES_INSTRUCTIONS),
+        description="case-insensitive phrases where the dataset's own instructions begin (cut to the end)")
+    allow_absolute_paths: bool = Field(
+        False, description="read images[].path when it is absolute (off: paths must be relative to the "
+        "parquet's folder and may not escape it)")
+    max_decode_pixels: int = Field(DEFAULT_DECODE_LIMIT, ge=1, description="refuse images above this many pixels")
+
+
+def clean_question(text: str, cfg: RowConfig) -> str:
+    """The question without ``<image>`` placeholders and, in ``protocol`` mode, without the dataset's own
+    format instructions (from the first ``instruction_markers`` phrase to the end)."""
+    text = text.replace("<image>", "")
+    if cfg.question == "protocol":
+        lower = text.lower()
+        cuts = [i for m in cfg.instruction_markers if m and (i := lower.find(m.lower())) >= 0]
+        if cuts:
+            text = text[: min(cuts)]
+    return text.strip()
+
 
 def parse_options(text: str) -> tuple[str, list[str]]:
     """Split ``(A) ...`` option lines (also ``A. ...``, ``A) ...``) from a question text.
@@ -153,11 +194,16 @@ def _user_text(prompt: list[dict] | None) -> str:
             content = message.get("content")
             if isinstance(content, list):  # OpenAI-style content parts
                 content = "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
-            return str(content or "").replace("<image>", "").strip()
+            return str(content or "")
     return ""
 
 
-def _row_task(row: dict, i: int, path: Path) -> Task:
+def _row_task(row: dict, i: int, path: Path, cfg: RowConfig | None = None) -> Task:
+    """One row as a ``Task`` (its image decoded). Raises ``ValueError`` (``ImageError``, ``UnsafePathError``)
+    naming the file and the row when the row cannot be used."""
+    from mapo.data.benchmarks.paths import safe_join
+
+    cfg = cfg or RowConfig()
     images = row.get("images") or []
     if not images:
         raise ValueError(
@@ -167,8 +213,8 @@ def _row_task(row: dict, i: int, path: Path) -> Task:
     first = images[0]
     data = first.get("bytes") if isinstance(first, dict) else first
     if data is None and isinstance(first, dict) and first.get("path"):
-        data = Path(first["path"])
-    image = decode_image(data, name=f"{path} row {i} images[0]")
+        data = safe_join(path.parent, str(first["path"]), allow_absolute=cfg.allow_absolute_paths)
+    image = decode_image(data, name=f"{path} row {i} images[0]", max_decode_pixels=cfg.max_decode_pixels)
     extra = dict(row.get("extra_info") or {})
     reward = row.get("reward_model") or {}
     ground_truth = str(reward.get("ground_truth", "")).strip()
@@ -180,7 +226,8 @@ def _row_task(row: dict, i: int, path: Path) -> Task:
             extra.get("answer") or ground_truth,
         )
     else:  # real DeepEyes-47k: options (if any) live in the question text
-        question, options = parse_options(str(extra.get("question") or _user_text(row.get("prompt"))))
+        question, options = parse_options(clean_question(str(extra.get("question") or _user_text(row.get("prompt"))),
+                                                         cfg))
         answer = ground_truth
         if options and answer not in LETTERS[: len(options)]:
             letter = re.fullmatch(r"\(?([A-J])\)?\.?", answer)

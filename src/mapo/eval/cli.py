@@ -14,12 +14,27 @@ def _protocol(model: Path, protocol_file: Path | None, overrides: dict):
     """The protocol of the run: ``--protocol`` YAML, else ``protocol.yaml`` beside the checkpoint, else the
     defaults of ``ProtocolConfig``; command-line options given explicitly override it."""
     import yaml
+    from pydantic import ValidationError
 
     from mapo.agent.protocol import ProtocolConfig
+    from mapo.user_errors import InputError
 
+    if protocol_file is not None and not protocol_file.is_file():
+        raise InputError(f"--protocol {protocol_file}: no such file; pass a ProtocolConfig YAML "
+                         f"(e.g. the protocol.yaml a training run writes beside its model)")
     source = protocol_file or next((p for p in [model / "protocol.yaml"] if p.is_file()), None)
-    base = yaml.safe_load(source.read_text()) or {} if source else {}
-    return ProtocolConfig.model_validate({**base, **{k: v for k, v in overrides.items() if v is not None}})
+    try:
+        base = yaml.safe_load(source.read_text()) or {} if source else {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"{source}: not valid YAML ({' '.join(str(exc).split())})") from exc
+    if not isinstance(base, dict):
+        raise InputError(f"{source}: expected a mapping of ProtocolConfig fields, got {type(base).__name__}")
+    try:
+        return ProtocolConfig.model_validate({**base, **{k: v for k, v in overrides.items() if v is not None}})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise InputError(f"protocol ({source or 'options'}): {problems}; valid fields: "
+                         f"{', '.join(ProtocolConfig.model_fields)}") from exc
 
 
 def eval_command(
@@ -41,7 +56,11 @@ def eval_command(
     limit: Annotated[int | None, typer.Option(min=1, help="Evaluate at most this many items.")] = None,
     batch_items: Annotated[int, typer.Option(min=1, help="Items rolled out together.")] = 4,
     max_decode_pixels: Annotated[int | None, typer.Option(
-        help="Refuse images above this many pixels (default: mapo.data.images.DEFAULT_DECODE_LIMIT).")] = None,
+        help="Refuse images above this many pixels (default: mapo.data.images.DEFAULT_DECODE_LIMIT); also "
+             "replaces Pillow's own bomb limit.")] = None,
+    allow_absolute_paths: Annotated[bool, typer.Option(
+        "--allow-absolute-paths", help="Read image paths written as absolute paths in the data (off: every "
+                                       "path must stay inside the dataset's folder).")] = False,
     seed: Annotated[int, typer.Option(help="Torch seed for sampling.")] = 0,
     device: Annotated[str, typer.Option(help="Torch device of the policy, e.g. cuda:0.")] = "cpu",
     fresh: Annotated[bool, typer.Option("--fresh", help="Discard results in --out instead of resuming.")] = False,
@@ -49,14 +68,16 @@ def eval_command(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Evaluate a model on a benchmark with the agent loop; resumable (finished items are skipped)."""
-    from mapo.data.benchmarks import BenchmarkFormatError
+    from mapo.data.benchmarks import get_reader
     from mapo.data.images import DEFAULT_DECODE_LIMIT
     from mapo.eval.evaluate import evaluate_policy
     from mapo.eval.runner import RESULTS_NAME, EvalConfig
-    from mapo.eval.settings import SettingsMismatch
     from mapo.eval.table import print_summary
     from mapo.rewards import RewardConfig
+    from mapo.user_errors import check_policy_dir
 
+    get_reader(bench)  # an unknown --bench fails here, naming the choices
+    check_policy_dir(model, "--model")
     out = out or Path("eval_results") / bench
     protocol = _protocol(model, protocol_file, {"temperature": temperature, "max_turns": max_turns, "mode": mode,
                                                     "image_max_pixels": image_max_pixels,
@@ -72,13 +93,13 @@ def eval_command(
         verifier_cfg = (VerifierConfig.from_yaml(verifier) if verifier.is_file()
                         else VerifierConfig(backend="embedded", path=verifier))
     cfg = EvalConfig(k=k, batch_items=batch_items, limit=limit, save_media=not no_media)
-    try:
-        summary = evaluate_policy(model, bench, data, out, protocol=protocol, cfg=cfg, reward_cfg=reward_cfg,
-                                  verifier_cfg=verifier_cfg, seed=seed, device=device, fresh=fresh,
-                                  max_decode_pixels=max_decode_pixels or DEFAULT_DECODE_LIMIT,
-                                  progress=progress, log=typer.echo)
-    except (SettingsMismatch, BenchmarkFormatError, FileNotFoundError) as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    if protocol_file is None and not (model / "protocol.yaml").is_file():
+        typer.echo(f"note: {model} has no protocol.yaml; using the default protocol (pass --protocol FILE)",
+                   err=True)
+    summary = evaluate_policy(model, bench, data, out, protocol=protocol, cfg=cfg, reward_cfg=reward_cfg,
+                              verifier_cfg=verifier_cfg, seed=seed, device=device, fresh=fresh,
+                              max_decode_pixels=max_decode_pixels or DEFAULT_DECODE_LIMIT,
+                              allow_absolute_paths=allow_absolute_paths, progress=progress, log=typer.echo)
     print_summary(summary)
     typer.echo(f"results: {out / RESULTS_NAME}\nsummary: {out / 'summary.json'}\nview:    mapo view {out}")
 

@@ -3,6 +3,7 @@ with the policy it has in memory."""
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,9 @@ def clear_results(out: Path) -> None:
 def evaluate_policy(policy: Any, bench: str, data: str | Path, out: str | Path, *, protocol: Any = None,
                     cfg: EvalConfig | None = None, reward_cfg: RewardConfig | None = None,
                     verifier_cfg: Any = None, verifier: Any = None, model_id: str | None = None,
-                    max_decode_pixels: int = DEFAULT_DECODE_LIMIT, seed: int = 0, device: str = "cpu",
-                    fresh: bool = False, progress: bool = True, log=print) -> dict:
+                    max_decode_pixels: int = DEFAULT_DECODE_LIMIT, allow_absolute_paths: bool = False,
+                    seed: int = 0, device: str = "cpu", fresh: bool = False, progress: bool = True,
+                    log=print) -> dict:
     """Evaluate ``policy`` (a checkpoint directory, or a ``PolicyBackend`` already loaded) on benchmark ``bench``
     stored at ``data``, writing ``out/results.jsonl``, ``summary.json`` and ``run.json``; returns the summary.
 
@@ -56,7 +58,11 @@ def evaluate_policy(policy: Any, bench: str, data: str | Path, out: str | Path, 
                 "seed": seed}
     check_or_write_settings(out, settings)
     done = ResultsFile(out / RESULTS_NAME).finished_ids()
-    items = iter_benchmark(bench, data, max_decode_pixels=max_decode_pixels, skip=done)
+    items = iter_benchmark(bench, data, max_decode_pixels=max_decode_pixels, skip=done,
+                           allow_absolute_paths=allow_absolute_paths)
+    # Read the first item now: a file in the wrong format fails here, before the model loads.
+    first = next(items, None)
+    items = itertools.chain([first] if first is not None else [], items)
     n_items = count_items(bench, data)
     if done:
         log(f"resuming: {len(done)} item(s) already in {out / RESULTS_NAME} are skipped")

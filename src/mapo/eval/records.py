@@ -23,7 +23,8 @@ Record = dict[str, Any]
 def item_header(task: Task | ItemError, bench: str) -> Record:
     """The item fields shared by every sample (question, options, gold answer, targets, groups)."""
     if isinstance(task, ItemError):
-        return {"id": task.id, "bench": bench, "category": task.category, "groups": {}, "error": task.message,
+        groups = {k: v for k, v in task.groups.items() if v}  # a failed item stays in its cycle / group
+        return {"id": task.id, "bench": bench, "category": task.category, "groups": groups, "error": task.message,
                 "samples": []}
     groups = {k: task.extra[k] for k in ("cycle_category", "l2_category", "task_type") if task.extra.get(k)}
     return {

@@ -23,9 +23,11 @@ class RewardConfig(BaseModel):
     format_error_value: float = Field(0.0, description="Format term on a format error (DeepEyes: -1).")
     tool_weight: float = Field(0.0, description="Weight of the tool bonus (1 when a zoom succeeded and the answer is correct).")
     format: FormatConfig = Field(default_factory=FormatConfig, description="The format rules.")
-    free_form: Literal["exact", "judge", "exact_then_judge"] = Field(
-        "exact", description="How free-form (no options) answers are scored: normalised exact match, the LLM judge, "
-                             "or exact match with the judge as fallback.")
+    free_form: Literal["contains", "exact", "judge", "contains_then_judge", "exact_then_judge"] = Field(
+        "contains", description="How free-form (no options) answers are scored: contains = the normalised reference "
+                                "as a whole-word phrase of a short, unhedged answer ('The umbrella is red.' "
+                                "matches 'red'); exact = normalised equality; judge = the LLM judge; *_then_judge = "
+                                "that match, with the judge for what it does not accept.")
     judge: JudgeConfig | None = Field(None, description="The LLM judge (only for free-form answers).")
 
     @classmethod

@@ -11,7 +11,9 @@ from mapo.rewards.choice import extract_choice
 from mapo.rewards.config import RewardConfig
 from mapo.rewards.format_check import check_format
 from mapo.rewards.judge import JudgeClient, JudgeConfig
-from mapo.rewards.normalize import normalized_match
+from mapo.rewards.normalize import normalized_match, phrase_match
+
+_MATCHERS = {"exact": normalized_match, "contains": phrase_match}
 
 
 @lru_cache(maxsize=8)
@@ -22,8 +24,8 @@ def _judge_client(cfg_json: str) -> JudgeClient:
 def score_answer(answer_text: str | None, task: Task, cfg: RewardConfig) -> dict[str, Any]:
     """Is the answer correct? Returns ``{"correct": bool, "choice": letter | None, "method": str}``.
 
-    Multiple choice: the letter from ``extract_choice`` must equal ``task.answer``. Free form: normalised
-    exact match and/or the judge, as ``cfg.free_form`` says.
+    Multiple choice: the letter from ``extract_choice`` must equal ``task.answer``. Free form: the normalised
+    phrase match (default), exact match and/or the judge, as ``cfg.free_form`` says.
     """
     if not answer_text or not answer_text.strip():
         return {"correct": False, "choice": None, "method": "no_answer"}
@@ -32,13 +34,15 @@ def score_answer(answer_text: str | None, task: Task, cfg: RewardConfig) -> dict
         return {"correct": letter is not None and letter == task.answer.strip().upper(), "choice": letter,
                 "method": "choice"}
     prediction = extract_answer_span(answer_text)
-    if cfg.free_form in ("exact", "exact_then_judge") and normalized_match(prediction, task.answer):
-        return {"correct": True, "choice": None, "method": "exact"}
-    if cfg.free_form == "exact":
-        return {"correct": False, "choice": None, "method": "exact"}
+    rule = cfg.free_form.removesuffix("_then_judge")
+    if rule in _MATCHERS:
+        if _MATCHERS[rule](prediction, task.answer):
+            return {"correct": True, "choice": None, "method": rule}
+        if rule == cfg.free_form:
+            return {"correct": False, "choice": None, "method": rule}
     if cfg.judge is None:
         raise ValueError(f"reward free_form={cfg.free_form!r} needs a judge: set judge.base_url and judge.model "
-                         f"(an OpenAI-compatible server), or use free_form='exact'")
+                         f"(an OpenAI-compatible server), or use free_form='contains'")
     ok = _judge_client(cfg.judge.model_dump_json()).judge(task.question, task.answer, prediction)
     return {"correct": ok, "choice": None, "method": "judge"}
 

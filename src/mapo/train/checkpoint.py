@@ -56,6 +56,62 @@ def _fsync_tree(root: Path) -> None:
         os.close(fd)
 
 
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale(root: str | Path, name: str = "*") -> list[Path]:
+    """Delete ``.tmp-<name>-<pid>`` / ``.old-<name>-<pid>`` folders left in ``root`` by a writer that was killed
+    (its pid no longer runs); returns what was removed. A live writer's folders are left alone."""
+    root = Path(root)
+    removed = []
+    if not root.is_dir():
+        return removed
+    for prefix in (".tmp-", ".old-"):
+        for path in root.glob(f"{prefix}{name}-*"):
+            pid = path.name.rsplit("-", 1)[-1]
+            if path.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    return removed
+
+
+def write_atomically(target: str | Path, write: Callable[[Path], None]) -> Path:
+    """Run ``write(dir)`` into a hidden sibling of ``target``, fsync it, then rename it to ``target`` (replacing
+    an older one whole). A crash at any point leaves either the old ``target`` or the new one, never a mix
+    (e.g. weights without the ``protocol.yaml`` that `mapo eval` reads); leftovers of a killed writer are
+    removed by the next write."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(target.parent, target.name)
+    tmp = target.parent / f".tmp-{target.name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        write(tmp)
+        _fsync_tree(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if target.exists():  # re-writing (e.g. the same step after a resume): swap it whole
+        old = target.parent / f".old-{target.name}-{os.getpid()}"
+        target.rename(old)
+        tmp.rename(target)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(target)
+    return target
+
+
 def checkpoint_dirs(ckpt_root: str | Path) -> list[Path]:
     """Finished checkpoints under ``ckpt_root``, oldest first (temporary directories are ignored)."""
     root = Path(ckpt_root)
@@ -80,27 +136,18 @@ def save_checkpoint(ckpt_root: str | Path, step: int, *, save_model: Callable[[P
     ``state`` is any JSON-serialisable trainer state (it gets ``step`` added).
     """
     root = Path(ckpt_root)
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"{STEP_PREFIX}{step:08d}"
-    tmp = root / f".tmp-{final.name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    save_model(tmp / "model")
-    if optimizer is not None:
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    if scheduler is not None:
-        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    torch.save(rng_state(), tmp / "rng.pt")
-    (tmp / "state.json").write_text(json.dumps({**(state or {}), "step": step}, indent=1))
-    _fsync_tree(tmp)
-    if final.exists():  # re-saving the same step (e.g. after a resume): replace it whole
-        old = root / f".old-{final.name}-{os.getpid()}"
-        final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(final)
+    remove_stale(root)  # folders of checkpoint writes that were killed
+
+    def write(tmp: Path) -> None:
+        save_model(tmp / "model")
+        if optimizer is not None:
+            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        if scheduler is not None:
+            torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        torch.save(rng_state(), tmp / "rng.pt")
+        (tmp / "state.json").write_text(json.dumps({**(state or {}), "step": step}, indent=1))
+
+    final = write_atomically(root / f"{STEP_PREFIX}{step:08d}", write)
     for stale in checkpoint_dirs(root)[:-keep_last]:
         shutil.rmtree(stale, ignore_errors=True)
     return final

@@ -23,12 +23,10 @@ def _setup_logging() -> None:
 
 
 def _load(cls, config: Path | None, overrides: list[str] | None):
-    from mapo.train.config import ConfigError, load_config
+    """The validated config; a ``ConfigError`` prints as one line (``mapo.user_errors``)."""
+    from mapo.train.config import load_config
 
-    try:
-        return load_config(cls, config, overrides or [])
-    except ConfigError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    return load_config(cls, config, overrides or [])
 
 
 def _show(cls) -> None:
@@ -50,10 +48,13 @@ def sft_command(config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt
 
     if show_config:
         return _show(SFTConfig)
+    from mapo.train.preflight import check_sft_inputs
+
+    cfg = _load(SFTConfig, config, set_)
+    check_sft_inputs(cfg, resume=resume)  # before the model loads
     _setup_logging()
     from mapo.train.sft import run_sft
 
-    cfg = _load(SFTConfig, config, set_)
     typer.echo(f"SFT model written to {run_sft(cfg, resume=resume)}")
 
 
@@ -64,10 +65,13 @@ def train_command(config: Path | None = ConfigOpt, set_: list[str] | None = SetO
 
     if show_config:
         return _show(TrainConfig)
+    from mapo.train.preflight import check_train_inputs
+
+    cfg = _load(TrainConfig, config, set_)
+    check_train_inputs(cfg, resume=resume)  # before the policy and the verifier load
     _setup_logging()
     from mapo.train.rl import train
 
-    cfg = _load(TrainConfig, config, set_)
     typer.echo(f"RL model written to {train(cfg, resume=resume)}")
 
 

@@ -39,6 +39,9 @@ class DataConfig(Section):
     eval: str | None = Field(None, description="Parquet evaluated every `train.eval_every` steps (None: off).")
     eval_limit: int = Field(64, description="Number of tasks of `eval` used by the periodic evaluation.")
     max_tasks: int | None = Field(None, description="Use only the first N training tasks (None: all).")
+    rows: dict[str, Any] = Field(default_factory=dict, description="mapo.data.parquet RowConfig fields: how "
+                                 "DeepEyes-style rows become tasks (question, instruction_markers, "
+                                 "allow_absolute_paths, max_decode_pixels).")
 
 
 class RolloutConfig(Section):
@@ -222,10 +225,11 @@ def check_sections(cfg: TrainConfig) -> None:
     """Validate the pass-through sections against their owners' configs (protocol, verifier, reward), so a
     typo there fails at start-up with the key named, not mid-run."""
     from mapo.agent.protocol import ProtocolConfig
+    from mapo.data.parquet import RowConfig
     from mapo.rewards import RewardConfig
     from mapo.verifier import VerifierConfig
 
-    for name, cls, data in (("rollout.protocol", ProtocolConfig, cfg.rollout.protocol),
+    for name, cls, data in (("data.rows", RowConfig, cfg.data.rows), ("rollout.protocol", ProtocolConfig, cfg.rollout.protocol),
                             ("verifier", VerifierConfig, cfg.verifier), ("reward", RewardConfig, cfg.reward)):
         try:
             cls.model_validate(data)

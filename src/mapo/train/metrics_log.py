@@ -48,10 +48,10 @@ class MetricsLogger:
         self._show = show
 
     def _truncate_after(self, step: int) -> None:
+        """Keep the records up to ``step``; a torn line (a run killed mid-write) is dropped, not fatal."""
         if not self.path.exists():
             return
-        kept = [line for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= step]
+        kept = [line for line, record in _lines(self.path) if record.get("step", 0) <= step]
         self.path.write_text("".join(line + "\n" for line in kept))
 
     def log(self, step: int, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -88,4 +88,22 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
         path = path / "metrics.jsonl"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no metrics log; run `mapo train` (or `mapo sft`) with this out_dir first")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return _records(path)
+
+
+def _lines(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(line, record) of a ``metrics.jsonl``, skipping a line that is not a JSON object (the torn last line of
+    a run killed while writing it)."""
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            out.append((line, record))
+    return out
+
+
+def _records(path: Path) -> list[dict[str, Any]]:
+    return [record for _, record in _lines(path)]

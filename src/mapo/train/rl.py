@@ -119,10 +119,10 @@ class RLTrainer:
 
             verifier = load_verifier(dict(cfg.verifier))
         self.verifier = verifier
-        if tasks is None:
-            from mapo.data.parquet import load_tasks
+        if tasks is None:  # a lazy sequence: a row is decoded when a step samples it (mapo.data.stream)
+            from mapo.data.stream import open_tasks
 
-            tasks = load_tasks(cfg.data.train)
+            tasks = open_tasks(cfg.data.train, max_tasks=cfg.data.max_tasks, rows=cfg.data.rows)
         self.tasks = tasks[: cfg.data.max_tasks] if cfg.data.max_tasks else tasks
         if not self.tasks:
             raise ValueError(f"data.train={cfg.data.train}: no tasks; make them with `mapo world make`")
@@ -169,6 +169,7 @@ class RLTrainer:
         metrics: dict[str, Any] = batch_stats(trajs, infos, turn_scores)
         metrics["reward"] = float(np.mean(rewards)) if len(rewards) else float("nan")
         metrics["dropped_samples"] = self.n_groups * cfg.rollout.group_size - len(trajs)
+        metrics["skipped_rows"] = getattr(self.tasks, "skipped_rows", 0)  # unusable data rows so far
         flat_scores = [s for row in turn_scores for s in row]
         if not trajs or not all(map(math.isfinite, rewards)) or not all(map(math.isfinite, flat_scores)):
             log.warning("step %d: non-finite reward or verifier score (or no sample left); update skipped",
@@ -360,7 +361,9 @@ class RLTrainer:
                     self.save()
         final = self.out_dir / "final"
         if self.step >= cfg.run.total_steps:
-            save_backend(self.backend, final, protocol=self.cfg.rollout.protocol)
+            from mapo.train.checkpoint import write_atomically  # weights + protocol.yaml, or nothing
+
+            write_atomically(final, lambda d: save_backend(self.backend, d, protocol=self.cfg.rollout.protocol))
         return final
 
     @torch.no_grad()
@@ -369,7 +372,7 @@ class RLTrainer:
         if tasks is None:
             from mapo.data.parquet import load_tasks
 
-            tasks = load_tasks(self.cfg.data.eval)[: self.cfg.data.eval_limit]
+            tasks = load_tasks(self.cfg.data.eval, limit=self.cfg.data.eval_limit)
         trajs = self.engine.run(tasks, 1)
         trajs, _, _, infos = self._rewards(trajs, np.arange(len(trajs)))
         return batch_stats(trajs, infos, self._turn_scores(trajs))

@@ -153,7 +153,9 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False, backend=None, tasks: list[T
                                 scheduler=scheduler, state={"kind": "sft"}, keep_last=cfg.keep_last)
     final = out_dir / "final"
     if step >= len(batches):
-        save_backend(backend, final, protocol=cfg.protocol)
+        from mapo.train.checkpoint import write_atomically  # weights + protocol.yaml, or nothing
+
+        write_atomically(final, lambda d: save_backend(backend, d, protocol=cfg.protocol))
     return final
 
 

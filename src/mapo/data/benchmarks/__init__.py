@@ -49,12 +49,16 @@ def resolve_data(name: str, path: str | Path) -> Path:
 
 
 def iter_benchmark(name: str, path: str | Path, *, max_decode_pixels: int = DEFAULT_DECODE_LIMIT,
-                   skip: Container[str] = ()) -> Iterator[Task | ItemError]:
-    """Stream the items of benchmark ``name`` stored at ``path``; ids in ``skip`` are not decoded."""
+                   skip: Container[str] = (), allow_absolute_paths: bool = False) -> Iterator[Task | ItemError]:
+    """Stream the items of benchmark ``name`` stored at ``path``; ids in ``skip`` are not decoded.
+
+    Image paths written in the data are read relative to the dataset, never outside it;
+    ``allow_absolute_paths`` is the explicit opt-in for a file that stores absolute paths."""
     path = resolve_data(name, path)
     if not path.exists():
         raise BenchmarkFormatError(f"benchmark data {path} does not exist; pass --data PATH to the file or folder")
-    return get_reader(name)(path, max_decode_pixels=max_decode_pixels, skip=skip)
+    return get_reader(name)(path, max_decode_pixels=max_decode_pixels, skip=skip,
+                            allow_absolute_paths=allow_absolute_paths)
 
 
 def count_items(name: str, path: str | Path) -> int | None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mapo.data.benchmarks.items import BenchmarkFormatError, ItemError, image_item_error
+from mapo.data.benchmarks.paths import resolve_image
 from mapo.data.benchmarks.tables import image_payload, iter_rows, require_columns, rows_with_images
 from mapo.data.images import DEFAULT_DECODE_LIMIT, ImageError, decode_image
 from mapo.data.task import LETTERS, Task
@@ -36,9 +37,10 @@ def parse_options(value: Any) -> list[str]:
     return [_PREFIX.sub("", o, count=1).strip() for o in options]
 
 
-def iter_mme_realworld(path: Path, *, max_decode_pixels: int = DEFAULT_DECODE_LIMIT,
-                       skip: Container[str] = ()) -> Iterator[Task | ItemError]:
-    """Stream MME-RealWorld(-Lite) items from ``path`` (.tsv or .parquet)."""
+def iter_mme_realworld(path: Path, *, max_decode_pixels: int = DEFAULT_DECODE_LIMIT, skip: Container[str] = (),
+                       allow_absolute_paths: bool = False) -> Iterator[Task | ItemError]:
+    """Stream MME-RealWorld(-Lite) items from ``path`` (.tsv or .parquet); a file-name image cell is read
+    relative to the file's folder, never outside it."""
     path = Path(path)
     names = require_columns(path, ["index", "question", OPTIONS_COLUMN, "answer"], "MME-RealWorld-Lite")
     image_key = "image" if "image" in names else "bytes" if "bytes" in names else None
@@ -49,6 +51,7 @@ def iter_mme_realworld(path: Path, *, max_decode_pixels: int = DEFAULT_DECODE_LI
         category = str(row.get("category") or "").strip()
         if rid in skip:
             continue
+        groups = {"l2_category": str(row.get("l2-category") or "")}
         try:
             options = parse_options(row[OPTIONS_COLUMN])
             answer = str(row["answer"]).strip().upper()
@@ -57,12 +60,13 @@ def iter_mme_realworld(path: Path, *, max_decode_pixels: int = DEFAULT_DECODE_LI
             payload = image_payload(row.get(image_key))
             if payload is None:
                 raise ValueError("no image (empty cell or reference to a missing row)")
+            payload = resolve_image(payload, path.parent, allow_absolute=allow_absolute_paths)
             image = decode_image(payload, name=f"MME-RealWorld row {rid}", max_decode_pixels=max_decode_pixels)
         except ImageError as exc:
-            yield image_item_error(rid, exc, category)
+            yield image_item_error(rid, exc, category, groups)
             continue
-        except ValueError as exc:
-            yield ItemError(rid, f"MME-RealWorld row {rid}: {exc}", category)
+        except ValueError as exc:  # UnsafePathError too
+            yield ItemError(rid, f"MME-RealWorld row {rid}: {exc}", category, groups)
             continue
         yield Task(id=rid, image=image, question=str(row["question"]).strip(), answer=answer, options=options,
                    category=category, source="mme_realworld",

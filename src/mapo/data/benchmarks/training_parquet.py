@@ -15,8 +15,8 @@ from mapo.data.images import DEFAULT_DECODE_LIMIT
 from mapo.data.task import Task
 
 
-def iter_training_parquet(path: Path, *, max_decode_pixels: int = DEFAULT_DECODE_LIMIT,
-                          skip: Container[str] = ()) -> Iterator[Task | ItemError]:
+def iter_training_parquet(path: Path, *, max_decode_pixels: int = DEFAULT_DECODE_LIMIT, skip: Container[str] = (),
+                          allow_absolute_paths: bool = False) -> Iterator[Task | ItemError]:
     """Tasks of a DeepEyes-schema parquet file; ids in ``skip`` are still decoded (ids live in the row)."""
     import pyarrow.parquet as pq
 
@@ -28,12 +28,13 @@ def iter_training_parquet(path: Path, *, max_decode_pixels: int = DEFAULT_DECODE
             raise BenchmarkFormatError(f"{path} is a folder without test.parquet; pass the parquet file itself")
         path = path / "test.parquet"
     require_columns(path, list(deepeyes.REQUIRED_COLUMNS), "DeepEyes-schema parquet")
+    cfg = deepeyes.RowConfig(max_decode_pixels=max_decode_pixels, allow_absolute_paths=allow_absolute_paths)
     i = 0
     for batch in pq.ParquetFile(path).iter_batches(batch_size=16):
         for row in batch.to_pylist():
             try:
-                task = deepeyes._row_task(row, i, path)
-            except ValueError as exc:  # ImageError is a ValueError: corrupt, truncated or too large
+                task = deepeyes._row_task(row, i, path, cfg)
+            except ValueError as exc:  # ImageError, UnsafePathError: corrupt, too large, outside the dataset
                 extra = row.get("extra_info") or {}
                 yield ItemError(id=str(extra.get("id") or f"{row.get('data_source') or 'parquet'}-"
                                                           f"{extra.get('index', i)}"), message=str(exc))

@@ -45,8 +45,12 @@ def parse_question_text(text: str) -> tuple[str, list[str]]:
 def _boxes(annotation: dict) -> tuple[list[Box], list[str]]:
     bbox = annotation.get("bbox") or []
     names = annotation.get("target_object") or []
+    if not isinstance(bbox, list):
+        raise TypeError(f"'bbox' is {bbox!r}, not a list of [x, y, w, h] boxes")
     if bbox and isinstance(bbox[0], (int, float)):
         bbox = [bbox]
+    if not all(isinstance(b, list) and all(isinstance(v, (int, float)) for v in b) for b in bbox):
+        raise ValueError(f"'bbox' {str(bbox)[:80]} is not a list of [x, y, w, h] number boxes")
     if isinstance(names, str):
         names = [names]
     boxes = [Box.from_xywh(*map(float, b)) for b in bbox if len(b) == 4]
@@ -54,9 +58,10 @@ def _boxes(annotation: dict) -> tuple[list[Box], list[str]]:
     return boxes, names[: len(boxes)]
 
 
-def iter_vstar(root: Path, *, max_decode_pixels: int = DEFAULT_DECODE_LIMIT,
-               skip: Container[str] = ()) -> Iterator[Task | ItemError]:
-    """Stream V* items from the dataset folder ``root``; items whose id is in ``skip`` are not decoded."""
+def iter_vstar(root: Path, *, max_decode_pixels: int = DEFAULT_DECODE_LIMIT, skip: Container[str] = (),
+               allow_absolute_paths: bool = False) -> Iterator[Task | ItemError]:
+    """Stream V* items from the dataset folder ``root``; items whose id is in ``skip`` are not decoded.
+    A question whose per-image JSON is unreadable or malformed becomes that item's ``ItemError``."""
     root = Path(root)
     questions = root / "test_questions.jsonl"
     if not questions.is_file():
@@ -82,7 +87,7 @@ def iter_vstar(root: Path, *, max_decode_pixels: int = DEFAULT_DECODE_LIMIT,
                 question, options = parse_question_text(text)
                 if label not in LETTERS[: len(options)]:
                     raise ValueError(f"label {label!r} is not one of the {len(options)} options")
-                image_path = safe_join(root, rel)
+                image_path = safe_join(root, rel, allow_absolute=allow_absolute_paths)
                 image = decode_image(image_path, name=f"V* {rel}", max_decode_pixels=max_decode_pixels)
             except ImageError as exc:
                 yield image_item_error(qid, exc, category)
@@ -90,15 +95,22 @@ def iter_vstar(root: Path, *, max_decode_pixels: int = DEFAULT_DECODE_LIMIT,
             except (UnsafePathError, ValueError) as exc:
                 yield ItemError(id=qid, message=str(exc), category=category)
                 continue
-            annotation: dict = {}
             ann_path = image_path.with_suffix(".json")
-            if ann_path.is_file():
-                annotation = json.loads(ann_path.read_text(encoding="utf-8"))
-            targets, names = _boxes(annotation)
             extra = {"image_path": rel, "prompt_text": text}
-            ann_options = annotation.get("options")
-            if ann_options:
-                # The JSON's first option is the right one: a mismatch means the label file and images disagree.
-                extra["label_matches_annotation"] = options[LETTERS.index(label)] == str(ann_options[0])
+            try:
+                annotation = json.loads(ann_path.read_text(encoding="utf-8")) if ann_path.is_file() else {}
+                if not isinstance(annotation, dict):
+                    raise TypeError(f"expected a JSON object, got {type(annotation).__name__}")
+                targets, names = _boxes(annotation)
+                ann_options = annotation.get("options")
+                if ann_options:
+                    # The JSON's first option is the right one: a mismatch means the label file and images disagree.
+                    extra["label_matches_annotation"] = options[LETTERS.index(label)] == str(next(iter(ann_options)))
+            except (OSError, UnicodeDecodeError, ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
+                yield ItemError(id=qid, category=category,
+                                message=f"V* {Path(rel).with_suffix('.json')}: not a valid annotation "
+                                        f"({type(exc).__name__}: {exc}); expected "
+                                        '{"bbox": [[x, y, w, h], ...], "target_object": [...]}')
+                continue
             yield Task(id=qid, image=image, question=question, answer=label, options=options, category=category,
                        source="vstar", targets=targets, target_names=names, extra=extra)

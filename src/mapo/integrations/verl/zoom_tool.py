@@ -116,5 +116,6 @@ class MapoZoomTool(BaseTool):
         score = await asyncio.get_running_loop().run_in_executor(None, self._score, label, result.crop)
         box = result.box_executed.as_list()
         text = f"Zoomed in on [{', '.join(f'{v:.0f}' for v in box)}]."
+        text += f" {result.note}" if result.note else ""  # a repaired box is told to the model (ZoomConfig.repair)
         return (ToolResponse(image=[result.observation], text=text), score,
                 {RECORD_KEY: {"score": score, "ok": True, "box": box, "repairs": list(result.repairs)}})
