@@ -25,7 +25,9 @@ ALLOWED: dict[str, set[str]] = {
     "eval": {"core", "data", "agent", "models", "rewards", "verifier", "report"},
     "train": {"core", "data", "agent", "models", "rewards", "verifier", "eval", "report"},
     "integrations": {"core", "data", "agent", "models", "rewards", "verifier", "eval", "report", "train"},
-    "cli": {"core", "data", "agent", "models", "rewards", "verifier", "eval", "report", "train"},
+    "cli": {"core", "data", "agent", "models", "rewards", "verifier", "eval", "report", "train", "user_errors"},
+    # the CLI's one-line error wrapper: it knows every layer's user-facing error classes
+    "user_errors": {"core", "data", "agent", "models", "rewards", "verifier", "eval", "report", "train"},
     "__init__": set(),
 }
 

@@ -13,14 +13,11 @@ import functools
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
+from mapo.data.inputs import InputError
+
 EXIT_USER_ERROR = 2
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class InputError(ValueError):
-    """A command's input cannot be used (missing file or folder, wrong kind of file); the message says which
-    input and what to pass instead."""
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
@@ -75,17 +72,3 @@ def wrap_commands(app: Any) -> None:
     for group in getattr(app, "registered_groups", []):
         if group.typer_instance is not None:
             wrap_commands(group.typer_instance)
-
-
-
-def check_policy_dir(path: Any, what: str) -> None:
-    """Refuse (``InputError``) a policy path that is not a Hugging Face checkpoint folder, before it loads."""
-    from pathlib import Path
-
-    path = Path(path)
-    if not path.is_dir():
-        raise InputError(f"{what} {path}: no such folder; pass a policy checkpoint directory (a Hugging Face "
-                         f"folder with config.json, e.g. runs/demo/sft/final or `mapo model init --out DIR`)")
-    if not (path / "config.json").is_file():
-        raise InputError(f"{what} {path}: not a model folder (no config.json); pass the checkpoint directory "
-                         f"itself (e.g. .../final or .../checkpoints/step_00000010/model)")

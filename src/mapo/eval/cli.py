@@ -17,7 +17,7 @@ def _protocol(model: Path, protocol_file: Path | None, overrides: dict):
     from pydantic import ValidationError
 
     from mapo.agent.protocol import ProtocolConfig
-    from mapo.user_errors import InputError
+    from mapo.data.inputs import InputError
 
     if protocol_file is not None and not protocol_file.is_file():
         raise InputError(f"--protocol {protocol_file}: no such file; pass a ProtocolConfig YAML "
@@ -70,11 +70,11 @@ def eval_command(
     """Evaluate a model on a benchmark with the agent loop; resumable (finished items are skipped)."""
     from mapo.data.benchmarks import get_reader
     from mapo.data.images import DEFAULT_DECODE_LIMIT
+    from mapo.data.inputs import check_policy_dir
     from mapo.eval.evaluate import evaluate_policy
     from mapo.eval.runner import RESULTS_NAME, EvalConfig
     from mapo.eval.table import print_summary
     from mapo.rewards import RewardConfig
-    from mapo.user_errors import check_policy_dir
 
     get_reader(bench)  # an unknown --bench fails here, naming the choices
     check_policy_dir(model, "--model")

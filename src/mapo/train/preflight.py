@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mapo.data.inputs import InputError, check_policy_dir
 from mapo.train.config import ConfigError, SFTConfig, TrainConfig, check_sections
-from mapo.user_errors import InputError, check_policy_dir
 
 
 def check_train_inputs(cfg: TrainConfig, *, resume: bool = False) -> None:
