@@ -198,7 +198,7 @@ def test_mapo_with_beta_zero_is_grpo_exactly(batch):
     assert torch.equal(batch.run("mapo", beta=0.0), batch.run("grpo"))
     assert torch.equal(batch.run("mapo_turn", beta=0.0), batch.run("grpo"))
     assert torch.equal(
-        batch.run("mapo", beta=0.0, norm_by_std=False), batch.run("grpo", norm_adv_by_std_in_grpo=False)
+        batch.run("mapo", beta=0.0, norm_by_std=False), batch.run("grpo", norm_by_std=False)
     )
 
 

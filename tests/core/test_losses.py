@@ -163,3 +163,48 @@ def test_entropy_from_logits():
     value, metrics = entropy_loss(logits, torch.tensor([[1.0, 1.0, 0.0]]))
     assert value.item() == pytest.approx(math.log(4) / 2, abs=1e-6)
     assert metrics["entropy"] == pytest.approx(value.item())
+
+
+def _padded(row, width):
+    loss = torch.zeros(1, width)
+    mask = torch.zeros(1, width)
+    loss[0, : len(row)] = torch.tensor(row)
+    mask[0, : len(row)] = 1.0
+    return loss, mask
+
+
+def test_dr_grpo_horizon_makes_a_sequence_weigh_the_same_at_any_padded_width():
+    row = [0.5, -1.0, 2.0, 0.25]
+    with_horizon = {w: agg_loss(*_padded(row, w), "seq-mean-token-sum-norm", horizon=512).item()
+                    for w in (10, 40, 400)}
+    assert len(set(with_horizon.values())) == 1
+    assert with_horizon[10] == pytest.approx(sum(row) / 512)
+    # without the horizon the divisor is the padded width: 1.0 / 0.25 / 0.025 of the width-10 weight
+    without = [agg_loss(*_padded(row, w), "seq-mean-token-sum-norm").item() for w in (10, 40, 400)]
+    assert without == pytest.approx([sum(row) / 10, sum(row) / 40, sum(row) / 400])
+
+
+@pytest.mark.parametrize("mode", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum",
+                                  "seq-mean-token-sum-norm"])
+def test_micro_batch_losses_with_mini_batch_totals_add_up_to_the_mini_batch_loss(mode):
+    """verl's rule: each micro-batch is divided by the mini-batch's token / sequence count, so the sum over
+    micro-batches (and its gradient) is the mini-batch's loss whatever the split and the micro-batch widths."""
+    from mapo.core.losses import batch_totals
+
+    gen = torch.Generator().manual_seed(0)
+    lengths = [1, 7, 3, 12, 0, 5]
+    loss = torch.randn(len(lengths), 12, generator=gen, dtype=torch.float64)
+    mask = torch.zeros(len(lengths), 12)
+    for i, n in enumerate(lengths):
+        mask[i, :n] = 1.0
+    whole = agg_loss(loss, mask, mode, horizon=64)
+    totals = batch_totals(mask)
+    for split in ([[0, 1, 2], [3, 4, 5]], [[0], [1], [2], [3], [4], [5]], [[1, 3], [0, 2, 4, 5]]):
+        # each micro-batch cut to its own longest row, as the trainer's forward pass does
+        parts = [agg_loss(loss[mb, : max(1, max(lengths[i] for i in mb))], mask[mb, : max(1, max(lengths[i] for i in mb))],
+                          mode, horizon=64, **totals) for mb in split]
+        assert sum(p.item() for p in parts) == pytest.approx(whole.item(), rel=1e-12)
+    # the old per-micro-batch token-mean, weighted by the micro-batch's share of sequences, does not add up
+    if mode == "token-mean":
+        old = sum(agg_loss(loss[mb], mask[mb], mode).item() * len(mb) / 6 for mb in ([0, 1, 2], [3, 4, 5]))
+        assert old != pytest.approx(whole.item(), rel=1e-3)

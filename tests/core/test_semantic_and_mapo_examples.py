@@ -173,22 +173,25 @@ def test_unknown_estimator_lists_the_known_ones():
         get_advantage("ppo_gae_typo")
 
 
-def test_unknown_params_are_ignored_so_one_call_site_serves_all():
+def test_one_call_site_serves_all_with_typed_params():
+    from mapo.core.params import MAPOParams
+
     rewards, mask = torch.tensor([[1.0], [0.0]]), torch.ones(2, 1)
     scores, turn_mask = pad_turn_scores([[0.3], [0.1]])
-    common = {
-        "turn_scores": scores,
-        "turn_mask": turn_mask,
-        "token_turn": torch.zeros(2, 1, dtype=torch.long),
-        "beta": 0.4,
-        "lam": 0.95,
-        "no_tool_score": "group_min",
-        "norm_by_std": True,
-        "epsilon": 1e-6,
-        "config": None,
-        "gamma": 1.0,
-    }
+    turns = {"turn_scores": scores, "turn_mask": turn_mask, "token_turn": torch.zeros(2, 1, dtype=torch.long)}
+    params = MAPOParams(no_tool_score=-1.0)
     for name in ["grpo", "rloo", "mapo", "mapo_turn"]:
-        adv, _ = get_advantage(name)(rewards, mask, np.array([0, 0]), **common)
+        fn = get_advantage(name)
+        adv, _ = fn(rewards, mask, np.array([0, 0]), **turns, **params.estimator_kwargs(fn))
         assert adv[0, 0] > 0 > adv[1, 0]
     assert math.isclose(float(get_advantage("rloo")(rewards, mask, np.array([0, 0]))[0][0, 0]), 1.0)
+
+
+@pytest.mark.parametrize("name, typo", [("mapo", "no_tool_scor"), ("mapo_turn", "betta"), ("grpo", "beta"),
+                                        ("rloo", "norm_adv_by_std_in_grpo")])
+def test_an_unknown_param_is_an_error_naming_it(name, typo):
+    rewards, mask = torch.tensor([[1.0], [0.0]]), torch.ones(2, 1)
+    scores, turn_mask = pad_turn_scores([[0.3], [0.1]])
+    turns = {"turn_scores": scores, "turn_mask": turn_mask, "token_turn": torch.zeros(2, 1, dtype=torch.long)}
+    with pytest.raises(TypeError, match=typo):
+        get_advantage(name)(rewards, mask, np.array([0, 0]), **turns, **{typo: -1.0})

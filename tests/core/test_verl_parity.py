@@ -36,7 +36,7 @@ def _random_batch(seed: int, batch: int, length: int):
 def test_grpo_matches_verl(batch, length, seed, norm_by_std):
     rewards, mask, index = _random_batch(seed * 1000 + batch, batch, length)
     ours, ours_returns = get_advantage("grpo")(
-        rewards.clone(), mask, index, norm_adv_by_std_in_grpo=norm_by_std
+        rewards.clone(), mask, index, norm_by_std=norm_by_std
     )
     theirs, _ = core_algos.compute_grpo_outcome_advantage(
         rewards.clone(), mask, index, norm_adv_by_std_in_grpo=norm_by_std

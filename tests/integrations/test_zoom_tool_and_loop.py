@@ -197,3 +197,44 @@ def test_verls_own_postprocess_carries_the_records_into_non_tensor_batch():
                                         np.array(["p0"] * 3), turn_scores=scores, turn_mask=turn_mask)
     assert torch.allclose(adv, expected, atol=1e-6)
     assert adv[0, 0] > adv[1, 0] and adv[1, 0] == adv[2, 0]  # no zoom = the group's worst zoom (group_min)
+
+
+class _TextTokenizer:
+    """Token ids are characters: enough for verl's Hermes parser and the loop's decode."""
+
+    def decode(self, ids, **_):
+        return "".join(chr(i) for i in ids)
+
+
+def test_a_tool_call_verls_parser_cannot_read_is_recorded_as_a_failed_call(monkeypatch):
+    """verl's Hermes parser drops a <tool_call> with invalid JSON (and ends the episode); mapo train counts that
+    turn as a failed call, so the loop records it as one. A readable call is recorded by _call_tool only, and
+    a turn cut by a limit before parsing (the parser never saw it) is not recorded."""
+    from verl.experimental.agent_loop.tool_agent_loop import AgentState, ToolAgentLoop
+    from verl.experimental.agent_loop.tool_parser import HermesToolParser
+
+    texts = iter(['<think>x</think><tool_call>{"name": "image_zoom_in_tool", "arguments": {bad</tool_call>',
+                  '<tool_call>{"name": "image_zoom_in_tool", "arguments": {"bbox_2d": [0, 0, 9, 9]}}</tool_call>',
+                  "<answer>A</answer>", "<tool_call>{bad"])
+    parse = [True, True, True, False]
+
+    async def generating(self, agent_data, sampling_params, ignore_termination=False):
+        # what verl's state does with the model's turn: count it, then parse it unless a limit ended the episode
+        agent_data.assistant_turns += 1
+        agent_data.response_ids = [ord(c) for c in next(texts)]
+        if not parse[agent_data.assistant_turns - 1]:
+            return AgentState.TERMINATED
+        _, agent_data.tool_calls = await self.tool_parser.extract_tool_calls(agent_data.response_ids)
+        agent_data.messages.append({"role": "assistant"})
+        return AgentState.PROCESSING_TOOLS if agent_data.tool_calls else AgentState.TERMINATED
+
+    monkeypatch.setattr(ToolAgentLoop, "_handle_generating_state", generating)
+    loop = _loop(_tool())
+    loop.tokenizer = _TextTokenizer()
+    loop.tool_parser = HermesToolParser(loop.tokenizer)
+    data = _agent_data(_image())
+    data.assistant_turns = 0
+    states = [asyncio.run(loop._handle_generating_state(data, {})) for _ in range(4)]
+    assert states == [AgentState.TERMINATED, AgentState.PROCESSING_TOOLS, AgentState.TERMINATED,
+                      AgentState.TERMINATED]
+    assert data.extra_fields[TURNS_KEY] == [{"turn": 0, "score": 0.0, "ok": False, "box": None}]

@@ -4,11 +4,12 @@ import pytest
 import torch
 from PIL import Image
 
+from mapo.agent.call_scores import score_tool_calls
 from mapo.agent.parser import ParsedTurn, ToolCall
 from mapo.agent.trajectory import Trajectory, TurnRecord
 from mapo.agent.zoom import ToolResult
 from mapo.data.task import Box, Task
-from mapo.train.batch import rl_batch, tool_call_token_turn, verifier_pairs
+from mapo.train.batch import rl_batch
 from mapo.train.rollout_stats import batch_stats
 
 TARGET = Box(100, 100, 120, 120)
@@ -37,24 +38,67 @@ def _traj(turns, token_turn, answer="A"):
                       old_logprobs=torch.zeros(len(token_turn)), token_turn=token_turn, turns=turns, answer=answer)
 
 
+class _Verifier:
+    """Scores each claim by its length, so a test can tell which call got which score."""
+
+    def __init__(self):
+        self.batches = []
+
+    def score(self, texts, images):
+        self.batches.append(list(texts))
+        return torch.tensor([len(t) / 10 for t in texts])
+
+
+def _malformed_turn(index, span, text='<tool_call>{"name": "image_zoom_in_tool", "arguments": {bad</tool_call>'):
+    from mapo.agent.parser import parse_turn
+
+    return TurnRecord(index=index, text=text, parsed=parse_turn(text), span=span)
+
+
 def test_token_turn_maps_assistant_turns_to_tool_call_indices():
-    # turn 0: a malformed turn (no call), turn 1: call 0, turn 2: call 1, turn 3: answer
+    # turn 0: no action at all (not a call), turn 1: call 0, turn 2: call 1, turn 3: answer
     bad = TurnRecord(index=0, text="x", parsed=ParsedTurn(text="x"), span=(0, 1))
-    t = _traj([bad, _call_turn(1, (2, 3), TARGET), _call_turn(2, (5, 6), Box(0, 0, 50, 50)), _answer_turn(3, (8, 9))],
-              [0, -1, 1, -1, -1, 2, -1, -1, 3])
-    assert tool_call_token_turn(t).tolist() == [2, -1, 0, -1, -1, 1, -1, -1, 2]
-    assert [text for text, _ in verifier_pairs(t)] == ["red", "red"]
+    t = _traj([bad, _call_turn(1, (2, 3), TARGET, label="red"), _call_turn(2, (5, 6), Box(0, 0, 50, 50), label="blue"),
+               _answer_turn(3, (8, 9))], [0, -1, 1, -1, -1, 2, -1, -1, 3])
+    verifier = _Verifier()
+    turns = score_tool_calls([t], verifier)
+    assert turns.tensors["token_turn"].tolist() == [[2, -1, 0, -1, -1, 1, -1, -1, 2]]
+    assert verifier.batches == [["red", "blue"]]  # one verifier call for the batch, claims in call order
+    assert turns.calls == [[(1, pytest.approx(0.3)), (2, pytest.approx(0.4))]]
+
+
+def test_a_malformed_call_counts_as_a_failed_call():
+    """The one rule (as under verl): a turn that opened <tool_call> is a call; without a crop it scores
+    failed_call_score, and its tokens belong to that call, not to the answer."""
+    t = _traj([_malformed_turn(0, (0, 2)), _call_turn(1, (3, 4), TARGET, label="red"), _answer_turn(2, (5, 6))],
+              [0, 0, -1, 1, -1, 2])
+    assert len(t.tool_calls) == 2 and t.tool_calls[0].tool is None
+    turns = score_tool_calls([t], _Verifier(), failed_call_score=-0.7)
+    assert turns.calls == [[(0, None), (1, pytest.approx(0.3))]]
+    assert turns.tensors["turn_scores"].tolist() == [[pytest.approx(-0.7), pytest.approx(0.3)]]
+    assert turns.tensors["turn_mask"].tolist() == [[1.0, 1.0]]
+    assert turns.tensors["token_turn"].tolist() == [[0, 0, -1, 1, -1, 2]]
+    assert turns.scores() == [pytest.approx(0.3)] and turns.by_turn(0) == {1: pytest.approx(0.3)}
+
+
+def test_a_call_the_tool_rejected_scores_failed_call_score():
+    t = _traj([_call_turn(0, (0, 1), TARGET, ok=False), _answer_turn(1, (2, 3))], [0, -1, 1])
+    verifier = _Verifier()
+    turns = score_tool_calls([t], verifier, failed_call_score=-1.0)
+    assert verifier.batches == []  # nothing to score: no verifier call at all
+    assert turns.tensors["turn_scores"].tolist() == [[-1.0]]
 
 
 def test_rl_batch_puts_the_reward_on_the_last_generated_token():
     a = _traj([_answer_turn(0, (0, 2))], [0, 0, -1])
     b = _traj([_call_turn(0, (0, 1), TARGET), _answer_turn(1, (3, 4))], [0, -1, -1, 1, 1])
-    batch = rl_batch([a, b], [1.0, 0.5], [[], [0.3]])
+    batch = rl_batch([a, b], [1.0, 0.5])
     assert batch["token_level_rewards"].tolist() == [[0, 1.0, 0, 0, 0], [0, 0, 0, 0, 0.5]]
     assert batch["response_mask"].tolist() == [[1, 1, 0, 0, 0], [1, 0, 0, 1, 1]]
-    assert batch["token_turn"].tolist() == [[0, 0, -1, -1, -1], [0, -1, -1, 1, 1]]
-    assert batch["turn_mask"].tolist() == [[0.0], [1.0]]
-    assert batch["turn_scores"][1, 0].item() == pytest.approx(0.3)
+    turns = score_tool_calls([a, b], _Verifier())
+    assert turns.tensors["token_turn"].tolist() == [[0, 0, -1, -1, -1], [0, -1, -1, 1, 1]]
+    assert turns.tensors["turn_mask"].tolist() == [[0.0], [1.0]]
+    assert turns.tensors["turn_scores"][1, 0].item() == pytest.approx(0.3)
 
 
 def test_batch_stats_measure_hits_and_the_gap():

@@ -44,10 +44,9 @@ def test_two_rl_steps_end_to_end(tmp_path, tiny_model_dir, make_trainer, estimat
     assert (final / "config.json").exists()
     load_policy(final)  # the saved model loads back
     # the protocol it was trained with travels with it, so `mapo eval --model final` uses the same one
-    from mapo.agent.protocol import ProtocolConfig
     from mapo.eval.cli import _protocol
 
-    assert _protocol(final, None, {}) == ProtocolConfig(**cfg.rollout.protocol)
+    assert _protocol(final, None, {}) == cfg.rollout.protocol
 
 
 @pytest.mark.slow
@@ -101,3 +100,30 @@ def test_prompt_sampling_is_a_function_of_seed_and_step():
     first_epoch = [i for s in a[:2] for i in s] + a[2][:2]
     assert sorted(first_epoch) == list(range(10))  # every task once per epoch
     assert a != [sample_prompts(10, s, 4, seed=1) for s in range(1, 6)]
+
+
+@pytest.mark.parametrize("mode", ["token-mean", "seq-mean-token-sum-norm"])
+def test_the_mini_batch_gradient_does_not_depend_on_the_micro_batch_split(tmp_path, tiny_model_dir, make_trainer,
+                                                                         mode):
+    """token-mean over the mini-batch's tokens (verl's batch_num_tokens) and the Dr.GRPO horizon from the
+    protocol's response limit: one micro-batch of 3, or 3 of 1 (each padded to its own width), give the same
+    gradient. Per-micro-batch means or the padded width as the horizon made them differ."""
+    grads = {}
+    for micro in (1, 3):
+        cfg = _cfg(tmp_path / f"m{micro}", tiny_model_dir, f"algorithm.micro_batch_size={micro}",
+                   f"algorithm.loss_agg_mode={mode}", "grad_variance.enabled=false", "optim.max_grad_norm=1e9",
+                   "rollout.prompts_per_step=1", "algorithm.recompute_old_logprobs=false")
+        trainer = make_trainer(cfg)
+        seen = []
+        step = trainer.optimizer.step
+
+        def capture(*args, _step=step, _seen=seen, _model=trainer.model, **kwargs):
+            _seen.append(torch.cat([p.grad.flatten() for p in _model.parameters() if p.grad is not None]))
+            return _step(*args, **kwargs)
+
+        trainer.optimizer.step = capture
+        trainer.train_step()
+        assert len(seen) == 1
+        grads[micro] = seen[0]
+    assert grads[1].norm() > 0
+    torch.testing.assert_close(grads[1], grads[3], rtol=1e-4, atol=1e-7)

@@ -56,6 +56,20 @@ class ParsedTurn:
     def kind(self) -> Literal["tool_call", "answer", "error"]:
         return "tool_call" if self.tool_call else "answer" if self.answer is not None else "error"
 
+    @property
+    def called_tool(self) -> bool:
+        """The turn is a tool call, well-formed or not (its first action tag is ``<tool_call>``): the rule both
+        trainers count calls by; a malformed one gets an error observation and scores ``failed_call_score``."""
+        return self.tool_call is not None or opens_tool_call(self.text)
+
+
+def opens_tool_call(text: str) -> bool:
+    """``<tool_call>`` comes before any ``<answer>`` in ``text``: the turn tried to call the tool."""
+    if not isinstance(text, str):
+        return False
+    call_at, answer_at = text.find("<tool_call>"), text.find("<answer>")
+    return call_at >= 0 and (answer_at < 0 or call_at < answer_at)
+
 
 def _strip_trailing_commas(s: str) -> str:
     """Remove commas directly before ``}`` or ``]`` outside JSON strings."""

@@ -65,8 +65,9 @@ class Trajectory:
 
     @property
     def tool_calls(self) -> list[TurnRecord]:
-        """Turns that called the tool (whether or not the call succeeded)."""
-        return [t for t in self.turns if t.parsed.tool_call is not None]
+        """Turns that called the tool, whether or not the call succeeded: malformed calls (bad JSON, unknown
+        tool, bad box) included, as under verl (:attr:`ParsedTurn.called_tool`); ``tool`` is None for those."""
+        return [t for t in self.turns if t.parsed.called_tool]
 
     @property
     def num_images(self) -> int:

@@ -17,8 +17,10 @@ Every estimator has one signature, so one call site serves all of them::
   token to the *tool-call index* of the assistant turn that produced it: ``t`` if that turn issued tool call
   number ``t`` (0-based, counting only turns that issued a call), ``T_i`` for the final-answer turn and for
   turns that issued no call; ``-1`` for tokens the model did not generate (prompt, tool observations).
-- ``params``: estimator options (``beta``, ``lam``, ``no_tool_score``, ``norm_by_std``, ``epsilon``, ...);
-  unknown names are ignored, so the trainer may pass one dict to any estimator.
+- ``params``: estimator options (``beta``, ``lam``, ``no_tool_score``, ``norm_by_std``, ``epsilon``, ...),
+  typed with their defaults in :class:`mapo.core.params.MAPOParams`; an estimator takes only the options it
+  names, and an unknown name is a ``TypeError`` naming it. Pass one ``MAPOParams`` to any estimator with
+  ``**params.estimator_kwargs(fn)``.
 
 Advantages are computed without gradient and have the dtype of ``token_level_rewards``; they are never NaN.
 """
@@ -32,6 +34,7 @@ import numpy as np
 import torch
 
 from mapo.core.grouping import Singleton, group_members, group_normalize, pooled_group_normalize
+from mapo.core.params import DEFAULTS
 from mapo.core.semantic import (
     Aggregate,
     check_turns,
@@ -105,21 +108,14 @@ def _check_batch(token_level_rewards: torch.Tensor, response_mask: torch.Tensor)
         )
 
 
-def _norm_by_std(norm_by_std: bool | None, params: dict[str, Any]) -> bool:
-    # verl spells this flag norm_adv_by_std_in_grpo; accept both so a verl config maps over unchanged.
-    if norm_by_std is not None:
-        return norm_by_std
-    return bool(params.get("norm_adv_by_std_in_grpo", True))
-
-
 def outcome_advantage(
     token_level_rewards: torch.Tensor,
     index: np.ndarray,
     *,
-    epsilon: float = 1e-6,
-    norm_by_std: bool = True,
-    singleton: Singleton = "raw",
-    zero_ties: bool = True,
+    epsilon: float = DEFAULTS.epsilon,
+    norm_by_std: bool = DEFAULTS.norm_by_std,
+    singleton: Singleton = DEFAULTS.singleton,
+    zero_ties: bool = DEFAULTS.zero_ties,
 ) -> torch.Tensor:
     """``norm_G(R_i)`` with ``R_i = sum_l token_level_rewards[i, l]``: ``[B]``, the GRPO sequence advantage."""
     with torch.no_grad():
@@ -136,11 +132,13 @@ def grpo(
     response_mask: torch.Tensor,
     index: np.ndarray,
     *,
-    epsilon: float = 1e-6,
-    norm_by_std: bool | None = None,
-    singleton: Singleton = "raw",
-    zero_ties: bool = True,
-    **params: Any,
+    turn_scores: torch.Tensor | None = None,
+    turn_mask: torch.Tensor | None = None,
+    token_turn: torch.Tensor | None = None,
+    epsilon: float = DEFAULTS.epsilon,
+    norm_by_std: bool = DEFAULTS.norm_by_std,
+    singleton: Singleton = DEFAULTS.singleton,
+    zero_ties: bool = DEFAULTS.zero_ties,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """GRPO outcome advantage, verl's ``compute_grpo_outcome_advantage`` conventions.
 
@@ -149,7 +147,8 @@ def grpo(
 
     Args:
         epsilon: added to the group std (verl: 1e-6).
-        norm_by_std: ``False`` = Dr.GRPO (mean-centred only). Alias ``norm_adv_by_std_in_grpo``. Default True.
+        turn_scores, turn_mask, token_turn: accepted for the common signature and ignored.
+        norm_by_std: ``False`` = Dr.GRPO (mean-centred only; verl's ``norm_adv_by_std_in_grpo``). Default True.
         singleton: one-member group: ``"raw"`` (verl: mean 0, std 1, so ``A = R / (1 + epsilon)``) or ``"zero"``.
         zero_ties: a group whose ``R`` are all equal gets exactly 0 (verl returns rounding noise amplified
             by ``1 / epsilon`` there); ``False`` reproduces verl bit for bit on every input.
@@ -162,7 +161,7 @@ def grpo(
         token_level_rewards,
         index,
         epsilon=epsilon,
-        norm_by_std=_norm_by_std(norm_by_std, params),
+        norm_by_std=norm_by_std,
         singleton=singleton,
         zero_ties=zero_ties,
     )
@@ -176,9 +175,11 @@ def rloo(
     response_mask: torch.Tensor,
     index: np.ndarray,
     *,
-    singleton: Singleton = "raw",
-    zero_ties: bool = True,
-    **params: Any,
+    turn_scores: torch.Tensor | None = None,
+    turn_mask: torch.Tensor | None = None,
+    token_turn: torch.Tensor | None = None,
+    singleton: Singleton = DEFAULTS.singleton,
+    zero_ties: bool = DEFAULTS.zero_ties,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """REINFORCE leave-one-out (arXiv 2402.14740): baseline = mean reward of the *other* group members.
 
@@ -186,6 +187,7 @@ def rloo(
     ``compute_rloo_outcome_advantage`` does. Not std-normalised (its scale is the reward's).
 
     Args:
+        turn_scores, turn_mask, token_turn: accepted for the common signature and ignored.
         singleton: one-member group: ``"raw"`` (verl: ``A = R``) or ``"zero"``.
         zero_ties: a group whose ``R`` are all equal gets exactly 0 instead of one-ulp rounding noise.
 
@@ -228,10 +230,10 @@ def semantic_advantage(
     turn_mask: torch.Tensor,
     groups: list[torch.Tensor],
     *,
-    lam: float = 0.95,
-    aggregate: Aggregate = "mean",
-    no_tool_score: float | str = "group_min",
-    epsilon: float = 1e-6,
+    lam: float = DEFAULTS.lam,
+    aggregate: Aggregate = DEFAULTS.aggregate,
+    no_tool_score: float | str = DEFAULTS.no_tool_score,
+    epsilon: float = DEFAULTS.epsilon,
 ) -> torch.Tensor:
     """``norm_G(S_i)``: ``[B]`` float64, the group-normalised trajectory semantic score.
 
@@ -251,15 +253,15 @@ def mapo(
     *,
     turn_scores: torch.Tensor | None = None,
     turn_mask: torch.Tensor | None = None,
-    beta: float = 0.4,
-    lam: float = 0.95,
-    aggregate: Aggregate = "mean",
-    no_tool_score: float | str = "group_min",
-    epsilon: float = 1e-6,
-    norm_by_std: bool | None = None,
-    singleton: Singleton = "raw",
-    zero_ties: bool = True,
-    **params: Any,
+    token_turn: torch.Tensor | None = None,
+    beta: float = DEFAULTS.beta,
+    lam: float = DEFAULTS.lam,
+    aggregate: Aggregate = DEFAULTS.aggregate,
+    no_tool_score: float | str = DEFAULTS.no_tool_score,
+    epsilon: float = DEFAULTS.epsilon,
+    norm_by_std: bool = DEFAULTS.norm_by_std,
+    singleton: Singleton = DEFAULTS.singleton,
+    zero_ties: bool = DEFAULTS.zero_ties,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """MAPO: outcome advantage plus the group-normalised semantic alignment of the trajectory's zooms.
 
@@ -275,8 +277,9 @@ def mapo(
     - ``norm_G(S)`` is always std-normalised and is 0 for a one-member group or a group of equal ``S``.
 
     Args:
-        beta: weight of the semantic term (0.4, as reported for the paper).
-        lam: per-call discount (0.95): earlier zooms weigh more, their errors carry into later turns.
+        token_turn: accepted for the common signature and ignored (see :func:`mapo_turn`).
+        beta: weight of the semantic term (default 0.4, as reported for the paper).
+        lam: per-call discount (default 0.95): earlier zooms weigh more, their errors carry into later turns.
 
     Returns:
         ``(advantages [B, L], returns [B, L])``, equal tensors.
@@ -288,7 +291,7 @@ def mapo(
             token_level_rewards,
             index,
             epsilon=epsilon,
-            norm_by_std=_norm_by_std(norm_by_std, params),
+            norm_by_std=norm_by_std,
             singleton=singleton,
             zero_ties=zero_ties,
         )
@@ -316,16 +319,15 @@ def mapo_turn(
     turn_scores: torch.Tensor | None = None,
     turn_mask: torch.Tensor | None = None,
     token_turn: torch.Tensor | None = None,
-    beta: float = 0.4,
-    lam: float = 0.95,
-    aggregate: Aggregate = "mean",
-    no_tool_score: float | str = "group_min",
-    answer_credit: Literal["trajectory", "outcome"] = "trajectory",
-    epsilon: float = 1e-6,
-    norm_by_std: bool | None = None,
-    singleton: Singleton = "raw",
-    zero_ties: bool = True,
-    **params: Any,
+    beta: float = DEFAULTS.beta,
+    lam: float = DEFAULTS.lam,
+    aggregate: Aggregate = DEFAULTS.aggregate,
+    no_tool_score: float | str = DEFAULTS.no_tool_score,
+    answer_credit: Literal["trajectory", "outcome"] = DEFAULTS.answer_credit,
+    epsilon: float = DEFAULTS.epsilon,
+    norm_by_std: bool = DEFAULTS.norm_by_std,
+    singleton: Singleton = DEFAULTS.singleton,
+    zero_ties: bool = DEFAULTS.zero_ties,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Turn-level MAPO: each tool call's tokens get the semantic credit of that call and the calls after it.
 
@@ -382,7 +384,7 @@ def mapo_turn(
             token_level_rewards,
             index,
             epsilon=epsilon,
-            norm_by_std=_norm_by_std(norm_by_std, params),
+            norm_by_std=norm_by_std,
             singleton=singleton,
             zero_ties=zero_ties,
         )

@@ -28,6 +28,8 @@ def agg_loss(
     mode: AggMode = "token-mean",
     *,
     horizon: int | None = None,
+    total_tokens: float | torch.Tensor | None = None,
+    total_seqs: float | torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Reduce a per-token loss ``[B, L]`` to a scalar.
 
@@ -35,17 +37,28 @@ def agg_loss(
     - ``seq-mean-token-mean``: mean over tokens within each sequence, then over sequences (each sequence
       weighs the same, the original GRPO);
     - ``seq-mean-token-sum``: sum over tokens within each sequence, then mean over sequences;
-    - ``seq-mean-token-sum-norm``: the same divided by a constant ``horizon`` (default ``L``), Dr.GRPO's
-      length-unbiased form.
+    - ``seq-mean-token-sum-norm``: the same divided by a constant ``horizon``, Dr.GRPO's length-unbiased form.
+      Pass the protocol's response limit: without it the divisor is this call's padded width ``L``, so the
+      same sequence would weigh differently in batches padded to different widths.
 
     Sequences with no unmasked token are left out of the sequence means.
+
+    Args:
+        total_tokens, total_seqs: when this call sees one micro-batch of a larger mini-batch, the mini-batch's
+            unmasked-token count (``token-mean``) and its count of sequences with a token (``seq-mean-*``),
+            as verl's ``batch_num_tokens`` / ``global_batch_size``: each micro-batch is divided by the
+            mini-batch's count, so the micro-batch losses add up to the mini-batch's loss (sum them, or
+            backpropagate each, without rescaling). None: this call's own counts.
     """
     mask = loss_mask.to(loss_mat.dtype)
     if mode == "token-mean":
-        return masked_mean(loss_mat, mask)
+        if total_tokens is None:
+            return masked_mean(loss_mat, mask)
+        return (loss_mat * mask).sum() / torch.as_tensor(total_tokens, dtype=loss_mat.dtype).clamp_min(1)
     seq_tokens = mask.sum(dim=-1)
     has_tokens = (seq_tokens > 0).to(loss_mat.dtype)
-    n_seqs = has_tokens.sum().clamp_min(1)
+    n_seqs = has_tokens.sum() if total_seqs is None else torch.as_tensor(total_seqs, dtype=loss_mat.dtype)
+    n_seqs = n_seqs.clamp_min(1)
     seq_sum = (loss_mat * mask).sum(dim=-1)
     if mode == "seq-mean-token-mean":
         return (seq_sum / seq_tokens.clamp_min(1) * has_tokens).sum() / n_seqs
@@ -60,6 +73,13 @@ def agg_loss(
     )
 
 
+def batch_totals(loss_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``{"total_tokens", "total_seqs"}`` of a mini-batch's ``loss_mask [B, L]``: pass them to each micro-batch's
+    loss (:func:`agg_loss`) so the micro-batch losses add up to the mini-batch's."""
+    mask = loss_mask.float()
+    return {"total_tokens": mask.sum(), "total_seqs": (mask.sum(dim=-1) > 0).float().sum()}
+
+
 def policy_loss(
     old_logprobs: torch.Tensor,
     logprobs: torch.Tensor,
@@ -71,6 +91,8 @@ def policy_loss(
     dual_clip: float | None = None,
     agg: AggMode = "token-mean",
     horizon: int | None = None,
+    total_tokens: float | torch.Tensor | None = None,
+    total_seqs: float | torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """PPO clipped surrogate with asymmetric clip range (clip-higher) and optional dual clip.
 
@@ -79,7 +101,8 @@ def policy_loss(
         l = max(-A r, -A clip(r, 1 - clip_low, 1 + clip_high))
         l = min(l, -A c)          where A < 0, if dual_clip = c > 1 (arXiv 1912.09729)
 
-    then reduced by :func:`agg_loss` over ``response_mask``.
+    then reduced by :func:`agg_loss` over ``response_mask`` (``agg``, ``horizon``, ``total_tokens``,
+    ``total_seqs`` are its arguments).
 
     Args:
         old_logprobs, logprobs, advantages, response_mask: ``[B, L]``; only ``logprobs`` carries gradient.
@@ -107,7 +130,7 @@ def policy_loss(
         bound = -advantages * dual_clip
         dual_active = (advantages < 0) & (per_token > bound)
         per_token = torch.where(advantages < 0, torch.minimum(per_token, bound), per_token)
-    loss = agg_loss(per_token, mask, agg, horizon=horizon)
+    loss = agg_loss(per_token, mask, agg, horizon=horizon, total_tokens=total_tokens, total_seqs=total_seqs)
 
     with torch.no_grad():
         clip_active = (clipped > unclipped).to(mask.dtype)
@@ -170,10 +193,13 @@ def kl_loss(
     kind: str = "k3",
     agg: AggMode = "token-mean",
     horizon: int | None = None,
+    total_tokens: float | torch.Tensor | None = None,
+    total_seqs: float | torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """KL-to-reference penalty ``agg(kl_penalty(logprobs, ref_logprobs, kind))``; metrics: ``kl``."""
+    """KL-to-reference penalty ``agg(kl_penalty(logprobs, ref_logprobs, kind))`` (:func:`agg_loss`'s
+    arguments); metrics: ``kl``."""
     per_token = kl_penalty(logprobs, ref_logprobs, kind)
-    loss = agg_loss(per_token, response_mask, agg, horizon=horizon)
+    loss = agg_loss(per_token, response_mask, agg, horizon=horizon, total_tokens=total_tokens, total_seqs=total_seqs)
     return loss, {"kl": loss.detach().item()}
 
 
@@ -189,8 +215,11 @@ def entropy_loss(
     *,
     agg: AggMode = "token-mean",
     horizon: int | None = None,
+    total_tokens: float | torch.Tensor | None = None,
+    total_seqs: float | torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Aggregated entropy of ``logits [B, L, V]`` over ``response_mask [B, L]``; subtract ``coef * loss`` from
-    the objective to add an entropy bonus. Metrics: ``entropy``."""
-    value = agg_loss(entropy_from_logits(logits), response_mask, agg, horizon=horizon)
+    """Aggregated entropy of ``logits [B, L, V]`` over ``response_mask [B, L]`` (:func:`agg_loss`'s arguments);
+    subtract ``coef * loss`` from the objective to add an entropy bonus. Metrics: ``entropy``."""
+    value = agg_loss(entropy_from_logits(logits), response_mask, agg, horizon=horizon, total_tokens=total_tokens,
+                     total_seqs=total_seqs)
     return value, {"entropy": value.detach().item()}

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field
 from tqdm import tqdm
 
+from mapo.agent.call_scores import score_tool_calls
 from mapo.data.benchmarks.items import ItemError
 from mapo.data.boxes import DEFAULT_HIT_FRACTION
 from mapo.data.task import Task
@@ -49,22 +50,6 @@ def _batches(items: Iterable[Task | ItemError], size: int) -> Iterator[list[Task
     it = iter(items)
     while batch := list(islice(it, size)):
         yield batch
-
-
-def _alignments(trajs: list[Any], verifier: Any) -> list[dict[int, float]]:
-    """Verifier score of each successful zoom's claim (label or description; "" when missing) vs its crop."""
-    keys, texts, images = [], [], []
-    for i, traj in enumerate(trajs):
-        for turn in traj.turns:
-            if turn.tool is not None and turn.tool.ok and turn.tool.crop is not None:
-                keys.append((i, turn.index))
-                texts.append(turn.claim or "")
-                images.append(turn.tool.crop)
-    out: list[dict[int, float]] = [{} for _ in trajs]
-    if verifier is not None and texts:
-        for (i, turn_index), score in zip(keys, verifier.score(texts, images).tolist()):
-            out[i][turn_index] = float(score)
-    return out
 
 
 def _save_media(record: dict, task: Task, trajs: list[Any], out_dir: Path, cfg: EvalConfig) -> None:
@@ -111,8 +96,10 @@ def run_evaluation(engine: Engine, items: Iterable[Task | ItemError], out_dir: s
                 if error is not None:
                     record["error"] = error
                 else:
-                    for traj, aligned in zip(trajs, _alignments(trajs, verifier)):
-                        record["samples"].append(sample_record(traj, item, reward_cfg, aligned, cfg.hit_fraction))
+                    scored = score_tool_calls(trajs, verifier)
+                    for i, traj in enumerate(trajs):
+                        record["samples"].append(sample_record(traj, item, reward_cfg, scored.by_turn(i),
+                                                               cfg.hit_fraction))
                     if cfg.save_media:
                         _save_media(record, item, trajs, out_dir, cfg)
             store.append(record)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from mapo.rewards.format_check import FormatConfig
 from mapo.rewards.judge import JudgeConfig
@@ -16,6 +16,8 @@ class RewardConfig(BaseModel):
     DeepEyes: ``RewardConfig.preset("deepeyes")`` = 0.8 acc + 0.2 fmt (0 ok / -1 error) + 1.2 [tool used and
     correct]; Chain-of-Focus: ``preset("cof")`` = 0.9 acc + 0.1 fmt (1 ok / 0 error).
     """
+
+    model_config = ConfigDict(extra="forbid")
 
     accuracy_weight: float = Field(1.0, description="Weight of accuracy (1 correct, 0 wrong).")
     format_weight: float = Field(0.0, description="Weight of the format term.")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class FormatConfig(BaseModel):
     """Which format rules a response must satisfy (each rule can be switched off)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     require_answer: bool = Field(True, description="An <answer>...</answer> (or, without a response, an answer) must be present.")
     balanced_think: bool = Field(True, description="Every <think> has its </think>.")

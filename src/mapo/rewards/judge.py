@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.request
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 _PROMPT = """You are grading an answer to a question about an image. Decide whether the model's answer means \
 the same as the reference answer (ignore wording, case and extra explanation; a hedge between several answers \
@@ -31,6 +31,8 @@ _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 class JudgeConfig(BaseModel):
     """Where and how to call the judge model."""
+
+    model_config = ConfigDict(extra="forbid")
 
     base_url: str = Field(..., description="OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1.")
     model: str = Field(..., description="Model name the server expects in the request.")

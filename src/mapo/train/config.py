@@ -1,9 +1,10 @@
 """The trainer's typed configuration: one pydantic model per concern, loaded from YAML with dotted overrides.
 
 Every field documents itself (``Field(description=...)``); ``mapo train --set algorithm.beta=0.2`` is checked
-against these models, so there is one copy of the defaults. The defaults are MAPO's: beta 0.4, lambda 0.95,
-at most 6 turns, no KL to a reference. Sub-configs owned by other layers (protocol, verifier, rewards) are
-passed through as plain mappings and validated by those layers' own config classes when the trainer starts.
+against these models, so there is one copy of the defaults. The defaults are MAPO's (``algorithm`` extends
+:class:`mapo.core.params.MAPOParams`: beta 0.4, lambda 0.95), at most 6 turns, no KL to a reference. The
+sections owned by other layers are their own typed configs (``rollout.protocol``: ``ProtocolConfig``,
+``verifier``: ``VerifierConfig``, ``reward``: ``RewardConfig``), so a typo anywhere fails at load with its key.
 """
 
 from __future__ import annotations
@@ -13,6 +14,13 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mapo.agent.protocol import ProtocolConfig
+from mapo.core.losses import AggMode
+from mapo.core.params import MAPOParams
+from mapo.data.parquet import RowConfig
+from mapo.rewards.config import RewardConfig
+from mapo.verifier.config import VerifierConfig
 
 
 class ConfigError(ValueError):
@@ -39,29 +47,26 @@ class DataConfig(Section):
     eval: str | None = Field(None, description="Parquet evaluated every `train.eval_every` steps (None: off).")
     eval_limit: int = Field(64, description="Number of tasks of `eval` used by the periodic evaluation.")
     max_tasks: int | None = Field(None, description="Use only the first N training tasks (None: all).")
-    rows: dict[str, Any] = Field(default_factory=dict, description="mapo.data.parquet RowConfig fields: how "
-                                 "DeepEyes-style rows become tasks (question, instruction_markers, "
-                                 "allow_absolute_paths, max_decode_pixels).")
+    rows: RowConfig = Field(default_factory=RowConfig, description="How DeepEyes-style rows become tasks "
+                            "(mapo.data.parquet.RowConfig: question, instruction_markers, allow_absolute_paths, "
+                            "max_decode_pixels).")
 
 
 class RolloutConfig(Section):
     group_size: int = Field(8, ge=1, description="G: rollouts per prompt; advantages normalise within a group.")
     prompts_per_step: int = Field(4, ge=1, description="Prompts sampled per RL step (batch = prompts x G).")
-    protocol: dict[str, Any] = Field(default_factory=dict,
-                                     description="mapo.agent ProtocolConfig fields: max_turns (default 6), "
-                                                 "temperature (also used to score log-probs), "
-                                                 "max_new_tokens_per_turn, max_response_tokens, mode, ...")
+    protocol: ProtocolConfig = Field(default_factory=ProtocolConfig,
+                                     description="The thinking-with-images protocol and its limits (mapo.agent); "
+                                                 "temperature also scores the log-probs, max_response_tokens is "
+                                                 "the Dr.GRPO horizon.")
 
 
-class AlgorithmConfig(Section):
+class AlgorithmConfig(MAPOParams, Section):
+    """The estimator's options (:class:`MAPOParams`: beta, lam, aggregate, no_tool_score, failed_call_score,
+    ...; each estimator reads those it takes) plus the policy-loss settings."""
+
     estimator: str = Field("mapo", description="Advantage estimator by registry name: grpo | rloo | mapo | "
                                                "mapo_turn (see `mapo advantages`).")
-    beta: float = Field(0.4, description="MAPO semantic weight: A = norm(R) + beta * norm(S).")
-    lam: float = Field(0.95, description="MAPO trajectory-aware discount over tool turns.")
-    norm_by_std: bool = Field(True, description="Divide by the group std (False = Dr.GRPO-style centring only).")
-    estimator_params: dict[str, Any] = Field(default_factory=dict,
-                                             description="Extra keyword params for the estimator "
-                                                         "(e.g. no_tool_score, aggregate, epsilon).")
     recompute_old_logprobs: bool = Field(False, description="Score the rollouts with the policy before the "
                                                               "update instead of trusting the sampler's log-probs "
                                                               "(needed when another engine generates).")
@@ -74,8 +79,10 @@ class AlgorithmConfig(Section):
                                                     "clip-higher).")
     dual_clip: float | None = Field(None, description="Dual-clip constant c > 1 for negative advantages "
                                                       "(None: off).")
-    loss_agg_mode: str = Field("token-mean", description="token-mean | seq-mean-token-mean | "
-                                                         "seq-mean-token-sum-norm.")
+    loss_agg_mode: AggMode = Field("token-mean", description="Token reduction of the loss over each mini-batch: "
+                                                             "token-mean | seq-mean-token-mean | seq-mean-token-sum "
+                                                             "| seq-mean-token-sum-norm (Dr.GRPO: / "
+                                                             "rollout.protocol.max_response_tokens).")
     kl_coef: float = Field(0.0, ge=0, description="KL-to-reference loss weight; 0 = no reference model (MAPO).")
     kl_type: str = Field("low_var_kl", description="KL estimator: k1 | k2 | k3 (aliases kl, mse, low_var_kl).")
     entropy_coef: float = Field(0.0, description="Entropy bonus weight (0: off).")
@@ -119,9 +126,10 @@ class TrainConfig(Section):
     rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="Multi-turn sampling.")
     algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig, description="Advantage and loss.")
     optim: OptimConfig = Field(default_factory=OptimConfig, description="Optimizer and schedule.")
-    verifier: dict[str, Any] = Field(default_factory=lambda: {"backend": "embedded", "path": "runs/demo/verifier"},
-                                     description="mapo.verifier config (backend, path, ...).")
-    reward: dict[str, Any] = Field(default_factory=dict, description="mapo.rewards RewardConfig fields.")
+    verifier: VerifierConfig = Field(default_factory=lambda: VerifierConfig(backend="embedded",
+                                                                            path="runs/demo/verifier"),
+                                     description="The verifier that scores each zoom's claim against its crop.")
+    reward: RewardConfig = Field(default_factory=RewardConfig, description="The outcome reward (mapo.rewards).")
     grad_variance: GradVarianceConfig = Field(default_factory=GradVarianceConfig,
                                               description="Gradient-variance probe.")
     run: RunConfig = Field(default_factory=RunConfig, description="Length, logging and checkpoints.")
@@ -199,7 +207,8 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: list[st
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         where = f"config {path}" if path else "config"
-        raise ConfigError(f"{where}: {problems} (see `mapo train --show-config` or configs/*.yaml)") from exc
+        raise ConfigError(f"{where}: {problems}; fix the key or value (see `mapo train --show-config` or "
+                          "configs/*.yaml)") from exc
 
 
 def dump_config(cfg: BaseModel, path: str | Path) -> None:
@@ -207,32 +216,18 @@ def dump_config(cfg: BaseModel, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
 
 
-def describe_config(cls: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str]]:
-    """(dotted key, default, description) of every leaf field: the reference the CLI prints."""
+def describe_config(cls: type[BaseModel], prefix: str = "", defaults: BaseModel | None = None
+                    ) -> list[tuple[str, str, str]]:
+    """(dotted key, default, description) of every leaf field: the reference the CLI prints. Nested sections
+    show the defaults their parent gives them (e.g. ``verifier.path``), not only their own class's."""
     rows: list[tuple[str, str, str]] = []
     for name, field in cls.model_fields.items():
         ann = field.annotation
         key = f"{prefix}{name}"
+        default = (getattr(defaults, name) if defaults is not None
+                   else field.get_default(call_default_factory=True))
         if isinstance(ann, type) and issubclass(ann, BaseModel):
-            rows.extend(describe_config(ann, key + "."))
+            rows.extend(describe_config(ann, key + ".", default if isinstance(default, BaseModel) else None))
         else:
-            default = field.get_default(call_default_factory=True)
             rows.append((key, repr(default), field.description or ""))
     return rows
-
-
-def check_sections(cfg: TrainConfig) -> None:
-    """Validate the pass-through sections against their owners' configs (protocol, verifier, reward), so a
-    typo there fails at start-up with the key named, not mid-run."""
-    from mapo.agent.protocol import ProtocolConfig
-    from mapo.data.parquet import RowConfig
-    from mapo.rewards import RewardConfig
-    from mapo.verifier import VerifierConfig
-
-    for name, cls, data in (("data.rows", RowConfig, cfg.data.rows), ("rollout.protocol", ProtocolConfig, cfg.rollout.protocol),
-                            ("verifier", VerifierConfig, cfg.verifier), ("reward", RewardConfig, cfg.reward)):
-        try:
-            cls.model_validate(data)
-        except ValidationError as exc:
-            problems = "; ".join(f"{name}.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise ConfigError(f"config: {problems}") from exc

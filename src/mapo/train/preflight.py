@@ -1,4 +1,4 @@
-"""Checks of a run's inputs before anything expensive loads: a typo in a passed-through config section, a
+"""Checks of a run's inputs before anything expensive loads (config keys are checked when the config loads): a
 missing policy folder, a data file that is missing, not parquet, or holds no decodable image. Each problem is
 one ``ConfigError`` / ``InputError`` / ``DataFileError`` naming the input and the fix (the CLI prints it as
 one line, exit code 2)."""
@@ -8,18 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from mapo.data.inputs import InputError, check_policy_dir
-from mapo.train.config import ConfigError, SFTConfig, TrainConfig, check_sections
+from mapo.train.config import SFTConfig, TrainConfig
 
 
 def check_train_inputs(cfg: TrainConfig, *, resume: bool = False) -> None:
     """What `mapo train` checks before loading the policy and the verifier."""
     from mapo.data.stream import DataFileError, open_parquet, open_tasks
 
-    try:
-        check_sections(cfg)
-    except ConfigError as exc:
-        raise ConfigError(f"{exc}; fix the key (each section's fields: `mapo train --show-config`, "
-                          f"docs/interfaces.md)") from exc
     if not resume or cfg.algorithm.kl_coef > 0:
         check_policy_dir(cfg.model.path, "model.path")
     try:
@@ -28,7 +23,7 @@ def check_train_inputs(cfg: TrainConfig, *, resume: bool = False) -> None:
             open_parquet(cfg.data.eval)
     except DataFileError as exc:
         raise DataFileError(f"data: {exc}") from exc
-    path = cfg.verifier.get("path")
+    path = cfg.verifier.path
     if path and not Path(path).exists():
         raise InputError(f"verifier.path {path}: no such file or folder; train one with `mapo verifier train` "
                          f"or point verifier.path at a local CLIP/SigLIP directory")

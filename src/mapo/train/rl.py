@@ -22,17 +22,23 @@ from typing import Any
 import numpy as np
 import torch
 
+from mapo.agent.call_scores import TurnScores, score_tool_calls
+from mapo.agent.protocol import ProtocolConfig
 from mapo.agent.trajectory import Trajectory
+from mapo.core.losses import batch_totals
 from mapo.data.task import Task
-from mapo.train.batch import rl_batch, verifier_pairs
+from mapo.train.batch import rl_batch
 from mapo.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, seed_everything
-from mapo.train.config import TrainConfig, check_sections, dump_config
+from mapo.train.config import TrainConfig, dump_config
 from mapo.train.grad_variance import GradientProjector, gradient_variance
 from mapo.train.metrics_log import MetricsLogger
 from mapo.train.optim import build_optimizer, freeze_as_configured
 from mapo.train.rollout_stats import batch_stats
 
 log = logging.getLogger("mapo.train")
+
+#: Micro-batch metrics that are shares of the mini-batch's loss: summed per mini-batch, not averaged.
+_SUMMED = ("pg_loss", "kl")
 
 RewardFn = Callable[[Trajectory], tuple[float, dict[str, Any]]]
 
@@ -52,15 +58,14 @@ def micro_batches(indices: Sequence[int], size: int) -> list[list[int]]:
     return [list(indices[i:i + size]) for i in range(0, len(indices), size)]
 
 
-def build_engine(backend, protocol: dict[str, Any]):
-    """The agent's rollout engine over ``backend`` with a protocol config built from ``protocol`` fields."""
-    from mapo.agent.protocol import ProtocolConfig
+def build_engine(backend, protocol: ProtocolConfig | dict[str, Any]):
+    """The agent's rollout engine over ``backend`` with ``protocol`` (a ProtocolConfig or its fields)."""
     from mapo.agent.rollout import RolloutEngine
 
-    return RolloutEngine(backend, None, ProtocolConfig(**protocol))
+    return RolloutEngine(backend, None, ProtocolConfig.model_validate(protocol))
 
 
-def save_backend(backend, out_dir: Path, protocol: dict[str, Any] | None = None) -> None:
+def save_backend(backend, out_dir: Path, protocol: ProtocolConfig | dict[str, Any] | None = None) -> None:
     """Write the policy as a standard Hugging Face directory (weights, config, tokenizer, image processor),
     plus ``protocol.yaml`` (the protocol it was trained with, which `mapo eval` picks up) when given."""
     if hasattr(backend, "save_pretrained"):
@@ -74,9 +79,7 @@ def save_backend(backend, out_dir: Path, protocol: dict[str, Any] | None = None)
     if protocol is not None:
         import yaml
 
-        from mapo.agent.protocol import ProtocolConfig
-
-        spelled = ProtocolConfig(**protocol).model_dump(mode="json")
+        spelled = ProtocolConfig.model_validate(protocol).model_dump(mode="json")
         (Path(out_dir) / "protocol.yaml").write_text(yaml.safe_dump(spelled, sort_keys=False))
 
 
@@ -91,6 +94,11 @@ def _finite(x: torch.Tensor | float) -> bool:
     return bool(torch.isfinite(torch.as_tensor(x)).all())
 
 
+def _aligned(turns: TurnScores, n: int) -> list[list[float]]:
+    """Per trajectory, the scores of its calls that returned a crop (the alignment metric, as `mapo eval`)."""
+    return [list(turns.by_turn(i).values()) for i in range(n)]
+
+
 class RLTrainer:
     """Holds the state of one RL run. Injectable for tests and custom setups: ``backend_factory(path)`` builds
     the policy from a checkpoint directory (default ``load_policy``), ``verifier``, ``tasks``, ``reward_fn``."""
@@ -98,9 +106,8 @@ class RLTrainer:
     def __init__(self, cfg: TrainConfig, *, resume: bool = False, backend_factory: Callable[[Path], Any] | None = None,
                  verifier=None, tasks: list[Task] | None = None, reward_fn: RewardFn | None = None):
         from mapo.core.advantages import get_advantage
-        from mapo.rewards import RewardConfig, outcome_reward
+        from mapo.rewards import outcome_reward
 
-        check_sections(cfg)
         self.cfg = cfg
         self.out_dir = Path(cfg.run.out_dir)
         self.ckpt_root = self.out_dir / "checkpoints"
@@ -117,7 +124,7 @@ class RLTrainer:
         if verifier is None:
             from mapo.verifier import load_verifier
 
-            verifier = load_verifier(dict(cfg.verifier))
+            verifier = load_verifier(cfg.verifier)
         self.verifier = verifier
         if tasks is None:  # a lazy sequence: a row is decoded when a step samples it (mapo.data.stream)
             from mapo.data.stream import open_tasks
@@ -126,7 +133,7 @@ class RLTrainer:
         self.tasks = tasks[: cfg.data.max_tasks] if cfg.data.max_tasks else tasks
         if not self.tasks:
             raise ValueError(f"data.train={cfg.data.train}: no tasks; make them with `mapo world make`")
-        reward_cfg = RewardConfig.model_validate(cfg.reward)
+        reward_cfg = cfg.reward
         self.reward_fn = reward_fn or (lambda t: outcome_reward(
             t.answer, t.task, reward_cfg, response="".join(r.text for r in t.turns),
             successful_tool_calls=sum(1 for r in t.tool_calls if r.tool is not None and r.tool.ok)))
@@ -163,26 +170,24 @@ class RLTrainer:
         # 2. outcome rewards (a sample whose reward raises is dropped)
         trajs, index, rewards, infos = self._rewards(trajs, index)
 
-        # 3. verifier scores for every tool call (label vs crop; a failed call has no crop)
-        turn_scores = self._turn_scores(trajs)
+        # 3. verifier scores for every tool call (label vs crop) -> the estimators' turn tensors; a call that
+        #    returned no crop (malformed, rejected) scores algorithm.failed_call_score
+        turns = score_tool_calls(trajs, self.verifier, alg.failed_call_score)
 
-        metrics: dict[str, Any] = batch_stats(trajs, infos, turn_scores)
+        metrics: dict[str, Any] = batch_stats(trajs, infos, _aligned(turns, len(trajs)))
         metrics["reward"] = float(np.mean(rewards)) if len(rewards) else float("nan")
         metrics["dropped_samples"] = self.n_groups * cfg.rollout.group_size - len(trajs)
         metrics["skipped_rows"] = getattr(self.tasks, "skipped_rows", 0)  # unusable data rows so far
-        flat_scores = [s for row in turn_scores for s in row]
-        if not trajs or not all(map(math.isfinite, rewards)) or not all(map(math.isfinite, flat_scores)):
+        if not trajs or not all(map(math.isfinite, rewards)) or not all(map(math.isfinite, turns.scores())):
             log.warning("step %d: non-finite reward or verifier score (or no sample left); update skipped",
                         self.step)
             metrics.update(skipped_update=1.0, rollout_s=t_rollout, lr=self.scheduler.get_last_lr()[0])
             return metrics
 
         # 4. advantages by registry name (one call site for every estimator)
-        batch = rl_batch(trajs, rewards, turn_scores)
-        advantages, _ = self.advantage_fn(
-            batch["token_level_rewards"], batch["response_mask"], index,
-            turn_scores=batch["turn_scores"], turn_mask=batch["turn_mask"], token_turn=batch["token_turn"],
-            **{"beta": alg.beta, "lam": alg.lam, "norm_by_std": alg.norm_by_std, **alg.estimator_params})
+        batch = rl_batch(trajs, rewards)
+        advantages, _ = self.advantage_fn(batch["token_level_rewards"], batch["response_mask"], index,
+                                          **turns.tensors, **alg.estimator_kwargs(self.advantage_fn))
         keep = self._keep(trajs, advantages, index)
         metrics.update(adv_abs_mean=float(advantages[batch["response_mask"] > 0].abs().mean()),
                        kept_fraction=len(keep) / len(trajs))
@@ -227,15 +232,6 @@ class RLTrainer:
             infos.append(info)
         return kept, np.asarray(groups, dtype=np.int64), rewards, infos
 
-    def _turn_scores(self, trajs: list[Trajectory]) -> list[list[float]]:
-        """Verifier cosine per tool call; ``failed_call_score`` (estimator_params, default -1: the bottom of
-        the cosine range) for a call that returned no crop, since there is nothing its label could match."""
-        failed = float(self.cfg.algorithm.estimator_params.get("failed_call_score", -1.0))
-        pairs = [verifier_pairs(t) for t in trajs]
-        flat = [(text, img) for row in pairs for text, img in row if img is not None]
-        scored = iter(self.verifier.score([p[0] for p in flat], [p[1] for p in flat]).tolist() if flat else [])
-        return [[next(scored) if img is not None else failed for _, img in row] for row in pairs]
-
     def _keep(self, trajs, advantages: torch.Tensor, index: np.ndarray) -> list[int]:
         """Trajectories that enter the loss: optionally without turn-cap hitters and all-zero-advantage groups."""
         alg = self.cfg.algorithm
@@ -268,21 +264,30 @@ class RLTrainer:
             order = rng.permutation(len(group_list))
             for m0 in range(0, len(order), alg.mini_batch_groups):
                 mini = [i for g in order[m0:m0 + alg.mini_batch_groups] for i in group_list[g]]
+                # each micro-batch's loss is divided by the mini-batch's token / sequence count (verl's
+                # batch_num_tokens), so their gradients add up to the mini-batch loss's gradient
+                totals = batch_totals(batch["response_mask"][mini])
                 self.optimizer.zero_grad(set_to_none=True)
                 prev = None
                 bad = False
+                summed: dict[str, float] = defaultdict(float)
                 for mb in micro_batches(mini, micro):
-                    loss, m = self._micro_loss(trajs, batch, advantages, mb, ref_lp)
+                    loss, m = self._micro_loss(trajs, batch, advantages, mb, ref_lp, totals)
                     if not _finite(loss):
                         bad = True
                         break
-                    (loss * len(mb) / len(mini)).backward()
+                    loss.backward()
                     for k, v in m.items():
-                        out[k].append(v)
+                        if k in _SUMMED:
+                            summed[k] += v
+                        else:
+                            out[k].append(v)
                     if self.projector is not None and epoch == 0:
                         cur = self.projector.project()
                         projections.append((cur - (prev if prev is not None else 0.0)) * len(mini) / len(mb))
                         prev = cur
+                for k, v in summed.items():
+                    out[k].append(v)
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.max_grad_norm)
                 if bad or not _finite(grad_norm):
                     log.warning("step %d: non-finite loss or gradient; optimizer step skipped", self.step)
@@ -300,10 +305,13 @@ class RLTrainer:
             result.update(gradient_variance(projections))
         return result
 
-    def _micro_loss(self, trajs, batch, advantages, mb: list[int], ref_lp):
-        from mapo.core.losses import kl_loss, policy_loss
+    def _micro_loss(self, trajs, batch, advantages, mb: list[int], ref_lp, totals: dict[str, torch.Tensor]):
+        """Micro-batch ``mb``'s share of its mini-batch's loss (``totals``: the mini-batch's counts), metrics."""
+        from mapo.core.losses import agg_loss, kl_loss, policy_loss
 
         alg = self.cfg.algorithm
+        # Dr.GRPO's constant divisor: the protocol's response limit, not this micro-batch's padded width
+        agg = {"agg": alg.loss_agg_mode, "horizon": self.cfg.rollout.protocol.max_response_tokens, **totals}
         logprobs, entropy = self.backend.sequence_logprobs([trajs[i] for i in mb],
                                                            temperature=self.temperature)
         width = logprobs.shape[1]
@@ -313,15 +321,15 @@ class RLTrainer:
         logprobs = torch.where(mask > 0, logprobs, torch.zeros_like(logprobs))
         entropy = torch.where(mask > 0, entropy, torch.zeros_like(entropy))
         loss, m = policy_loss(batch["old_logprobs"][mb, :width], logprobs, advantages[mb, :width], mask,
-                              clip_low=alg.clip_low, clip_high=alg.clip_high, dual_clip=alg.dual_clip,
-                              agg=alg.loss_agg_mode)
+                              clip_low=alg.clip_low, clip_high=alg.clip_high, dual_clip=alg.dual_clip, **agg)
         metrics = {"pg_loss": float(loss.detach()), "clip_frac": m["clip_frac"], "approx_kl": m["approx_kl"]}
         ent = (entropy.detach() * mask).sum() / mask.sum().clamp_min(1)
         metrics["entropy"] = float(ent)
         if alg.entropy_coef:
-            loss = loss - alg.entropy_coef * (entropy * mask).sum() / mask.sum().clamp_min(1)
+            loss = loss - alg.entropy_coef * agg_loss(entropy, mask, alg.loss_agg_mode, horizon=agg["horizon"],
+                                                      **totals)
         if ref_lp is not None:
-            kl, km = kl_loss(logprobs, ref_lp[mb, :width], mask, kind=alg.kl_type, agg=alg.loss_agg_mode)
+            kl, km = kl_loss(logprobs, ref_lp[mb, :width], mask, kind=alg.kl_type, **agg)
             loss = loss + alg.kl_coef * kl
             metrics["kl"] = km["kl"]
         return loss, metrics
@@ -375,7 +383,8 @@ class RLTrainer:
             tasks = load_tasks(self.cfg.data.eval, limit=self.cfg.data.eval_limit)
         trajs = self.engine.run(tasks, 1)
         trajs, _, _, infos = self._rewards(trajs, np.arange(len(trajs)))
-        return batch_stats(trajs, infos, self._turn_scores(trajs))
+        turns = score_tool_calls(trajs, self.verifier, self.cfg.algorithm.failed_call_score)
+        return batch_stats(trajs, infos, _aligned(turns, len(trajs)))
 
 
 def train(cfg: TrainConfig, *, resume: bool = False) -> Path:

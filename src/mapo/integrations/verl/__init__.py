@@ -2,7 +2,8 @@
 
 Importing this package registers ``mapo`` and ``mapo_turn`` with verl's ``register_adv_est``. The pieces:
 
-- :mod:`.estimators` - the estimators in verl's signature (mapo.core's math) and :class:`MapoParams`;
+- :mod:`.estimators` - the estimators in verl's signature (mapo.core's math) and :func:`mapo_params`, which
+  reads the ``mapo:`` section into :class:`mapo.core.params.MAPOParams`;
 - :mod:`.zoom_tool` - ``image_zoom_in_tool`` as a verl ``BaseTool`` that crops and scores the label;
 - :mod:`.agent_loop` - ``mapo_tool_agent``, a ``ToolAgentLoop`` that carries each call's score in
   ``extra_fields["mapo_turns"]`` (-> ``non_tensor_batch``);
@@ -14,11 +15,12 @@ Importing this package registers ``mapo`` and ``mapo_turn`` with verl's ``regist
 See docs/verl.md for the launch commands.
 """
 
+from mapo.core.params import MAPOParams
 from mapo.integrations.verl.estimators import (
     ESTIMATORS,
-    MapoParams,
     compute_mapo_advantage,
     compute_mapo_turn_advantage,
+    mapo_params,
     register_estimators,
 )
 
@@ -26,8 +28,9 @@ register_estimators()
 
 __all__ = [
     "ESTIMATORS",
-    "MapoParams",
+    "MAPOParams",
     "compute_mapo_advantage",
     "compute_mapo_turn_advantage",
+    "mapo_params",
     "register_estimators",
 ]

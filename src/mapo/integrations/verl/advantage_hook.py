@@ -14,7 +14,9 @@ from enum import Enum
 from functools import partial
 from typing import Any
 
-from mapo.integrations.verl.estimators import ESTIMATORS, MapoParams
+from mapo.core.advantages import get_advantage
+from mapo.core.params import MAPOParams
+from mapo.integrations.verl.estimators import ESTIMATORS
 from mapo.integrations.verl.turns import TURNS_KEY, turn_tensors
 
 _ORIGINAL_ATTR = "_mapo_original_compute_advantage"
@@ -26,12 +28,13 @@ def _name(adv_estimator: Any) -> str:
 
 def compute_advantage_with_turns(data, adv_estimator, gamma: float = 1.0, lam: float = 1.0, num_repeat: int = 1,
                                  norm_adv_by_std_in_grpo: bool = True, config: Any = None, *,
-                                 params: MapoParams | None = None, fallback: Callable | None = None):
+                                 params: MAPOParams | None = None, fallback: Callable | None = None):
     """Drop-in for verl's ``compute_advantage`` (same positional signature): fills ``data.batch["advantages"]``
     and ``["returns"]`` ([B, L]) and returns ``data`` (a ``verl.DataProto``).
 
     Args:
-        params: MAPO's parameters (default :class:`MapoParams`).
+        params: MAPO's parameters (default :class:`mapo.core.params.MAPOParams`; the task runner passes
+            :func:`mapo.integrations.verl.estimators.mapo_params` of the launch config).
         fallback: verl's original ``compute_advantage``, used for every non-MAPO estimator.
     """
     name = _name(adv_estimator)
@@ -42,7 +45,7 @@ def compute_advantage_with_turns(data, adv_estimator, gamma: float = 1.0, lam: f
                         norm_adv_by_std_in_grpo=norm_adv_by_std_in_grpo, config=config)
     from verl.trainer.ppo.core_algos import get_adv_estimator_fn
 
-    params = params or MapoParams()
+    params = params or MAPOParams()
     if TURNS_KEY not in data.non_tensor_batch:
         raise KeyError(
             f"adv_estimator={name}: the batch has no {TURNS_KEY!r} column, so no zoom was scored. Use mapo's "
@@ -58,20 +61,20 @@ def compute_advantage_with_turns(data, adv_estimator, gamma: float = 1.0, lam: f
         index=data.non_tensor_batch["uid"],
         config=config if config is not None else {"norm_adv_by_std_in_grpo": norm_adv_by_std_in_grpo},
         **turns,
-        **params.estimator_kwargs(),
+        **params.estimator_kwargs(get_advantage(name)),
     )
     data.batch["advantages"] = advantages
     data.batch["returns"] = returns
     return data
 
 
-def install_advantage_hook(params: MapoParams | None = None) -> Callable:
+def install_advantage_hook(params: MAPOParams | None = None) -> Callable:
     """Route verl's ``ray_trainer.compute_advantage`` through :func:`compute_advantage_with_turns` in this
     process (the trainer's: mapo's task runner calls it first). Idempotent; returns the installed function."""
     from verl.trainer.ppo import ray_trainer
 
     original = getattr(ray_trainer, _ORIGINAL_ATTR, ray_trainer.compute_advantage)
-    hooked = partial(compute_advantage_with_turns, params=params or MapoParams(), fallback=original)
+    hooked = partial(compute_advantage_with_turns, params=params or MAPOParams(), fallback=original)
     setattr(ray_trainer, _ORIGINAL_ATTR, original)
     ray_trainer.compute_advantage = hooked
     return hooked

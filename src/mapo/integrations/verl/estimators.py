@@ -9,51 +9,56 @@ mapo.core's, unchanged: these functions only translate verl's call into mapo's.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 from mapo.core.advantages import get_advantage
+from mapo.core.params import MAPOParams
 
 #: Names registered with verl; the same names as in mapo.core's registry.
 ESTIMATORS = ("mapo", "mapo_turn")
 
+#: Keyword arguments verl's ``compute_advantage`` passes to some estimators that mapo's do not use.
+VERL_EXTRAS = frozenset({"reward_baselines", "non_tensor_batch", "batch", "sum_pi_squared"})
 
-@dataclass(frozen=True)
-class MapoParams:
-    """MAPO's knobs inside verl (the ``mapo:`` section of a launch config)."""
 
-    beta: float = 0.4
-    """Semantic weight: A = norm_G(R) + beta * norm_G(S)."""
-    lam: float = 0.95
-    """Discount over tool calls (verl's own ``algorithm.lam`` is GAE's and is not used)."""
-    aggregate: str = "mean"
-    """How a trajectory's call scores combine into S_i: mean | sum | min (lambda-weighted)."""
-    no_tool_score: float | str = "group_min"
-    """S_i of a trajectory without tool calls: 'group_min' or a fixed cosine such as -1.0."""
-    answer_credit: str = "trajectory"
-    """mapo_turn only: semantic credit of answer tokens: 'trajectory' (norm_G(S_i)) or 'outcome' (none)."""
-    failed_call_score: float = -1.0
-    """Score of a call that returned no crop (bad box, bad JSON, unknown tool): nothing to match its label."""
+def _mapping(section: Any) -> dict[str, Any]:
+    if section is None:
+        return {}
+    try:
+        from omegaconf import DictConfig, OmegaConf
 
-    @classmethod
-    def from_config(cls, section: Any | None) -> MapoParams:
-        """From a mapping (an OmegaConf ``mapo:`` section or a dict); unknown keys are an error."""
-        if section is None:
-            return cls()
-        values = dict(section.items()) if hasattr(section, "items") else dict(section)
-        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"mapo config: unknown key(s) {unknown}; known: {sorted(cls.__dataclass_fields__)}")
-        return cls(**values)
+        if isinstance(section, DictConfig):
+            return dict(OmegaConf.to_container(section, resolve=True))
+    except ImportError:  # pragma: no cover - verl depends on omegaconf
+        pass
+    return dict(section.items()) if hasattr(section, "items") else dict(section)
 
-    def estimator_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of mapo.core's estimators (failed_call_score is used upstream)."""
-        out = asdict(self)
-        out.pop("failed_call_score")
-        return out
+
+def mapo_params(config: Any | None) -> MAPOParams:
+    """MAPO's typed parameters from a verl config: its ``mapo:`` section (:class:`mapo.core.params.MAPOParams`
+    fields; an unknown key is an error naming it), with ``norm_by_std`` taken from verl's
+    ``algorithm.norm_adv_by_std_in_grpo`` unless the section sets it (a contradiction is an error).
+
+    ``config``: the whole launch config (with ``mapo`` and ``algorithm``), or None for the defaults.
+    """
+    get = config.get if config is not None and hasattr(config, "get") else (lambda key, default=None: default)
+    values = _mapping(get("mapo", None))
+    algorithm = get("algorithm", None)
+    verl_flag = algorithm.get("norm_adv_by_std_in_grpo", None) if hasattr(algorithm, "get") else None
+    if verl_flag is not None:
+        if "norm_by_std" in values and bool(values["norm_by_std"]) != bool(verl_flag):
+            raise ValueError(f"mapo.norm_by_std={values['norm_by_std']} contradicts algorithm.norm_adv_by_std_in_grpo="
+                             f"{verl_flag}; set only algorithm.norm_adv_by_std_in_grpo")
+        values.setdefault("norm_by_std", bool(verl_flag))
+    try:
+        return MAPOParams.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(f"mapo.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"{problems} (known keys: {', '.join(MAPOParams.model_fields)})") from None
 
 
 def _call_core(name: str, token_level_rewards: torch.Tensor, response_mask: torch.Tensor,
@@ -65,10 +70,10 @@ def _call_core(name: str, token_level_rewards: torch.Tensor, response_mask: torc
             "them from the rollout batch), or call this function with turn_scores/turn_mask/token_turn.")
     if index is None:
         raise ValueError(f"algorithm.adv_estimator={name} needs the group index (verl's non_tensor_batch['uid'])")
-    norm_by_std = True
+    kwargs = {k: v for k, v in kwargs.items() if k not in VERL_EXTRAS}
     if config is not None and hasattr(config, "get"):
-        norm_by_std = bool(config.get("norm_adv_by_std_in_grpo", True))
-    kwargs.setdefault("norm_by_std", norm_by_std)
+        kwargs.setdefault("norm_by_std", bool(config.get("norm_adv_by_std_in_grpo", True)))
+    # mapo.core's estimators take only their own options: a misspelt one is a TypeError that names it
     return get_advantage(name)(token_level_rewards, response_mask, np.asarray(index), **kwargs)
 
 
@@ -78,7 +83,8 @@ def compute_mapo_advantage(token_level_rewards: torch.Tensor, response_mask: tor
     """verl signature of mapo.core's ``mapo``: ``(advantages [B, L], returns [B, L])``.
 
     ``kwargs``: ``turn_scores [B, T]``, ``turn_mask [B, T]`` (required) and MAPO parameters
-    (:class:`MapoParams`); verl's extra kwargs (e.g. ``reward_baselines``) are ignored.
+    (:class:`mapo.core.params.MAPOParams` fields the estimator takes); verl's extra kwargs (``VERL_EXTRAS``,
+    e.g. ``reward_baselines``) are dropped, any other unknown keyword is an error.
     """
     return _call_core("mapo", token_level_rewards, response_mask, index, config, kwargs)
 

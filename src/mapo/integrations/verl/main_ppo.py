@@ -30,9 +30,9 @@ def check_config(config: Any) -> None:
     if rollout.agent.get("default_agent_loop") != "mapo_tool_agent":
         raise ValueError("actor_rollout_ref.rollout.agent.default_agent_loop must be mapo_tool_agent (it carries "
                          "the per-call scores); also set agent_loop_config_path=configs/verl/agent_loops.yaml")
-    from mapo.integrations.verl.estimators import MapoParams
+    from mapo.integrations.verl.estimators import mapo_params
 
-    MapoParams.from_config(config.get("mapo"))
+    mapo_params(config)
 
 
 def absolutize_config_paths(config: Any, cwd: str | None = None) -> None:

@@ -15,11 +15,10 @@ import ray
 def prepare_trainer_process(config: Any) -> None:
     """Register ``mapo`` / ``mapo_turn`` and route verl's ``compute_advantage`` through mapo's hook."""
     from mapo.integrations.verl.advantage_hook import install_advantage_hook
-    from mapo.integrations.verl.estimators import MapoParams, register_estimators
+    from mapo.integrations.verl.estimators import mapo_params, register_estimators
 
     register_estimators()
-    section = config.get("mapo") if hasattr(config, "get") else None
-    install_advantage_hook(MapoParams.from_config(section))
+    install_advantage_hook(mapo_params(config))
 
 
 @ray.remote(num_cpus=1)

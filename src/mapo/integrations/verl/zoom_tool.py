@@ -21,6 +21,7 @@ from PIL import Image
 from verl.tools.base_tool import BaseTool
 from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse
 
+from mapo.agent.call_scores import score_claims
 from mapo.agent.zoom import View, ZoomConfig, ZoomTool
 from mapo.data.task import Box
 from mapo.integrations.verl.turns import TURNS_KEY
@@ -82,7 +83,7 @@ class MapoZoomTool(BaseTool):
             verifier = self._get_verifier()
             if verifier is None:
                 return 0.0
-            return float(verifier.score([label], [crop])[0])
+            return float(score_claims(verifier, [(label, crop)])[0])
 
     @staticmethod
     def _views(agent_data: Any, original: Image.Image) -> list[View]:

@@ -1,0 +1,72 @@
+"""The scoring seam: a verifier scores trajectories' tool calls; out come the turn tensors the estimators take.
+
+One path for every consumer: ``mapo train`` (advantages and metrics), ``mapo eval`` (per-turn alignment) and
+the verl integration (its zoom tool scores each call with :func:`score_claims`; its advantage hook builds the
+tensors with :func:`mapo.core.turns.turn_tensors`, as :func:`score_tool_calls` does here).
+
+What counts as a call is :attr:`mapo.agent.trajectory.Trajectory.tool_calls` (malformed calls included); a call
+without a crop has no score here and ``failed_call_score`` in the tensors (:mod:`mapo.core.turns`).
+``verifier`` is anything with ``score(texts, images) -> Tensor[N]`` (:class:`mapo.verifier.Verifier`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from PIL import Image
+
+from mapo.agent.trajectory import Trajectory
+from mapo.core.params import DEFAULTS
+from mapo.core.turns import Call, turn_tensors
+
+
+def score_claims(verifier: Any, pairs: Sequence[tuple[str, Image.Image | None]]) -> list[float | None]:
+    """Verifier cosine of each ``(claim, crop)`` pair, in one batched call; ``None`` where the crop is None
+    (the call returned no crop) or ``verifier`` is None."""
+    scored = [(text, crop) for text, crop in pairs if crop is not None]
+    values = iter(verifier.score([t for t, _ in scored], [c for _, c in scored]).tolist()
+                  if scored and verifier is not None else [])
+    return [next(values) if crop is not None and verifier is not None else None for _, crop in pairs]
+
+
+@dataclass
+class TurnScores:
+    """Scored calls of a batch: ``calls[i]`` = trajectory ``i``'s ``(assistant turn, score | None)`` in call
+    order, and the estimator inputs ``turn_scores [B, T]``, ``turn_mask [B, T]``, ``token_turn [B, L]``
+    (``L`` = the longest response, as in :func:`mapo.train.batch.rl_batch`)."""
+
+    calls: list[list[Call]]
+    tensors: dict[str, torch.Tensor]
+
+    def scores(self) -> list[float]:
+        """Scores of the calls that returned a crop (the alignment metric: failed calls are not alignments)."""
+        return [s for row in self.calls for _, s in row if s is not None]
+
+    def by_turn(self, i: int) -> dict[int, float]:
+        """Trajectory ``i``'s ``{assistant turn: score}`` for the calls that returned a crop."""
+        return {turn: s for turn, s in self.calls[i] if s is not None}
+
+
+def score_tool_calls(trajs: Sequence[Trajectory], verifier: Any,
+                     failed_call_score: float = DEFAULTS.failed_call_score) -> TurnScores:
+    """Score every tool call of ``trajs`` (its claim, the label or the description, against its crop at
+    original resolution) with one verifier call, and build the estimator inputs."""
+    calls = [traj.tool_calls for traj in trajs]
+    flat = score_claims(verifier, [(rec.claim or "", _crop(rec)) for row in calls for rec in row])
+    values = iter(flat)
+    scored = [[(rec.index, next(values)) for rec in row] for row in calls]
+    width = max([len(t.token_turn) for t in trajs] + [1])
+    assistant_turn = torch.full((len(trajs), width), -1, dtype=torch.long)
+    for i, t in enumerate(trajs):
+        assistant_turn[i, : len(t.token_turn)] = t.token_turn
+    return TurnScores(scored, turn_tensors(scored, assistant_turn, failed_call_score))
+
+
+def _crop(rec) -> Image.Image | None:
+    return rec.tool.crop if rec.tool is not None and rec.tool.ok else None
+
+
+__all__ = ["TurnScores", "score_claims", "score_tool_calls"]
