@@ -67,3 +67,11 @@ def test_a_mistake_prints_one_line_and_exits_2(inputs, line, expected):
     for text in expected:
         assert text in printed[0], printed[0]
     assert "Traceback" not in result.output
+
+
+def test_a_corrected_data_path_can_reuse_the_same_out_folder(inputs):
+    """A failed start must not write run.json: the rerun with the right --data would be refused as 'made with
+    other settings'."""
+    line = E.format(m=inputs) + f" --data {inputs}/hr.tsv"
+    assert CliRunner().invoke(app, line.split()).exit_code == 2
+    assert not (inputs / "out" / "run.json").exists()

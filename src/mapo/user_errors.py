@@ -54,6 +54,8 @@ def one_line_errors(command: F) -> F:
         except typer.BadParameter as exc:
             hint = exc.param_hint if isinstance(exc.param_hint, str) else None
             fail(f"{hint}: {exc.message}" if hint else exc.message)
+        except typer.Exit:
+            raise
         except Exception as exc:
             if isinstance(exc, _user_error_types()):
                 fail(str(exc) if not isinstance(exc, OSError) or not exc.filename else

@@ -113,7 +113,10 @@ def _decode(data: bytes, name: str, max_decode_pixels: int) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise ImageError(f"{name}: above the decode limit of {max_decode_pixels:,} px ({exc}); raise "
                          f"max_decode_pixels if you trust this file") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{name}: corrupt or truncated image data (not an image in a format Pillow reads: "
+                         f"{bytes(data[:12])!r}...)") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{name}: corrupt or truncated image data ({exc})") from exc
 
 

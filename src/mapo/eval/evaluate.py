@@ -56,13 +56,14 @@ def evaluate_policy(policy: Any, bench: str, data: str | Path, out: str | Path, 
                 "k": cfg.k, "protocol": protocol.model_dump(), "reward": reward_cfg.model_dump(),
                 "verifier": verifier_cfg.model_dump(mode="json") if verifier_cfg is not None else None,
                 "seed": seed}
-    check_or_write_settings(out, settings)
     done = ResultsFile(out / RESULTS_NAME).finished_ids()
     items = iter_benchmark(bench, data, max_decode_pixels=max_decode_pixels, skip=done,
                            allow_absolute_paths=allow_absolute_paths)
-    # Read the first item now: a file in the wrong format fails here, before the model loads.
+    # Read the first item now: a file in the wrong format fails here, before the model loads and before run.json
+    # is written (so a corrected --data can reuse the same --out).
     first = next(items, None)
     items = itertools.chain([first] if first is not None else [], items)
+    check_or_write_settings(out, settings)
     n_items = count_items(bench, data)
     if done:
         log(f"resuming: {len(done)} item(s) already in {out / RESULTS_NAME} are skipped")
