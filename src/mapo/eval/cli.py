@@ -43,7 +43,10 @@ def eval_command(
     max_decode_pixels: Annotated[int | None, typer.Option(
         help="Refuse images above this many pixels (default: mapo.data.images.DEFAULT_DECODE_LIMIT).")] = None,
     seed: Annotated[int, typer.Option(help="Torch seed for sampling.")] = 0,
-    device: Annotated[str, typer.Option(help="Torch device of the policy, e.g. cuda:0.")] = "cpu",
+    device: Annotated[str, typer.Option(help="Torch device of the policy: auto (cuda when a GPU is visible), "
+                                        "cpu, cuda:0, ...")] = "auto",
+    dtype: Annotated[str, typer.Option(help="Weights' dtype: auto (bfloat16 on a GPU, float32 on CPU), float32, "
+                                       "bfloat16, float16.")] = "auto",
     fresh: Annotated[bool, typer.Option("--fresh", help="Discard results in --out instead of resuming.")] = False,
     no_media: Annotated[bool, typer.Option("--no-media", help="Do not save thumbnails and crops.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
@@ -55,6 +58,7 @@ def eval_command(
     from mapo.eval.runner import RESULTS_NAME, EvalConfig
     from mapo.eval.settings import SettingsMismatch
     from mapo.eval.table import print_summary
+    from mapo.models.precision import DeviceError
     from mapo.rewards import RewardConfig
 
     out = out or Path("eval_results") / bench
@@ -74,10 +78,10 @@ def eval_command(
     cfg = EvalConfig(k=k, batch_items=batch_items, limit=limit, save_media=not no_media)
     try:
         summary = evaluate_policy(model, bench, data, out, protocol=protocol, cfg=cfg, reward_cfg=reward_cfg,
-                                  verifier_cfg=verifier_cfg, seed=seed, device=device, fresh=fresh,
+                                  verifier_cfg=verifier_cfg, seed=seed, device=device, dtype=dtype, fresh=fresh,
                                   max_decode_pixels=max_decode_pixels or DEFAULT_DECODE_LIMIT,
                                   progress=progress, log=typer.echo)
-    except (SettingsMismatch, BenchmarkFormatError, FileNotFoundError) as exc:
+    except (SettingsMismatch, BenchmarkFormatError, FileNotFoundError, DeviceError) as exc:
         raise typer.BadParameter(str(exc)) from exc
     print_summary(summary)
     typer.echo(f"results: {out / RESULTS_NAME}\nsummary: {out / 'summary.json'}\nview:    mapo view {out}")

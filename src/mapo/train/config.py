@@ -27,8 +27,16 @@ class Section(BaseModel):
 
 class ModelConfig(Section):
     path: str = Field("runs/demo/model", description="Local Hugging Face checkpoint directory of the policy.")
-    device: str = Field("cpu", description="Torch device for the policy, e.g. 'cpu' or 'cuda:0'.")
-    dtype: str = Field("float32", description="Policy dtype: float32 | bfloat16 | float16.")
+    device: str = Field("cpu", description="Torch device for the policy, e.g. 'cpu', 'cuda:0' or 'auto' (cuda "
+                                           "when a GPU is visible).")
+    dtype: str = Field("float32", description="Compute dtype: float32 | bfloat16 | float16. Training keeps fp32 "
+                                              "master weights and AdamW state and runs forwards under autocast; "
+                                              "checkpoints/ are fp32 (exact resume), final/ is written in this "
+                                              "dtype.")
+    gradient_checkpointing: bool = Field(False, description="Recompute decoder-layer activations in backward "
+                                                            "(~1/3 more compute, activation memory ~1 hidden "
+                                                            "vector per token per layer): needed for 7B "
+                                                            "multi-turn image contexts on one GPU.")
     trust_remote_code: bool = Field(False, description="Allow the checkpoint's own Python code (off: safer).")
     freeze_vision_tower: bool = Field(False, description="Keep the vision tower's weights fixed (its merger into "
                                       "the language model still trains): mapo.models.freeze.")
@@ -91,7 +99,12 @@ class OptimConfig(Section):
 
 
 class GradVarianceConfig(Section):
-    enabled: bool = Field(True, description="Estimate the policy-gradient variance every step.")
+    enabled: bool = Field(True, description="Estimate the policy-gradient variance every step. Cost per "
+                                            "micro-batch: K random directions over the probed parameters "
+                                            "(~1.5 s per 10M parameters with K=8 on CPU; see max_params).")
+    max_params: int | None = Field(2_000_000, ge=1, description="Probe a seeded subset of parameter tensors "
+                                                                "holding at most this many elements (None: "
+                                                                "all; 7B models: keep it small or disable).")
     num_directions: int = Field(8, ge=1, description="Fixed random directions the per-micro-batch gradients "
                                                      "are projected on.")
     seed: int = Field(1234, description="Seed of the random directions (the same for every estimator).")

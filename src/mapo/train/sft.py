@@ -100,8 +100,10 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False, backend=None, tasks: list[T
     if backend is None:
         from mapo.models.hf_qwen import load_policy
 
+        # fp32 master weights computing in cfg.model.dtype (mapo.models.precision)
         backend = load_policy(ckpt / "model" if ckpt else cfg.model.path, device=cfg.model.device,
-                              dtype=cfg.model.dtype, trust_remote_code=cfg.model.trust_remote_code)
+                              dtype=cfg.model.dtype, trust_remote_code=cfg.model.trust_remote_code,
+                              master_weights=True)
     if tasks is None:
         from mapo.data.parquet import load_tasks
 
@@ -116,6 +118,10 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False, backend=None, tasks: list[T
     model = backend.model
     if frozen := freeze_as_configured(model, cfg.model):
         log.info("vision tower frozen (%d parameters); its merger and the language model train", frozen)
+    if cfg.model.gradient_checkpointing:
+        from mapo.models.precision import enable_gradient_checkpointing
+
+        enable_gradient_checkpointing(model)
     optimizer, scheduler = build_optimizer(model.parameters(), cfg.optim, len(batches))
     step = 0
     if ckpt is not None:
@@ -153,7 +159,7 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False, backend=None, tasks: list[T
                                 scheduler=scheduler, state={"kind": "sft"}, keep_last=cfg.keep_last)
     final = out_dir / "final"
     if step >= len(batches):
-        save_backend(backend, final, protocol=cfg.protocol)
+        save_backend(backend, final, protocol=cfg.protocol, dtype=cfg.model.dtype)
     return final
 
 
