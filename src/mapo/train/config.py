@@ -102,7 +102,7 @@ class GradVarianceConfig(Section):
     enabled: bool = Field(True, description="Estimate the policy-gradient variance every step. Cost per "
                                             "micro-batch: K random directions over the probed parameters "
                                             "(~1.5 s per 10M parameters with K=8 on CPU; see max_params).")
-    max_params: int | None = Field(2_000_000, ge=1, description="Probe a seeded subset of parameter tensors "
+    max_params: int | None = Field(50_000_000, ge=1, description="Probe a seeded subset of parameter tensors "
                                                                 "holding at most this many elements (None: "
                                                                 "all; 7B models: keep it small or disable).")
     num_directions: int = Field(8, ge=1, description="Fixed random directions the per-micro-batch gradients "
