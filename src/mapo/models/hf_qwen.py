@@ -62,6 +62,35 @@ class _StopOnSequences:
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
+class _RecordLogprobs:
+    """A logits processor that keeps only the sampled tokens' log-probs, not generate's scores: those are one
+    float32 [batch, vocab] row per generated token (128 sequences x 1024 tokens x 152k vocab = 80 GB).
+
+    It sees the suppressed logits (it runs after HF's own processors and before the temperature warper) and
+    scores them as ``masked_logprobs`` does; the token drawn from step t is known at step t + 1 (or from the
+    final sequences: ``finish``)."""
+
+    def __init__(self, temperature: float):
+        self.temperature = temperature if temperature > 0 else 1.0
+        self.pending: torch.Tensor | None = None
+        self.steps: list[torch.Tensor] = []
+
+    def _take(self, tokens: torch.Tensor) -> None:
+        if self.pending is not None:
+            self.steps.append(torch.gather(self.pending, 1, tokens[:, None]).squeeze(1).float().cpu())
+            self.pending = None
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        self._take(input_ids[:, -1])
+        self.pending = torch.log_softmax(scores.float() / self.temperature, dim=-1)
+        return scores
+
+    def finish(self, sequences: torch.Tensor) -> torch.Tensor:
+        """[B, n_generated] log-probs once generate returned ``sequences``."""
+        self._take(sequences[:, -1])
+        return torch.stack(self.steps, dim=1) if self.steps else torch.zeros(sequences.shape[0], 0)
+
+
 class HFQwenBackend(PolicyBackend):
     """A Qwen-VL ``*ForConditionalGeneration`` with its tokenizer and PIL image processor.
 
@@ -144,30 +173,29 @@ class HFQwenBackend(PolicyBackend):
         if images:
             inputs.update(self.pixel_inputs(images))
         stop_ids = [self.tokenizer.convert_tokens_to_ids(s) for s in stop if s in self.tokenizer.get_added_vocab()]
-        from transformers import GenerationConfig, StoppingCriteriaList
+        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
         sample = temperature > 0
         gen_cfg = GenerationConfig(max_new_tokens=max(limits), do_sample=sample,
                                    temperature=temperature if sample else None, top_k=0 if sample else None,
                                    top_p=1.0 if sample else None, suppress_tokens=self.suppressed_token_ids,
-                                   pad_token_id=pad, eos_token_id=stop_ids or None, output_scores=True,
-                                   return_dict_in_generate=True)
+                                   pad_token_id=pad, eos_token_id=stop_ids or None, return_dict_in_generate=True)
+        # the sampled tokens' log-probs under softmax(suppressed logits / T): what sequence_logprobs recomputes
+        recorder = _RecordLogprobs(temperature)
         self.model.eval()
         with self.autocast():
-            out = self.model.generate(**inputs, generation_config=gen_cfg, stopping_criteria=StoppingCriteriaList(
-                [_StopOnSequences(self.tokenizer, width, stop, stop_ids)]))
+            out = self.model.generate(**inputs, generation_config=gen_cfg,
+                                      logits_processor=LogitsProcessorList([recorder]),
+                                      stopping_criteria=StoppingCriteriaList(
+                                          [_StopOnSequences(self.tokenizer, width, stop, stop_ids)]))
         new = out.sequences[:, width:].cpu()
-        # scores are the processed logits the sampler drew from (suppression and temperature applied).
-        scores = torch.stack(out.scores, dim=1).float().cpu() if out.scores else torch.zeros(len(contexts), 0, 1)
-        logp_all = torch.log_softmax(scores, dim=-1)
-        if not sample:
-            logp_all = masked_logprobs(scores, self.suppressed_token_ids, 1.0)
+        logp_tokens = recorder.finish(out.sequences)
         results = []
         for i, limit in enumerate(limits):
             ids = new[i, :limit].tolist()
             n, stopped = cut_at_stop(self.tokenizer, ids, stop, stop_ids)
             ids = ids[:n]
-            lp = logp_all[i, torch.arange(n), torch.tensor(ids, dtype=torch.long)] if n else torch.zeros(0)
+            lp = logp_tokens[i, :n] if n else torch.zeros(0)
             results.append(Generation(ids=ids, logprobs=lp, text=self.decode(ids), stopped=stopped))
         return results
 

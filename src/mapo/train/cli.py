@@ -16,6 +16,10 @@ ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config (see configs/
 SetOpt = typer.Option(None, "--set", "-s", help="Override a config key: --set algorithm.beta=0.2 (repeatable).")
 ResumeOpt = typer.Option(False, "--resume", help="Continue from the newest checkpoint in the run directory.")
 ShowOpt = typer.Option(False, "--show-config", help="Print every config key, its default and what it does; exit.")
+DryRunOpt = typer.Option(False, "--dry-run", help="Print the memory/compute estimate from the checkpoint's "
+                         "config.json (no weights loaded) and exit.")
+MemOpt = typer.Option(None, "--device-memory", help="Memory of the target GPU for --dry-run, e.g. 80GB "
+                      "(default: the visible GPU's).")
 
 
 def _setup_logging() -> None:
@@ -43,13 +47,34 @@ def _show(cls) -> None:
     Console().print(table)
 
 
+def _dry_run(cfg, device_memory: str | None, rl: bool) -> None:
+    """Print the estimate of ``cfg``'s run (mapo.train.memory) and exit with 1 when it does not fit."""
+    from mapo.train import memory
+
+    try:
+        shape, work, est = (memory.estimate_train if rl else memory.estimate_sft)(cfg)
+        budget = memory.parse_bytes(device_memory) if device_memory else None
+    except (FileNotFoundError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    name = "--device-memory" if budget else None
+    if budget is None:
+        budget, name = memory.device_memory(cfg.model.device)
+    tips = memory.advice(shape, work, est, budget, gradient_checkpointing=cfg.model.gradient_checkpointing,
+                         freeze_vision_tower=cfg.model.freeze_vision_tower, rl=rl) if budget else []
+    typer.echo(memory.report(shape, work, est, budget=budget, device_name=name, suggestions=tips))
+    if tips:
+        raise typer.Exit(1)
+
+
 def sft_command(config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt, resume: bool = ResumeOpt,
-                show_config: bool = ShowOpt) -> None:
+                show_config: bool = ShowOpt, dry_run: bool = DryRunOpt, device_memory: str | None = MemOpt) -> None:
     """Cold-start SFT on expert trajectories (loss on assistant tokens only)."""
     from mapo.train.config import SFTConfig
 
     if show_config:
         return _show(SFTConfig)
+    if dry_run:
+        return _dry_run(_load(SFTConfig, config, set_), device_memory, rl=False)
     _setup_logging()
     from mapo.train.sft import run_sft
 
@@ -58,12 +83,14 @@ def sft_command(config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt
 
 
 def train_command(config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt, resume: bool = ResumeOpt,
-                  show_config: bool = ShowOpt) -> None:
+                  show_config: bool = ShowOpt, dry_run: bool = DryRunOpt, device_memory: str | None = MemOpt) -> None:
     """RL with GRPO / RLOO / MAPO / MAPO-turn; metrics to out_dir/metrics.jsonl and TensorBoard."""
     from mapo.train.config import TrainConfig
 
     if show_config:
         return _show(TrainConfig)
+    if dry_run:
+        return _dry_run(_load(TrainConfig, config, set_), device_memory, rl=True)
     _setup_logging()
     from mapo.train.rl import train
 
