@@ -18,6 +18,8 @@ ResumeOpt = typer.Option(False, "--resume", help="Continue from the newest check
 ShowOpt = typer.Option(False, "--show-config", help="Print every config key, its default and what it does; exit.")
 DryRunOpt = typer.Option(False, "--dry-run", help="Print the memory/compute estimate from the checkpoint's "
                          "config.json (no weights loaded) and exit.")
+DataOpt = typer.Option(None, "--data", help="Your own trajectories: .jsonl or .parquet of chat messages with "
+                       "images (docs/sft_data.md); sets the config's `data`.")
 MemOpt = typer.Option(None, "--device-memory", help="Memory of the target GPU for --dry-run, e.g. 80GB "
                       "(default: the visible GPU's).")
 
@@ -67,19 +69,27 @@ def _dry_run(cfg, device_memory: str | None, rl: bool) -> None:
 
 
 def sft_command(config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt, resume: bool = ResumeOpt,
-                show_config: bool = ShowOpt, dry_run: bool = DryRunOpt, device_memory: str | None = MemOpt) -> None:
-    """Cold-start SFT on expert trajectories (loss on assistant tokens only)."""
+                show_config: bool = ShowOpt, dry_run: bool = DryRunOpt, device_memory: str | None = MemOpt,
+                data: Path | None = DataOpt) -> None:
+    """Cold-start SFT on expert trajectories or your own (loss on assistant tokens only)."""
     from mapo.train.config import SFTConfig
 
     if show_config:
         return _show(SFTConfig)
+    if data is not None:
+        set_ = [*(set_ or []), f"data={data}"]
     if dry_run:
         return _dry_run(_load(SFTConfig, config, set_), device_memory, rl=False)
     _setup_logging()
     from mapo.train.sft import run_sft
+    from mapo.train.sft_data import ChatDataError
 
     cfg = _load(SFTConfig, config, set_)
-    typer.echo(f"SFT model written to {run_sft(cfg, resume=resume)}")
+    try:
+        final = run_sft(cfg, resume=resume)
+    except ChatDataError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--data") from exc
+    typer.echo(f"SFT model written to {final}")
 
 
 def train_command(config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt, resume: bool = ResumeOpt,

@@ -143,7 +143,12 @@ class SFTConfig(Section):
     seed: int = Field(0, description="Seed of expert sampling, shuffling and initialisation.")
     model: ModelConfig = Field(default_factory=ModelConfig, description="The checkpoint to fine-tune.")
     train: str = Field("runs/demo/world/train.parquet", description="Parquet of tasks to build experts from.")
-    max_tasks: int | None = Field(None, description="Use only the first N tasks (None: all).")
+    data: str | None = Field(None, description="Your own multi-turn trajectories with images (.jsonl or "
+                                               ".parquet of chat messages, docs/sft_data.md) to train on instead "
+                                               "of the experts built from `train`.")
+    max_tokens: int | None = Field(None, ge=1, description="With `data`: leave out rows longer than this many "
+                                                           "tokens (None: keep all).")
+    max_tasks: int | None = Field(None, description="Use only the first N tasks (or rows of `data`; None: all).")
     expert: dict[str, Any] = Field(default_factory=dict, description="mapo.data.expert ExpertConfig fields "
                                                                      "(imperfection rates).")
     protocol: dict[str, Any] = Field(default_factory=dict, description="Extra mapo.agent ProtocolConfig fields.")
