@@ -27,10 +27,12 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from mapo.data.images import ImageError
     from mapo.data.stream import DataFileError
     from mapo.eval.settings import SettingsMismatch
+    from mapo.models.precision import DeviceError
     from mapo.train.config import ConfigError
+    from mapo.train.sft_data import ChatDataError
 
     return (InputError, ConfigError, BenchmarkFormatError, UnsafePathError, ImageError, DataFileError,
-            SettingsMismatch, FileNotFoundError, NotADirectoryError, IsADirectoryError)
+            SettingsMismatch, DeviceError, ChatDataError, FileNotFoundError, NotADirectoryError, IsADirectoryError)
 
 
 def fail(message: str) -> NoReturn:

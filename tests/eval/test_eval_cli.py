@@ -57,3 +57,24 @@ def test_resume_with_other_settings_is_refused(world_and_model, tmp_path):
     result = CliRunner().invoke(app, ["eval", "--model", str(model), "--bench", "world", "--data", str(data),
                                       "--out", str(out), "--protocol", str(protocol), "--no-progress"])
     assert result.exit_code != 0 and "other settings" in result.output and "--fresh" in result.output
+
+
+def test_eval_in_bfloat16_and_a_missing_gpu_is_a_clear_error(world_and_model, tmp_path, monkeypatch):
+    import torch
+
+    from mapo.models import hf_qwen
+
+    data, model, protocol, _ = world_and_model
+    seen = []
+    real = hf_qwen.load_policy
+    monkeypatch.setattr(hf_qwen, "load_policy", lambda *a, **kw: seen.append(r := real(*a, **kw)) or r)
+    base = ["eval", "--model", str(model), "--bench", "world", "--data", str(data), "--protocol", str(protocol),
+            "--no-progress", "--limit", "1", "--no-media"]
+    ok = CliRunner().invoke(app, base + ["--out", str(tmp_path / "a"), "--dtype", "bfloat16"])
+    assert ok.exit_code == 0, ok.output
+    assert seen[0].model.dtype == torch.bfloat16 and seen[0].device.type == "cpu"  # auto: no GPU here
+    if not torch.cuda.is_available():
+        bad = CliRunner().invoke(app, base + ["--out", str(tmp_path / "b"), "--device", "cuda:0"])
+        assert bad.exit_code != 0 and "no CUDA GPU" in bad.output and "device=cpu" in bad.output
+    bad = CliRunner().invoke(app, base + ["--out", str(tmp_path / "c"), "--dtype", "fp8"])
+    assert bad.exit_code != 0 and "dtype='fp8'" in bad.output

@@ -89,3 +89,9 @@ def scripted_policy():
 @pytest.fixture
 def stub_verifier():
     return StubVerifier
+
+
+@pytest.fixture
+def scripted_over():
+    """``scripted_over(backend)`` -> a ScriptedGenerate over an already loaded backend (any dtype/loader)."""
+    return ScriptedGenerate

@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from mapo.train.grad_variance import GradientProjector, gradient_variance
@@ -38,3 +39,18 @@ def test_variance_orders_noisy_above_clean():
     assert n["grad_var"] > 10 * c["grad_var"]
     assert n["grad_var_rel"] > 10 * c["grad_var_rel"]
     assert math.isnan(gradient_variance(clean[:1])["grad_var"])
+
+
+def test_a_large_model_is_probed_on_a_seeded_subset_within_the_budget():
+    from mapo.train.grad_variance import probed_subset
+
+    params = [torch.nn.Parameter(torch.zeros(n)) for n in (500, 300, 200, 100, 50, 2000)]
+    sub = probed_subset(params, 600, seed=3)
+    assert 0 < sum(p.numel() for p in sub) <= 600
+    assert all(p.numel() <= 600 for p in sub)
+    assert id(params[5]) not in {id(p) for p in sub}  # larger than the budget
+    assert [id(p) for p in sub] == [id(p) for p in probed_subset(params, 600, seed=3)]  # deterministic
+    assert probed_subset(params, None, seed=3) is params
+    assert GradientProjector(params, 2, seed=3, max_params=600).numel == sum(p.numel() for p in sub)
+    with pytest.raises(ValueError, match="max_params=10"):
+        probed_subset(params, 10, seed=3)

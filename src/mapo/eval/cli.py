@@ -62,7 +62,10 @@ def eval_command(
         "--allow-absolute-paths", help="Read image paths written as absolute paths in the data (off: every "
                                        "path must stay inside the dataset's folder).")] = False,
     seed: Annotated[int, typer.Option(help="Torch seed for sampling.")] = 0,
-    device: Annotated[str, typer.Option(help="Torch device of the policy, e.g. cuda:0.")] = "cpu",
+    device: Annotated[str, typer.Option(help="Torch device of the policy: auto (cuda when a GPU is visible), "
+                                        "cpu, cuda:0, ...")] = "auto",
+    dtype: Annotated[str, typer.Option(help="Weights' dtype: auto (bfloat16 on a GPU, float32 on CPU), float32, "
+                                       "bfloat16, float16.")] = "auto",
     fresh: Annotated[bool, typer.Option("--fresh", help="Discard results in --out instead of resuming.")] = False,
     no_media: Annotated[bool, typer.Option("--no-media", help="Do not save thumbnails and crops.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
@@ -97,7 +100,7 @@ def eval_command(
         typer.echo(f"note: {model} has no protocol.yaml; using the default protocol (pass --protocol FILE)",
                    err=True)
     summary = evaluate_policy(model, bench, data, out, protocol=protocol, cfg=cfg, reward_cfg=reward_cfg,
-                              verifier_cfg=verifier_cfg, seed=seed, device=device, fresh=fresh,
+                              verifier_cfg=verifier_cfg, seed=seed, device=device, dtype=dtype, fresh=fresh,
                               max_decode_pixels=max_decode_pixels or DEFAULT_DECODE_LIMIT,
                               allow_absolute_paths=allow_absolute_paths, progress=progress, log=typer.echo)
     print_summary(summary)

@@ -30,14 +30,15 @@ def evaluate_policy(policy: Any, bench: str, data: str | Path, out: str | Path, 
                     cfg: EvalConfig | None = None, reward_cfg: RewardConfig | None = None,
                     verifier_cfg: Any = None, verifier: Any = None, model_id: str | None = None,
                     max_decode_pixels: int = DEFAULT_DECODE_LIMIT, allow_absolute_paths: bool = False,
-                    seed: int = 0, device: str = "cpu", fresh: bool = False, progress: bool = True,
-                    log=print) -> dict:
+                    seed: int = 0, device: str = "cpu", dtype: str | None = None, fresh: bool = False,
+                    progress: bool = True, log=print) -> dict:
     """Evaluate ``policy`` (a checkpoint directory, or a ``PolicyBackend`` already loaded) on benchmark ``bench``
     stored at ``data``, writing ``out/results.jsonl``, ``summary.json`` and ``run.json``; returns the summary.
 
     ``protocol``: a ``ProtocolConfig`` (default: its defaults). ``verifier_cfg`` / ``verifier``: a
     ``VerifierConfig`` to load, or a loaded verifier, for alignment scores. Resumes unless ``fresh``; refuses
     to resume with other settings (``SettingsMismatch``). ``model_id`` names an in-memory policy in ``run.json``.
+    ``device`` / ``dtype`` (a checkpoint directory only): ``auto`` = CUDA with bfloat16 when a GPU is visible.
     """
     import torch
 
@@ -71,7 +72,7 @@ def evaluate_policy(policy: Any, bench: str, data: str | Path, out: str | Path, 
     if is_path:
         from mapo.models.hf_qwen import load_policy
 
-        policy = load_policy(policy, device=device)
+        policy = load_policy(policy, device=device, dtype=dtype)
     if verifier is None and verifier_cfg is not None:
         from mapo.verifier import load_verifier
 

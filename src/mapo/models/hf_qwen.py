@@ -20,6 +20,7 @@ from PIL import Image
 
 from mapo.agent.backend import Context, Generation, PolicyBackend, cut_at_stop
 from mapo.models.collate import collate_trajectories
+from mapo.models.precision import autocast_context, cast_state_dict, resolve_device, resolve_dtype
 
 _ARCHITECTURES = {
     "qwen2_vl": "Qwen2VLForConditionalGeneration",
@@ -61,11 +62,44 @@ class _StopOnSequences:
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
-class HFQwenBackend(PolicyBackend):
-    """A Qwen-VL ``*ForConditionalGeneration`` with its tokenizer and PIL image processor."""
+class _RecordLogprobs:
+    """A logits processor that keeps only the sampled tokens' log-probs, not generate's scores: those are one
+    float32 [batch, vocab] row per generated token (128 sequences x 1024 tokens x 152k vocab = 80 GB).
 
-    def __init__(self, model, tokenizer, image_processor, family: str):
+    It sees the suppressed logits (it runs after HF's own processors and before the temperature warper) and
+    scores them as ``masked_logprobs`` does; the token drawn from step t is known at step t + 1 (or from the
+    final sequences: ``finish``)."""
+
+    def __init__(self, temperature: float):
+        self.temperature = temperature if temperature > 0 else 1.0
+        self.pending: torch.Tensor | None = None
+        self.steps: list[torch.Tensor] = []
+
+    def _take(self, tokens: torch.Tensor) -> None:
+        if self.pending is not None:
+            self.steps.append(torch.gather(self.pending, 1, tokens[:, None]).squeeze(1).float().cpu())
+            self.pending = None
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        self._take(input_ids[:, -1])
+        self.pending = torch.log_softmax(scores.float() / self.temperature, dim=-1)
+        return scores
+
+    def finish(self, sequences: torch.Tensor) -> torch.Tensor:
+        """[B, n_generated] log-probs once generate returned ``sequences``."""
+        self._take(sequences[:, -1])
+        return torch.stack(self.steps, dim=1) if self.steps else torch.zeros(sequences.shape[0], 0)
+
+
+class HFQwenBackend(PolicyBackend):
+    """A Qwen-VL ``*ForConditionalGeneration`` with its tokenizer and PIL image processor.
+
+    ``compute_dtype``: the dtype forwards run in (``torch.autocast``) when it is lower than the parameters'
+    dtype: fp32 master weights computing in bf16 (``mapo.models.precision``). None: the parameters' dtype."""
+
+    def __init__(self, model, tokenizer, image_processor, family: str, compute_dtype: torch.dtype | None = None):
         self.model, self.tokenizer, self.image_processor, self.family = model, tokenizer, image_processor, family
+        self.compute_dtype = compute_dtype
         self.patch_size = int(image_processor.patch_size)
         self.merge_size = int(image_processor.merge_size)
         # The engine resizes every image to the model's grid and budget first; the processor must not resize
@@ -80,6 +114,10 @@ class HFQwenBackend(PolicyBackend):
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    def autocast(self):
+        """The context every forward of this backend runs in (autocast to ``compute_dtype``, or a no-op)."""
+        return autocast_context(self.device, self.compute_dtype, self.model.dtype)
+
     def pixel_inputs(self, images: list[Image.Image]) -> dict[str, torch.Tensor]:
         """``pixel_values`` [N_patches, D] and ``image_grid_thw`` [N_images, 3] for grid-aligned images."""
         out = self._pixel_processor(images=list(images), return_tensors="pt")
@@ -91,9 +129,16 @@ class HFQwenBackend(PolicyBackend):
         return {"pixel_values": out["pixel_values"].to(self.device, self.model.dtype),
                 "image_grid_thw": grid.to(self.device)}
 
-    def save_pretrained(self, out_dir: str | Path) -> None:
-        """Write the policy as a standard Hugging Face directory that ``load_policy`` reads back."""
-        self.model.save_pretrained(out_dir, safe_serialization=True)
+    def save_pretrained(self, out_dir: str | Path, dtype: torch.dtype | None = None) -> None:
+        """Write the policy as a standard Hugging Face directory that ``load_policy`` reads back. ``dtype``:
+        the weights' dtype on disk (None: the parameters' own, e.g. the fp32 master weights)."""
+        if dtype is not None and dtype != self.model.dtype:
+            self.model.save_pretrained(out_dir, safe_serialization=True, state_dict=cast_state_dict(self.model, dtype))
+            config = copy.deepcopy(self.model.config)  # save_pretrained wrote the in-memory dtype into it
+            config.dtype = dtype
+            config.save_pretrained(out_dir)
+        else:
+            self.model.save_pretrained(out_dir, safe_serialization=True)
         self.tokenizer.save_pretrained(out_dir)
         self.image_processor.save_pretrained(out_dir)
 
@@ -128,29 +173,29 @@ class HFQwenBackend(PolicyBackend):
         if images:
             inputs.update(self.pixel_inputs(images))
         stop_ids = [self.tokenizer.convert_tokens_to_ids(s) for s in stop if s in self.tokenizer.get_added_vocab()]
-        from transformers import GenerationConfig, StoppingCriteriaList
+        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
         sample = temperature > 0
         gen_cfg = GenerationConfig(max_new_tokens=max(limits), do_sample=sample,
                                    temperature=temperature if sample else None, top_k=0 if sample else None,
                                    top_p=1.0 if sample else None, suppress_tokens=self.suppressed_token_ids,
-                                   pad_token_id=pad, eos_token_id=stop_ids or None, output_scores=True,
-                                   return_dict_in_generate=True)
+                                   pad_token_id=pad, eos_token_id=stop_ids or None, return_dict_in_generate=True)
+        # the sampled tokens' log-probs under softmax(suppressed logits / T): what sequence_logprobs recomputes
+        recorder = _RecordLogprobs(temperature)
         self.model.eval()
-        out = self.model.generate(**inputs, generation_config=gen_cfg, stopping_criteria=StoppingCriteriaList(
-            [_StopOnSequences(self.tokenizer, width, stop, stop_ids)]))
+        with self.autocast():
+            out = self.model.generate(**inputs, generation_config=gen_cfg,
+                                      logits_processor=LogitsProcessorList([recorder]),
+                                      stopping_criteria=StoppingCriteriaList(
+                                          [_StopOnSequences(self.tokenizer, width, stop, stop_ids)]))
         new = out.sequences[:, width:].cpu()
-        # scores are the processed logits the sampler drew from (suppression and temperature applied).
-        scores = torch.stack(out.scores, dim=1).float().cpu() if out.scores else torch.zeros(len(contexts), 0, 1)
-        logp_all = torch.log_softmax(scores, dim=-1)
-        if not sample:
-            logp_all = masked_logprobs(scores, self.suppressed_token_ids, 1.0)
+        logp_tokens = recorder.finish(out.sequences)
         results = []
         for i, limit in enumerate(limits):
             ids = new[i, :limit].tolist()
             n, stopped = cut_at_stop(self.tokenizer, ids, stop, stop_ids)
             ids = ids[:n]
-            lp = logp_all[i, torch.arange(n), torch.tensor(ids, dtype=torch.long)] if n else torch.zeros(0)
+            lp = logp_tokens[i, :n] if n else torch.zeros(0)
             results.append(Generation(ids=ids, logprobs=lp, text=self.decode(ids), stopped=stopped))
         return results
 
@@ -162,14 +207,15 @@ class HFQwenBackend(PolicyBackend):
             batch = self.collate(batch)
         kwargs = {k: batch[k] for k in ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values",
                                         "image_grid_thw") if k in batch}
-        hidden = self.model.model(**kwargs, use_cache=False).last_hidden_state  # [B, S, H]
         B, L = batch["response_ids"].shape
-        # The token at position p is predicted at p - 1. Project only those positions onto the vocabulary:
-        # [B, L, V] instead of [B, S, V] (a 150k vocabulary makes the difference).
-        pos = (batch["response_start"][:, None] - 1 + torch.arange(L, device=hidden.device)[None, :])
-        pos = pos.clamp(max=hidden.shape[1] - 1)
-        picked = torch.gather(hidden, 1, pos[..., None].expand(B, L, hidden.shape[-1]))  # [B, L, H]
-        logits = self.model.lm_head(picked)  # [B, L, V]
+        with self.autocast():
+            hidden = self.model.model(**kwargs, use_cache=False).last_hidden_state  # [B, S, H]
+            # The token at position p is predicted at p - 1. Project only those positions onto the vocabulary:
+            # [B, L, V] instead of [B, S, V] (a 150k vocabulary makes the difference).
+            pos = (batch["response_start"][:, None] - 1 + torch.arange(L, device=hidden.device)[None, :])
+            pos = pos.clamp(max=hidden.shape[1] - 1)
+            picked = torch.gather(hidden, 1, pos[..., None].expand(B, L, hidden.shape[-1]))  # [B, L, H]
+            logits = self.model.lm_head(picked)  # [B, L, V]
         logp = masked_logprobs(logits, self.suppressed_token_ids, temperature)
         token_logp = torch.gather(logp, -1, batch["response_ids"][..., None]).squeeze(-1)
         # Observation tokens (image pads included) are not the policy's: they get 0, not the -inf a
@@ -187,9 +233,14 @@ def _family(config: dict, path: Path) -> str:
 
 
 def load_policy(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | str | None = None,
-                trust_remote_code: bool = False) -> HFQwenBackend:
+                trust_remote_code: bool = False, master_weights: bool = False) -> HFQwenBackend:
     """Load a local Qwen-VL checkpoint directory (config.json, weights, tokenizer, preprocessor_config.json)
-    without network access. Raises ``FileNotFoundError`` naming the path and the missing file."""
+    without network access. Raises ``FileNotFoundError`` naming the path and the missing file.
+
+    ``device`` / ``dtype``: names or torch objects; ``auto`` picks CUDA when present (and bfloat16 there).
+    ``master_weights`` (training): the parameters load in float32 and ``dtype`` becomes the compute dtype of
+    every forward (autocast), so optimizer updates are not rounded to ``dtype``; otherwise (inference) the
+    weights load in ``dtype`` itself."""
     import transformers
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
@@ -206,8 +257,8 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu", dtype: tor
         raise FileNotFoundError(f"policy checkpoint {path} lacks {', '.join(missing)}; it must be a complete "
                                 "Hugging Face directory (see mapo.models.zoo.build_tiny_model)")
     family = _family(json.loads((path / "config.json").read_text()), path)
-    if isinstance(dtype, str):
-        dtype = getattr(torch, dtype)
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device) if dtype is not None else torch.float32
     common = {"local_files_only": True, "trust_remote_code": trust_remote_code}
     tokenizer = transformers.AutoTokenizer.from_pretrained(path, **common)
     # Prefer the checkpoint's own template files: in Qwen-VL releases these are the processor's templates,
@@ -224,5 +275,7 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu", dtype: tor
         tokenizer.chat_template = CHAT_TEMPLATE
     image_processor = Qwen2VLImageProcessorPil.from_pretrained(path, local_files_only=True)
     cls = getattr(transformers, _ARCHITECTURES[family])
-    model = cls.from_pretrained(path, dtype=dtype or torch.float32, **common).to(device)
-    return HFQwenBackend(model, tokenizer, image_processor, family)
+    param_dtype = torch.float32 if master_weights else dtype
+    model = cls.from_pretrained(path, dtype=param_dtype, **common).to(device)
+    return HFQwenBackend(model, tokenizer, image_processor, family,
+                         compute_dtype=dtype if dtype != param_dtype else None)

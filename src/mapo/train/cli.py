@@ -16,6 +16,12 @@ ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config (see configs/
 SetOpt = typer.Option(None, "--set", "-s", help="Override a config key: --set algorithm.beta=0.2 (repeatable).")
 ResumeOpt = typer.Option(False, "--resume", help="Continue from the newest checkpoint in the run directory.")
 ShowOpt = typer.Option(False, "--show-config", help="Print every config key, its default and what it does; exit.")
+DryRunOpt = typer.Option(False, "--dry-run", help="Print the memory/compute estimate from the checkpoint's "
+                         "config.json (no weights loaded) and exit.")
+DataOpt = typer.Option(None, "--data", help="Your own trajectories: .jsonl or .parquet of chat messages with "
+                       "images (docs/sft_data.md); sets the config's `data`.")
+MemOpt = typer.Option(None, "--device-memory", help="Memory of the target GPU for --dry-run, e.g. 80GB "
+                      "(default: the visible GPU's).")
 
 
 def _setup_logging() -> None:
@@ -41,16 +47,40 @@ def _show(cls) -> None:
     Console().print(table)
 
 
+def _dry_run(cfg, device_memory: str | None, rl: bool) -> None:
+    """Print the estimate of ``cfg``'s run (mapo.train.memory) and exit with 1 when it does not fit."""
+    from mapo.train import memory
+
+    try:
+        shape, work, est = (memory.estimate_train if rl else memory.estimate_sft)(cfg)
+        budget = memory.parse_bytes(device_memory) if device_memory else None
+    except (FileNotFoundError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    name = "--device-memory" if budget else None
+    if budget is None:
+        budget, name = memory.device_memory(cfg.model.device)
+    tips = memory.advice(shape, work, est, budget, gradient_checkpointing=cfg.model.gradient_checkpointing,
+                         freeze_vision_tower=cfg.model.freeze_vision_tower, rl=rl) if budget else []
+    typer.echo(memory.report(shape, work, est, budget=budget, device_name=name, suggestions=tips))
+    if tips:
+        raise typer.Exit(1)
+
+
 def sft_command(config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt, resume: bool = ResumeOpt,
-                show_config: bool = ShowOpt) -> None:
-    """Cold-start SFT on expert trajectories (loss on assistant tokens only)."""
+                show_config: bool = ShowOpt, dry_run: bool = DryRunOpt, device_memory: str | None = MemOpt,
+                data: Path | None = DataOpt) -> None:
+    """Cold-start SFT on expert trajectories or your own (loss on assistant tokens only)."""
     from mapo.train.config import SFTConfig
 
     if show_config:
         return _show(SFTConfig)
+    if data is not None:
+        set_ = [*(set_ or []), f"data={data}"]
+    cfg = _load(SFTConfig, config, set_)
+    if dry_run:
+        return _dry_run(cfg, device_memory, rl=False)
     from mapo.train.preflight import check_sft_inputs
 
-    cfg = _load(SFTConfig, config, set_)
     check_sft_inputs(cfg, resume=resume)  # before the model loads
     _setup_logging()
     from mapo.train.sft import run_sft
@@ -59,7 +89,7 @@ def sft_command(config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt
 
 
 def train_command(config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt, resume: bool = ResumeOpt,
-                  show_config: bool = ShowOpt) -> None:
+                  show_config: bool = ShowOpt, dry_run: bool = DryRunOpt, device_memory: str | None = MemOpt) -> None:
     """RL with GRPO / RLOO / MAPO / MAPO-turn; metrics to out_dir/metrics.jsonl and TensorBoard."""
     from mapo.train.config import TrainConfig
 
@@ -68,6 +98,8 @@ def train_command(config: Path | None = ConfigOpt, set_: list[str] | None = SetO
     from mapo.train.preflight import check_train_inputs
 
     cfg = _load(TrainConfig, config, set_)
+    if dry_run:
+        return _dry_run(cfg, device_memory, rl=True)
     check_train_inputs(cfg, resume=resume)  # before the policy and the verifier load
     _setup_logging()
     from mapo.train.rl import train

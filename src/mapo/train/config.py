@@ -35,8 +35,16 @@ class Section(BaseModel):
 
 class ModelConfig(Section):
     path: str = Field("runs/demo/model", description="Local Hugging Face checkpoint directory of the policy.")
-    device: str = Field("cpu", description="Torch device for the policy, e.g. 'cpu' or 'cuda:0'.")
-    dtype: str = Field("float32", description="Policy dtype: float32 | bfloat16 | float16.")
+    device: str = Field("cpu", description="Torch device for the policy, e.g. 'cpu', 'cuda:0' or 'auto' (cuda "
+                                           "when a GPU is visible).")
+    dtype: str = Field("float32", description="Compute dtype: float32 | bfloat16 | float16. Training keeps fp32 "
+                                              "master weights and AdamW state and runs forwards under autocast; "
+                                              "checkpoints/ are fp32 (exact resume), final/ is written in this "
+                                              "dtype.")
+    gradient_checkpointing: bool = Field(False, description="Recompute decoder-layer activations in backward "
+                                                            "(~1/3 more compute, activation memory ~1 hidden "
+                                                            "vector per token per layer): needed for 7B "
+                                                            "multi-turn image contexts on one GPU.")
     trust_remote_code: bool = Field(False, description="Allow the checkpoint's own Python code (off: safer).")
     freeze_vision_tower: bool = Field(False, description="Keep the vision tower's weights fixed (its merger into "
                                       "the language model still trains): mapo.models.freeze.")
@@ -101,7 +109,12 @@ class OptimConfig(Section):
 
 
 class GradVarianceConfig(Section):
-    enabled: bool = Field(True, description="Estimate the policy-gradient variance every step.")
+    enabled: bool = Field(True, description="Estimate the policy-gradient variance every step. Cost per "
+                                            "micro-batch: K random directions over the probed parameters "
+                                            "(~1.5 s per 10M parameters with K=8 on CPU; see max_params).")
+    max_params: int | None = Field(50_000_000, ge=1, description="Probe a seeded subset of parameter tensors "
+                                                                "holding at most this many elements (None: "
+                                                                "all; 7B models: keep it small or disable).")
     num_directions: int = Field(8, ge=1, description="Fixed random directions the per-micro-batch gradients "
                                                      "are projected on.")
     seed: int = Field(1234, description="Seed of the random directions (the same for every estimator).")
@@ -141,7 +154,12 @@ class SFTConfig(Section):
     seed: int = Field(0, description="Seed of expert sampling, shuffling and initialisation.")
     model: ModelConfig = Field(default_factory=ModelConfig, description="The checkpoint to fine-tune.")
     train: str = Field("runs/demo/world/train.parquet", description="Parquet of tasks to build experts from.")
-    max_tasks: int | None = Field(None, description="Use only the first N tasks (None: all).")
+    data: str | None = Field(None, description="Your own multi-turn trajectories with images (.jsonl or "
+                                               ".parquet of chat messages, docs/sft_data.md) to train on instead "
+                                               "of the experts built from `train`.")
+    max_tokens: int | None = Field(None, ge=1, description="With `data`: leave out rows longer than this many "
+                                                           "tokens (None: keep all).")
+    max_tasks: int | None = Field(None, description="Use only the first N tasks (or rows of `data`; None: all).")
     expert: dict[str, Any] = Field(default_factory=dict, description="mapo.data.expert ExpertConfig fields "
                                                                      "(imperfection rates).")
     protocol: dict[str, Any] = Field(default_factory=dict, description="Extra mapo.agent ProtocolConfig fields.")

@@ -35,6 +35,11 @@ def check_sft_inputs(cfg: SFTConfig, *, resume: bool = False) -> None:
 
     if not resume:
         check_policy_dir(cfg.model.path, "model.path")
+    if cfg.data is not None:  # the user's own trajectories: mapo.train.sft_data checks them row by row
+        if not Path(cfg.data).is_file():
+            raise InputError(f"data {cfg.data}: no such file; pass a .jsonl or .parquet of trajectories "
+                             f"(schema: docs/sft_data.md)")
+        return
     try:
         open_tasks(cfg.train, max_tasks=cfg.max_tasks).check_readable()
     except DataFileError as exc:

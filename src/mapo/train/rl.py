@@ -65,11 +65,18 @@ def build_engine(backend, protocol: ProtocolConfig | dict[str, Any]):
     return RolloutEngine(backend, None, ProtocolConfig.model_validate(protocol))
 
 
-def save_backend(backend, out_dir: Path, protocol: ProtocolConfig | dict[str, Any] | None = None) -> None:
+def save_backend(backend, out_dir: Path, protocol: ProtocolConfig | dict[str, Any] | None = None,
+                 dtype: str | None = None) -> None:
     """Write the policy as a standard Hugging Face directory (weights, config, tokenizer, image processor),
-    plus ``protocol.yaml`` (the protocol it was trained with, which `mapo eval` picks up) when given."""
+    plus ``protocol.yaml`` (the protocol it was trained with, which `mapo eval` picks up) when given.
+    ``dtype``: the weights' dtype on disk (None: the parameters' own, fp32 master weights when training)."""
     if hasattr(backend, "save_pretrained"):
-        backend.save_pretrained(out_dir)
+        if dtype is None:
+            backend.save_pretrained(out_dir)
+        else:
+            from mapo.models.precision import resolve_dtype
+
+            backend.save_pretrained(out_dir, dtype=resolve_dtype(dtype))
     else:
         backend.model.save_pretrained(out_dir, safe_serialization=True)
         backend.tokenizer.save_pretrained(out_dir)
@@ -84,10 +91,11 @@ def save_backend(backend, out_dir: Path, protocol: ProtocolConfig | dict[str, An
 
 
 def load_backend(path: str | Path, cfg: TrainConfig):
+    """The policy for training: fp32 master weights computing in ``cfg.model.dtype`` (mapo.models.precision)."""
     from mapo.models.hf_qwen import load_policy
 
     return load_policy(path, device=cfg.model.device, dtype=cfg.model.dtype,
-                       trust_remote_code=cfg.model.trust_remote_code)
+                       trust_remote_code=cfg.model.trust_remote_code, master_weights=True)
 
 
 def _finite(x: torch.Tensor | float) -> bool:
@@ -119,6 +127,10 @@ class RLTrainer:
         self.model = self.backend.model
         if frozen := freeze_as_configured(self.model, cfg.model):
             log.info("vision tower frozen (%d parameters); its merger and the language model train", frozen)
+        if cfg.model.gradient_checkpointing:
+            from mapo.models.precision import enable_gradient_checkpointing
+
+            enable_gradient_checkpointing(self.model)
         self.engine = build_engine(self.backend, cfg.rollout.protocol)
         self.temperature = self.engine.cfg.temperature
         if verifier is None:
@@ -144,7 +156,8 @@ class RLTrainer:
         self.optimizer, self.scheduler = build_optimizer(
             self.model.parameters(), cfg.optim, cfg.run.total_steps * self.updates_per_step)
         self.projector = (GradientProjector(list(self.model.parameters()), cfg.grad_variance.num_directions,
-                                            cfg.grad_variance.seed) if cfg.grad_variance.enabled else None)
+                                            cfg.grad_variance.seed, cfg.grad_variance.max_params)
+                          if cfg.grad_variance.enabled else None)
         self.ref_backend = None
         if alg.kl_coef > 0:
             self.ref_backend = make_backend(Path(cfg.model.path))
@@ -249,6 +262,7 @@ class RLTrainer:
         out: dict[str, list[float]] = defaultdict(list)
         if not keep:
             return {"skipped_update": 0.0, "optimizer_steps": 0.0, "lr": self.scheduler.get_last_lr()[0]}
+        self.model.train()  # generation leaves eval mode; gradient checkpointing acts in train mode only
         ref_lp = self._logprobs(self.ref_backend, trajs, keep) if self.ref_backend is not None else None
         if alg.recompute_old_logprobs:
             batch = {**batch, "old_logprobs": self._logprobs(self.backend, trajs, keep)}
@@ -371,7 +385,8 @@ class RLTrainer:
         if self.step >= cfg.run.total_steps:
             from mapo.train.checkpoint import write_atomically  # weights + protocol.yaml, or nothing
 
-            write_atomically(final, lambda d: save_backend(self.backend, d, protocol=self.cfg.rollout.protocol))
+            write_atomically(final, lambda d: save_backend(self.backend, d, protocol=self.cfg.rollout.protocol,
+                                                           dtype=cfg.model.dtype))
         return final
 
     @torch.no_grad()

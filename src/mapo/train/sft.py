@@ -1,4 +1,5 @@
-"""Cold-start SFT: the policy imitates programmatic expert trajectories (think, zoom with a label, answer).
+"""Cold-start SFT: the policy imitates programmatic expert trajectories (think, zoom with a label, answer), or
+the user's own multi-turn trajectories with images (``data``: mapo.train.sft_data, docs/sft_data.md).
 
 The SFT sequences are produced by the real protocol code: the rollout engine runs a ``ScriptedBackend`` that
 replays the expert's texts, so token ids, crops, image placeholders and masks are exactly what RL will see.
@@ -100,22 +101,35 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False, backend=None, tasks: list[T
     if backend is None:
         from mapo.models.hf_qwen import load_policy
 
+        # fp32 master weights computing in cfg.model.dtype (mapo.models.precision)
         backend = load_policy(ckpt / "model" if ckpt else cfg.model.path, device=cfg.model.device,
-                              dtype=cfg.model.dtype, trust_remote_code=cfg.model.trust_remote_code)
-    if tasks is None:
-        from mapo.data.parquet import load_tasks
+                              dtype=cfg.model.dtype, trust_remote_code=cfg.model.trust_remote_code,
+                              master_weights=True)
+    if cfg.data is not None:  # the user's own trajectories (mapo.train.sft_data)
+        from mapo.train.sft_data import load_chat_samples
 
-        tasks = load_tasks(cfg.train)
-    tasks = tasks[: cfg.max_tasks] if cfg.max_tasks else tasks
-    if not tasks:
-        raise ValueError(f"sft train={cfg.train}: no tasks; make them with `mapo world make`")
-    trajs, records = expert_rollouts(tasks, backend, cfg.protocol, cfg.expert, seed=cfg.seed,
-                                     progress=cfg.progress)
-    _log_expert_mix(records, trajs)
+        trajs = load_chat_samples(cfg.data, backend, cfg.protocol, max_rows=cfg.max_tasks, max_tokens=cfg.max_tokens)
+        log.info("sft data %s: %d trajectories, %d trained tokens", cfg.data, len(trajs),
+                 sum(int(t.response_mask.sum()) for t in trajs))
+    else:
+        if tasks is None:
+            from mapo.data.parquet import load_tasks
+
+            tasks = load_tasks(cfg.train)
+        tasks = tasks[: cfg.max_tasks] if cfg.max_tasks else tasks
+        if not tasks:
+            raise ValueError(f"sft train={cfg.train}: no tasks; make them with `mapo world make`")
+        trajs, records = expert_rollouts(tasks, backend, cfg.protocol, cfg.expert, seed=cfg.seed,
+                                         progress=cfg.progress)
+        _log_expert_mix(records, trajs)
     batches = sft_batches(len(trajs), cfg.batch_size, cfg.epochs, cfg.seed)
     model = backend.model
     if frozen := freeze_as_configured(model, cfg.model):
         log.info("vision tower frozen (%d parameters); its merger and the language model train", frozen)
+    if cfg.model.gradient_checkpointing:
+        from mapo.models.precision import enable_gradient_checkpointing
+
+        enable_gradient_checkpointing(model)
     optimizer, scheduler = build_optimizer(model.parameters(), cfg.optim, len(batches))
     step = 0
     if ckpt is not None:
@@ -155,7 +169,7 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False, backend=None, tasks: list[T
     if step >= len(batches):
         from mapo.train.checkpoint import write_atomically  # weights + protocol.yaml, or nothing
 
-        write_atomically(final, lambda d: save_backend(backend, d, protocol=cfg.protocol))
+        write_atomically(final, lambda d: save_backend(backend, d, protocol=cfg.protocol, dtype=cfg.model.dtype))
     return final
 
 
