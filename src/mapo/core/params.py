@@ -43,7 +43,7 @@ class MAPOParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    beta: float = Field(0.4, description="Weight of the semantic term: A = norm_G(R) + beta * norm_G(S).")
+    beta: float = Field(0.4, description="MAPO semantic weight: A = norm_G(R) + beta * norm_G(S).")
     lam: float = Field(0.95, ge=0.0, description="Discount over a trajectory's tool calls: call t weighs lam**t "
                                                  "(earlier zooms weigh more).")
     aggregate: Aggregate = Field("mean", description="How a trajectory's call scores combine into S_i "
