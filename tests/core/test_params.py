@@ -49,3 +49,11 @@ def test_estimator_kwargs_are_the_options_each_estimator_takes():
     assert params.estimator_kwargs(get_advantage("mapo_turn"))["answer_credit"] == "outcome"
     assert params.estimator_kwargs(get_advantage("mapo"))["beta"] == 0.2
     assert "failed_call_score" not in params.estimator_kwargs(get_advantage("mapo"))
+
+
+def test_a_custom_estimator_with_kwargs_gets_every_option():
+    def custom(token_level_rewards, response_mask, index, **options):
+        raise AssertionError
+
+    kwargs = MAPOParams(beta=0.3).estimator_kwargs(custom)
+    assert kwargs["beta"] == 0.3 and "answer_credit" in kwargs and "failed_call_score" not in kwargs

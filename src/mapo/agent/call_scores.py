@@ -36,7 +36,7 @@ def score_claims(verifier: Any, pairs: Sequence[tuple[str, Image.Image | None]])
 class TurnScores:
     """Scored calls of a batch: ``calls[i]`` = trajectory ``i``'s ``(assistant turn, score | None)`` in call
     order, and the estimator inputs ``turn_scores [B, T]``, ``turn_mask [B, T]``, ``token_turn [B, L]``
-    (``L`` = the longest response, as in :func:`mapo.train.batch.rl_batch`)."""
+    (``L`` = the longest response of the batch, the width the trainer pads every response tensor to)."""
 
     calls: list[list[Call]]
     tensors: dict[str, torch.Tensor]
@@ -53,7 +53,10 @@ class TurnScores:
 def score_tool_calls(trajs: Sequence[Trajectory], verifier: Any,
                      failed_call_score: float = DEFAULTS.failed_call_score) -> TurnScores:
     """Score every tool call of ``trajs`` (its claim, the label or the description, against its crop at
-    original resolution) with one verifier call, and build the estimator inputs."""
+    original resolution) with one verifier call, and build the estimator inputs.
+
+    ``verifier`` None scores nothing (every call's score is None): for an evaluation without a verifier, whose
+    records then carry no alignment; the tensors are only meaningful with a verifier."""
     calls = [traj.tool_calls for traj in trajs]
     flat = score_claims(verifier, [(rec.claim or "", _crop(rec)) for row in calls for rec in row])
     values = iter(flat)

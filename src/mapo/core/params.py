@@ -27,6 +27,9 @@ from mapo.core.semantic import Aggregate
 
 AnswerCredit = Literal["trajectory", "outcome"]
 
+#: Fields read before the estimator (by the turn scoring), not passed to it.
+_NOT_ESTIMATOR_OPTIONS = frozenset({"failed_call_score"})
+
 #: Keyword arguments of the estimator contract that are batch tensors, not options.
 TENSOR_INPUTS = frozenset({"token_level_rewards", "response_mask", "index", "turn_scores", "turn_mask", "token_turn"})
 
@@ -40,7 +43,7 @@ class MAPOParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    beta: float = Field(0.4, description="Weight of the semantic term: A = norm_G(R) + beta * norm_G(S).")
+    beta: float = Field(0.4, description="MAPO semantic weight: A = norm_G(R) + beta * norm_G(S).")
     lam: float = Field(0.95, ge=0.0, description="Discount over a trajectory's tool calls: call t weighs lam**t "
                                                  "(earlier zooms weigh more).")
     aggregate: Aggregate = Field("mean", description="How a trajectory's call scores combine into S_i "
@@ -67,7 +70,10 @@ class MAPOParams(BaseModel):
         return MAPOParams.model_validate({k: getattr(self, k) for k in MAPOParams.model_fields})
 
     def estimator_kwargs(self, fn: Callable[..., Any]) -> dict[str, Any]:
-        """The options ``fn`` (a registered estimator) takes by name, with this model's values."""
+        """The options ``fn`` (a registered estimator) takes by name, with this model's values; every estimator
+        option when ``fn`` takes ``**kwargs`` (a custom estimator that reads what it needs)."""
+        if any(p.kind is p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values()):
+            return {k: getattr(self, k) for k in MAPOParams.model_fields if k not in _NOT_ESTIMATOR_OPTIONS}
         return {k: getattr(self, k) for k in estimator_options(fn) if k in MAPOParams.model_fields}
 
 
