@@ -6,7 +6,7 @@ from mapo.cli import app
 def test_show_config_lists_every_key_with_its_doc():
     result = CliRunner().invoke(app, ["train", "--show-config"])
     assert result.exit_code == 0, result.output
-    assert "algorithm.beta" in result.output and "Weight of the semantic" in result.output
+    assert "algorithm.beta" in result.output and "semantic weight" in result.output
 
 
 def test_a_bad_override_is_a_usage_error_naming_the_key():
