@@ -51,11 +51,7 @@ def _dry_run(cfg, device_memory: str | None, rl: bool) -> None:
     """Print the estimate of ``cfg``'s run (mapo.train.memory) and exit with 1 when it does not fit."""
     from mapo.train import memory
 
-    try:
-        if rl:
-            from mapo.train.config import check_sections
-
-            check_sections(cfg)  # a typo in protocol / verifier / reward fails here, not at start-up
+    try:  # (a typo in protocol / verifier / reward already failed when the config loaded)
         shape, work, est = (memory.estimate_train if rl else memory.estimate_sft)(cfg)
         budget = memory.parse_bytes(device_memory) if device_memory else None
     except (FileNotFoundError, ValueError) as exc:

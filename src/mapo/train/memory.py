@@ -111,7 +111,7 @@ def workload(protocol: dict, *, micro_batch: int, rollout_batch: int = 0, traine
     ``trajectory_max_pixels`` in all, responses up to ``max_response_tokens``."""
     from mapo.agent.protocol import ProtocolConfig
 
-    p = ProtocolConfig(**protocol)
+    p = protocol if isinstance(protocol, ProtocolConfig) else ProtocolConfig(**protocol)
     cell = (patch * merge) ** 2
     image_tokens = p.image_max_pixels // cell
     all_pixels = max(p.trajectory_max_pixels, p.image_max_pixels)

@@ -72,21 +72,23 @@ def read_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _image(ref: Any, base: Path, where: str, max_decode_pixels: int) -> Image.Image:
+    from mapo.data.benchmarks.paths import UnsafePathError, resolve_image
     from mapo.data.images import ImageError, decode_image
 
     if isinstance(ref, dict):
         ref = ref.get("bytes") or ref.get("path") or ref.get("image")
     if isinstance(ref, str) and ref.startswith("data:"):
         ref = ref.split(",", 1)[-1]
-    elif isinstance(ref, str) and Path(ref).suffix and len(ref) < 4096 and not Path(ref).is_absolute():
-        ref = str(base / ref)
     if not isinstance(ref, (str, bytes, Path)):
         raise ChatDataError(f"{where}: image must be a path, base64 string or {{'bytes': ...}}, got "
                             f"{type(ref).__name__}")
     try:
+        # the user's own file: absolute paths are read as written; relative ones from the file's folder, and
+        # never outside it (the same gate as every dataset loader)
+        ref = resolve_image(ref, base, allow_absolute=True) if isinstance(ref, str) else ref
         return decode_image(ref, name=where, max_decode_pixels=max_decode_pixels)
-    except ImageError as exc:
-        raise ChatDataError(str(exc)) from exc
+    except (ImageError, UnsafePathError) as exc:
+        raise ChatDataError(f"{where}: {exc}" if isinstance(exc, UnsafePathError) else str(exc)) from exc
 
 
 def parse_messages(row: dict[str, Any], base: Path, where: str, max_decode_pixels: int | None = None
