@@ -31,6 +31,7 @@ from mapo.train.grad_variance import GradientProjector, gradient_variance
 from mapo.train.metrics_log import MetricsLogger
 from mapo.train.optim import build_optimizer, freeze_as_configured
 from mapo.train.rollout_stats import batch_stats
+from mapo.train.theory_metrics import theory_metrics
 
 log = logging.getLogger("mapo.train")
 
@@ -178,10 +179,12 @@ class RLTrainer:
 
         # 4. advantages by registry name (one call site for every estimator)
         batch = rl_batch(trajs, rewards, turn_scores)
+        params = {"beta": alg.beta, "lam": alg.lam, "norm_by_std": alg.norm_by_std, **alg.estimator_params}
         advantages, _ = self.advantage_fn(
             batch["token_level_rewards"], batch["response_mask"], index,
             turn_scores=batch["turn_scores"], turn_mask=batch["turn_mask"], token_turn=batch["token_turn"],
-            **{"beta": alg.beta, "lam": alg.lam, "norm_by_std": alg.norm_by_std, **alg.estimator_params})
+            **params)
+        metrics.update(theory_metrics(batch, index, params))  # what MAPO's variance argument assumes
         keep = self._keep(trajs, advantages, index)
         metrics.update(adv_abs_mean=float(advantages[batch["response_mask"] > 0].abs().mean()),
                        kept_fraction=len(keep) / len(trajs))
@@ -351,9 +354,12 @@ class RLTrainer:
                            progress=cfg.run.progress, tensorboard=cfg.run.tensorboard,
                            desc=f"rl {cfg.algorithm.estimator}",
                            show=("accuracy", "reward", "alignment", "tool_call_rate")) as logger:
+            evaluating = bool(cfg.run.eval_every and cfg.data.eval)
+            if evaluating and cfg.run.eval_at_start and self.step == 0:
+                logger.log(0, {f"eval/{k}": v for k, v in self.evaluate().items()}, advance=False)
             while self.step < last:
                 metrics = self.train_step()
-                if cfg.run.eval_every and cfg.data.eval and self.step % cfg.run.eval_every == 0:
+                if evaluating and self.step % cfg.run.eval_every == 0:
                     metrics.update({f"eval/{k}": v for k, v in self.evaluate().items()})
                 logger.log(self.step, metrics)
                 if self.step % cfg.run.save_every == 0 or self.step == cfg.run.total_steps:
@@ -365,12 +371,15 @@ class RLTrainer:
 
     @torch.no_grad()
     def evaluate(self, tasks: list[Task] | None = None) -> dict[str, float]:
-        """One sampled rollout per task of ``data.eval`` (first ``data.eval_limit``): accuracy, tool use, hits."""
+        """One rollout per task of ``data.eval`` (first ``data.eval_limit``) at ``data.eval_temperature``
+        (greedy by default): accuracy, tool use, hits."""
         if tasks is None:
             from mapo.data.parquet import load_tasks
 
             tasks = load_tasks(self.cfg.data.eval)[: self.cfg.data.eval_limit]
-        trajs = self.engine.run(tasks, 1)
+        temperature = self.cfg.data.eval_temperature
+        protocol = {**self.cfg.rollout.protocol, **({} if temperature is None else {"temperature": temperature})}
+        trajs = build_engine(self.backend, protocol).run(tasks, 1)
         trajs, _, _, infos = self._rewards(trajs, np.arange(len(trajs)))
         return batch_stats(trajs, infos, self._turn_scores(trajs))
 
