@@ -24,8 +24,9 @@ import torch
 
 from mapo.agent.trajectory import Trajectory
 from mapo.data.task import Task
-from mapo.train.batch import rl_batch, verifier_pairs
+from mapo.train.batch import rl_batch
 from mapo.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, seed_everything
+from mapo.train.claims import turn_scores as claim_turn_scores
 from mapo.train.config import TrainConfig, check_sections, dump_config
 from mapo.train.grad_variance import GradientProjector, gradient_variance
 from mapo.train.metrics_log import MetricsLogger
@@ -230,13 +231,12 @@ class RLTrainer:
         return kept, np.asarray(groups, dtype=np.int64), rewards, infos
 
     def _turn_scores(self, trajs: list[Trajectory]) -> list[list[float]]:
-        """Verifier cosine per tool call; ``failed_call_score`` (estimator_params, default -1: the bottom of
-        the cosine range) for a call that returned no crop, since there is nothing its label could match."""
-        failed = float(self.cfg.algorithm.estimator_params.get("failed_call_score", -1.0))
-        pairs = [verifier_pairs(t) for t in trajs]
-        flat = [(text, img) for row in pairs for text, img in row if img is not None]
-        scored = iter(self.verifier.score([p[0] for p in flat], [p[1] for p in flat]).tolist() if flat else [])
-        return [[next(scored) if img is not None else failed for _, img in row] for row in pairs]
+        """Verifier cosine per tool call against its ``semantic_claim`` (estimator_params: the label by default;
+        see mapo.train.claims); ``failed_call_score`` (default -1: the bottom of the cosine range) for a call
+        that returned no crop, since there is nothing its label could match."""
+        params = self.cfg.algorithm.estimator_params
+        return claim_turn_scores(trajs, self.verifier, semantic_claim=params.get("semantic_claim", "label"),
+                                 failed_call_score=float(params.get("failed_call_score", -1.0)))
 
     def _keep(self, trajs, advantages: torch.Tensor, index: np.ndarray) -> list[int]:
         """Trajectories that enter the loss: optionally without turn-cap hitters and all-zero-advantage groups."""
