@@ -38,9 +38,10 @@ class DataConfig(Section):
     train: str = Field("runs/demo/world/train.parquet", description="DeepEyes-schema parquet of RL prompts.")
     eval: str | None = Field(None, description="Parquet evaluated every `train.eval_every` steps (None: off).")
     eval_limit: int = Field(64, description="Number of tasks of `eval` used by the periodic evaluation.")
-    eval_temperature: float | None = Field(0.0, ge=0, description="Sampling temperature of the periodic "
-                                           "evaluation: 0 = greedy, as `mapo eval` and the demo's test table "
-                                           "(None: the rollout temperature).")
+    eval_temperatures: list[float] = Field(default_factory=lambda: [0.0], description="Temperatures of the "
+                                           "periodic evaluation, one pass each: the first is logged as eval/*, "
+                                           "others as eval_t<T>/* (0 = greedy, as `mapo eval` and the demo's "
+                                           "test table; 1 = the policy as RL samples it).")
     max_tasks: int | None = Field(None, description="Use only the first N training tasks (None: all).")
 
 

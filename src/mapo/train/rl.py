@@ -356,11 +356,11 @@ class RLTrainer:
                            show=("accuracy", "reward", "alignment", "tool_call_rate")) as logger:
             evaluating = bool(cfg.run.eval_every and cfg.data.eval)
             if evaluating and cfg.run.eval_at_start and self.step == 0:
-                logger.log(0, {f"eval/{k}": v for k, v in self.evaluate().items()}, advance=False)
+                logger.log(0, self.evaluate_all(), advance=False)
             while self.step < last:
                 metrics = self.train_step()
                 if evaluating and self.step % cfg.run.eval_every == 0:
-                    metrics.update({f"eval/{k}": v for k, v in self.evaluate().items()})
+                    metrics.update(self.evaluate_all())
                 logger.log(self.step, metrics)
                 if self.step % cfg.run.save_every == 0 or self.step == cfg.run.total_steps:
                     self.save()
@@ -369,15 +369,22 @@ class RLTrainer:
             save_backend(self.backend, final, protocol=self.cfg.rollout.protocol)
         return final
 
+    def evaluate_all(self) -> dict[str, float]:
+        """The periodic evaluation at every ``data.eval_temperatures`` (eval/* for the first, eval_t<T>/*)."""
+        out = {}
+        for n, temperature in enumerate(self.cfg.data.eval_temperatures):
+            prefix = "eval" if n == 0 else f"eval_t{temperature:g}"
+            out.update({f"{prefix}/{k}": v for k, v in self.evaluate(temperature=temperature).items()})
+        return out
+
     @torch.no_grad()
-    def evaluate(self, tasks: list[Task] | None = None) -> dict[str, float]:
-        """One rollout per task of ``data.eval`` (first ``data.eval_limit``) at ``data.eval_temperature``
-        (greedy by default): accuracy, tool use, hits."""
+    def evaluate(self, tasks: list[Task] | None = None, temperature: float | None = None) -> dict[str, float]:
+        """One rollout per task of ``data.eval`` (first ``data.eval_limit``) at ``temperature`` (None: the
+        rollout's): accuracy, tool use, hits."""
         if tasks is None:
             from mapo.data.parquet import load_tasks
 
             tasks = load_tasks(self.cfg.data.eval)[: self.cfg.data.eval_limit]
-        temperature = self.cfg.data.eval_temperature
         protocol = {**self.cfg.rollout.protocol, **({} if temperature is None else {"temperature": temperature})}
         trajs = build_engine(self.backend, protocol).run(tasks, 1)
         trajs, _, _, infos = self._rewards(trajs, np.arange(len(trajs)))
