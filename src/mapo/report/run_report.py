@@ -13,7 +13,8 @@ from mapo.report.plots import plot_curves
 RL_KEYS = ("accuracy", "reward", "alignment", "tool_call_rate", "valid_call_rate", "crop_hit_rate", "gap",
            "crop_iou", "format_error_rate", "turns", "response_length", "entropy", "clip_frac", "grad_norm",
            "grad_var", "grad_var_rel", "label_drift", "repetition_rate", "eval/accuracy", "eval/crop_hit_rate",
-           "eval/gap", "eval/label_drift", "theory/std_ratio", "theory/within_corr", "theory/semantic_only_share")
+           "eval/gap", "eval/label_drift", "eval_t1/accuracy", "eval_t1/crop_hit_rate", "theory/std_ratio",
+           "theory/within_corr", "theory/semantic_only_share")
 
 #: Columns of the final table: (header, path into an evaluation summary of `mapo eval`).
 EVAL_COLUMNS = (
