@@ -21,7 +21,7 @@ log = logging.getLogger("mapo.demo")
 
 
 class DemoConfig(Section):
-    """`mapo demo`: the whole pipeline on the embedded default, sized for ~15 minutes on 2 CPU cores."""
+    """`mapo demo`: the whole pipeline on the embedded default, sized for ~25 minutes on 2 idle CPU cores."""
 
     out_dir: str = Field("runs/demo", description="Where every step writes (world/, verifier/, model/, sft/, rl/, "
                                                   "eval/, report/).")
