@@ -31,7 +31,8 @@ class CompareConfig(Section):
                                          "(its steps are reused when already built, e.g. by `mapo demo`).")
     estimators: list[str] = Field(default_factory=lambda: ["grpo", "mapo", "mapo_turn"],
                                   description="Advantage estimators compared (registry names).")
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], description="RL seeds per estimator (>= 3).")
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4],
+                             description="RL seeds per estimator (>= 5 for 95% CIs that separate estimators).")
     rl: dict[str, Any] = Field(default_factory=lambda: {"run": {"total_steps": 20}},
                                description="TrainConfig fields shared by every run on top of the demo's `rl` "
                                            "(same rollout budget for all: do not vary per estimator).")
