@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from mapo.core.advantages import get_advantage
-from mapo.core.params import DEFAULTS, MAPOParams, estimator_options
+from mapo.core.params import DEFAULTS, SCORING_OPTIONS, MAPOParams, estimator_options
 
 BUILT_IN = ["grpo", "rloo", "mapo", "mapo_turn"]
 
@@ -24,7 +24,7 @@ def test_every_estimator_option_is_a_typed_param_with_the_same_default(name):
 
 
 def test_every_param_is_used_and_documented():
-    used = {o for name in BUILT_IN for o in estimator_options(get_advantage(name))} | {"failed_call_score"}
+    used = {o for name in BUILT_IN for o in estimator_options(get_advantage(name))} | SCORING_OPTIONS
     for key, field in MAPOParams.model_fields.items():
         assert key in used, f"MAPOParams.{key} is read by no estimator"
         assert field.description, f"MAPOParams.{key} has no description"

@@ -33,3 +33,14 @@ def test_stamps(tmp_path):
     assert not is_done(tmp_path, {"a": 1})
     mark_done(tmp_path, {"a": 1})
     assert is_done(tmp_path, {"a": 1}) and not is_done(tmp_path, {"a": 2})
+
+
+def test_mean_ci95_uses_student_t_over_seeds():
+    import math
+
+    from mapo.train.summary import mean_ci95
+
+    m, half = mean_ci95([0.4, 0.5, 0.6])
+    assert m == 0.5 and abs(half - 4.303 * 0.1 / math.sqrt(3)) < 1e-9
+    assert math.isnan(mean_ci95([0.5])[1])
+    assert abs(mean_ci95([0.0, 1.0] * 20)[1] - 2.023 * 0.5064 / math.sqrt(40)) < 0.01

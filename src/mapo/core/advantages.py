@@ -42,6 +42,13 @@ from mapo.core.semantic import (
     semantic_returns,
     trajectory_semantic_score,
 )
+from mapo.core.semantic_norm import (
+    SemanticNorm,
+    check_semantic_norm,
+    constant_outcome,
+    joint_reward,
+    normalize_semantic,
+)
 
 
 class AdvantageFn(Protocol):
@@ -225,6 +232,20 @@ def _require_turns(name: str, turn_scores: torch.Tensor | None, turn_mask: torch
     return turn_scores, turn_mask
 
 
+def semantic_scores(
+    turn_scores: torch.Tensor,
+    turn_mask: torch.Tensor,
+    groups: list[torch.Tensor],
+    *,
+    lam: float = 0.95,
+    aggregate: Aggregate = "mean",
+    no_tool_score: float | str = "group_min",
+) -> torch.Tensor:
+    """``S_i``: ``[B]`` float64, the trajectory semantic score with no-tool trajectories imputed."""
+    semantic, has_turn = trajectory_semantic_score(turn_scores, turn_mask, lam=lam, aggregate=aggregate)
+    return impute_no_tool(semantic, has_turn, groups, no_tool_score)
+
+
 def semantic_advantage(
     turn_scores: torch.Tensor,
     turn_mask: torch.Tensor,
@@ -234,15 +255,24 @@ def semantic_advantage(
     aggregate: Aggregate = DEFAULTS.aggregate,
     no_tool_score: float | str = DEFAULTS.no_tool_score,
     epsilon: float = DEFAULTS.epsilon,
+    outcome: torch.Tensor | None = None,
+    semantic_norm: SemanticNorm = DEFAULTS.semantic_norm,
+    semantic_std_floor: float = DEFAULTS.semantic_std_floor,
 ) -> torch.Tensor:
     """``norm_G(S_i)``: ``[B]`` float64, the group-normalised trajectory semantic score.
 
-    Always std-normalised (so ``beta`` means the same for any verifier, whatever its cosine scale); a group
-    of one, or a group whose ``S`` are all equal, gets 0.
+    ``semantic_norm`` picks the form (:mod:`mapo.core.semantic_norm`; default ``"std"``: unit variance per
+    group, so ``beta`` means the same for any verifier); ``outcome`` ``[B]`` (the rewards ``R``) is needed by
+    ``"outcome_varies"``. A group of one, or a group whose ``S`` are all equal, gets 0.
     """
-    semantic, has_turn = trajectory_semantic_score(turn_scores, turn_mask, lam=lam, aggregate=aggregate)
-    semantic = impute_no_tool(semantic, has_turn, groups, no_tool_score)
-    return group_normalize(semantic, groups, epsilon=epsilon, singleton="zero")
+    semantic = semantic_scores(turn_scores, turn_mask, groups, lam=lam, aggregate=aggregate,
+                               no_tool_score=no_tool_score)
+    if outcome is None:
+        if semantic_norm == "outcome_varies":
+            raise ValueError("semantic_norm='outcome_varies' needs the outcome rewards (outcome=[B])")
+        outcome = torch.zeros_like(semantic)
+    return normalize_semantic(semantic, outcome, groups, semantic_norm=semantic_norm,
+                              semantic_std_floor=semantic_std_floor, epsilon=epsilon)
 
 
 @register_advantage("mapo")
@@ -262,6 +292,8 @@ def mapo(
     norm_by_std: bool = DEFAULTS.norm_by_std,
     singleton: Singleton = DEFAULTS.singleton,
     zero_ties: bool = DEFAULTS.zero_ties,
+    semantic_norm: SemanticNorm = DEFAULTS.semantic_norm,
+    semantic_std_floor: float = DEFAULTS.semantic_std_floor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """MAPO: outcome advantage plus the group-normalised semantic alignment of the trajectory's zooms.
 
@@ -274,19 +306,33 @@ def mapo(
     - a trajectory with no tool call (``T_i = 0``) gets ``S_i = no_tool_score``: by default ``"group_min"``,
       the lowest ``S`` among group members that did call a tool (not zooming never beats the worst zoom;
       neutral when nobody in the group zoomed); or a fixed float;
-    - ``norm_G(S)`` is always std-normalised and is 0 for a one-member group or a group of equal ``S``.
+    - ``norm_G(S)`` is std-normalised by default and is 0 for a one-member group or a group of equal ``S``.
 
     Args:
         token_turn: accepted for the common signature and ignored (see :func:`mapo_turn`).
         beta: weight of the semantic term (default 0.4, as reported for the paper).
         lam: per-call discount (default 0.95): earlier zooms weigh more, their errors carry into later turns.
+        semantic_norm: how ``S`` is normalised (:mod:`mapo.core.semantic_norm`): ``"std"`` (default),
+            ``"center"``, ``"std_floor"``, ``"outcome_varies"``, or ``"joint"``: ``A = norm_G(R + beta * S)``
+            with GRPO's normalisation options. ``beta = 0`` gives GRPO bit for bit in every form.
+        semantic_std_floor: the floor of ``"std_floor"`` (in the verifier's cosine units).
 
     Returns:
         ``(advantages [B, L], returns [B, L])``, equal tensors.
     """
     _check_batch(token_level_rewards, response_mask)
     turn_scores, turn_mask = _require_turns("mapo", turn_scores, turn_mask, token_level_rewards.shape[0])
+    check_semantic_norm(semantic_norm)
     with torch.no_grad():
+        groups = group_members(index, token_level_rewards.shape[0])
+        if semantic_norm == "joint":
+            semantic = semantic_scores(turn_scores, turn_mask, groups, lam=lam, aggregate=aggregate,
+                                       no_tool_score=no_tool_score)
+            seq = group_normalize(joint_reward(token_level_rewards.sum(dim=-1), semantic, beta), groups,
+                                  epsilon=epsilon, norm_by_std=norm_by_std,
+                                  singleton=singleton, zero_ties=zero_ties)
+            adv = seq.unsqueeze(-1) * response_mask
+            return adv, adv
         outcome = outcome_advantage(
             token_level_rewards,
             index,
@@ -295,7 +341,6 @@ def mapo(
             singleton=singleton,
             zero_ties=zero_ties,
         )
-        groups = group_members(index, token_level_rewards.shape[0])
         semantic = semantic_advantage(
             turn_scores,
             turn_mask,
@@ -304,6 +349,9 @@ def mapo(
             aggregate=aggregate,
             no_tool_score=no_tool_score,
             epsilon=epsilon,
+            outcome=token_level_rewards.sum(dim=-1),
+            semantic_norm=semantic_norm,
+            semantic_std_floor=semantic_std_floor,
         )
         seq = outcome + beta * semantic.to(outcome.dtype)
         adv = seq.unsqueeze(-1) * response_mask
@@ -328,6 +376,8 @@ def mapo_turn(
     norm_by_std: bool = DEFAULTS.norm_by_std,
     singleton: Singleton = DEFAULTS.singleton,
     zero_ties: bool = DEFAULTS.zero_ties,
+    semantic_norm: SemanticNorm = DEFAULTS.semantic_norm,
+    semantic_std_floor: float = DEFAULTS.semantic_std_floor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Turn-level MAPO: each tool call's tokens get the semantic credit of that call and the calls after it.
 
@@ -357,6 +407,10 @@ def mapo_turn(
         answer_credit: what the final-answer turn (and turns without a call) get besides the outcome:
             ``"trajectory"`` (default) the trajectory's ``norm_G(S_i)`` (the answer rests on every zoom),
             ``"outcome"`` nothing.
+        semantic_norm: as :func:`mapo`, applied to the pooled ``P`` and to ``norm_G(S_i)`` alike (``"center"``:
+            centred on the pool's mean; ``"std_floor"``: ``max(std_pool, semantic_std_floor)``;
+            ``"outcome_varies"``: 0 in groups of equal outcomes). ``"joint"`` is trajectory-level only: use
+            :func:`mapo`.
 
     Returns:
         ``(advantages [B, L], returns [B, L])``, equal tensors.
@@ -372,6 +426,10 @@ def mapo_turn(
         )
     if answer_credit not in ("trajectory", "outcome"):
         raise ValueError(f"answer_credit={answer_credit!r} is not one of 'trajectory', 'outcome'.")
+    check_semantic_norm(semantic_norm)
+    if semantic_norm == "joint":
+        raise ValueError("semantic_norm='joint' normalises R + beta * S per trajectory; it has no turn-level "
+                         "form: use the 'mapo' estimator, or another semantic_norm with 'mapo_turn'.")
     with torch.no_grad():
         n_turns = check_turns(turn_scores, turn_mask)
         token_turn = token_turn.long()
@@ -389,12 +447,17 @@ def mapo_turn(
             zero_ties=zero_ties,
         )
         groups = group_members(index, batch)
+        rewards = token_level_rewards.sum(dim=-1)
         pooled = pooled_group_normalize(
             semantic_returns(turn_scores, turn_mask, lam=lam, aggregate=aggregate),
             turn_mask,
             groups,
             epsilon=epsilon,
+            norm_by_std=semantic_norm != "center",
+            std_floor=semantic_std_floor if semantic_norm == "std_floor" else 0.0,
         )
+        if semantic_norm == "outcome_varies":
+            pooled = torch.where(constant_outcome(rewards, groups).unsqueeze(1), torch.zeros_like(pooled), pooled)
         if answer_credit == "trajectory":
             answer = semantic_advantage(
                 turn_scores,
@@ -404,6 +467,9 @@ def mapo_turn(
                 aggregate=aggregate,
                 no_tool_score=no_tool_score,
                 epsilon=epsilon,
+                outcome=rewards,
+                semantic_norm=semantic_norm,
+                semantic_std_floor=semantic_std_floor,
             )
         else:
             answer = torch.zeros(batch, dtype=torch.float64)

@@ -47,6 +47,7 @@ def group_normalize(
     norm_by_std: bool = True,
     singleton: Singleton = "raw",
     zero_ties: bool = True,
+    std_floor: float = 0.0,
 ) -> torch.Tensor:
     """``norm_G(x)_i = (x_i - mean_G(x)) / (std_G(x) + epsilon)`` within each group.
 
@@ -60,6 +61,8 @@ def group_normalize(
         zero_ties: a group of >= 2 members whose values are all exactly equal gets 0. verl computes
             ``(x - fl(mean)) / (0 + 1e-6)`` there, and ``fl(mean)`` of equal float32 values is often one ulp
             off, which turns a tie into an O(0.1-1) advantage of arbitrary sign; ``False`` reproduces it.
+        std_floor: divide by ``max(std_G, std_floor) + epsilon`` (0: off, verl's form): a group whose values
+            differ by little is not blown up to unit variance.
 
     Returns:
         ``[B]`` normalised values; std is the unbiased (n - 1) one, as ``torch.std``.
@@ -80,7 +83,10 @@ def group_normalize(
             continue
         mean = torch.mean(group_values)
         if norm_by_std:
-            out[members] = (group_values - mean) / (torch.std(group_values) + epsilon)
+            std = torch.std(group_values)
+            if std_floor > 0:
+                std = torch.clamp(std, min=std_floor)
+            out[members] = (group_values - mean) / (std + epsilon)
         else:
             out[members] = group_values - mean
     return out
@@ -93,6 +99,8 @@ def pooled_group_normalize(
     *,
     epsilon: float = 1e-6,
     zero_ties: bool = True,
+    norm_by_std: bool = True,
+    std_floor: float = 0.0,
 ) -> torch.Tensor:
     """Normalise ``[B, T]`` per-(trajectory, turn) values over all existing pairs of each group.
 
@@ -104,6 +112,7 @@ def pooled_group_normalize(
         values: ``[B, T]`` float.
         mask: ``[B, T]`` 1 where the pair exists.
         groups: member positions per group, from :func:`group_members`.
+        norm_by_std, std_floor: as :func:`group_normalize` (False: centred only).
 
     Returns:
         ``[B, T]``, 0 where ``mask`` is 0.
@@ -115,7 +124,8 @@ def pooled_group_normalize(
         group_of_row[members] = g if len(members) > 1 else -1 - g
     pair_groups = group_members(group_of_row[batch_of_pair].numpy(), int(batch_of_pair.numel()))
     normalised = group_normalize(
-        values[exists], pair_groups, epsilon=epsilon, singleton="zero", zero_ties=zero_ties
+        values[exists], pair_groups, epsilon=epsilon, singleton="zero", zero_ties=zero_ties,
+        norm_by_std=norm_by_std, std_floor=std_floor,
     )
     normalised = torch.where(group_of_row[batch_of_pair] >= 0, normalised, torch.zeros_like(normalised))
     out = torch.zeros_like(values)

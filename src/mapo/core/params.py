@@ -24,11 +24,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mapo.core.grouping import Singleton
 from mapo.core.semantic import Aggregate
+from mapo.core.semantic_norm import SemanticNorm
 
 AnswerCredit = Literal["trajectory", "outcome"]
+ClaimSource = Literal["label", "referent", "label_and_referent"]
 
-#: Fields read before the estimator (by the turn scoring), not passed to it.
-_NOT_ESTIMATOR_OPTIONS = frozenset({"failed_call_score"})
+#: Fields read where the turn tensors are built (mapo.agent.call_scores, mapo.core.turns), not by an estimator.
+SCORING_OPTIONS = frozenset({"failed_call_score", "semantic_claim"})
 
 #: Keyword arguments of the estimator contract that are batch tensors, not options.
 TENSOR_INPUTS = frozenset({"token_level_rewards", "response_mask", "index", "turn_scores", "turn_mask", "token_turn"})
@@ -37,8 +39,9 @@ TENSOR_INPUTS = frozenset({"token_level_rewards", "response_mask", "index", "tur
 class MAPOParams(BaseModel):
     """Options of mapo.core's advantage estimators (``grpo``, ``rloo``, ``mapo``, ``mapo_turn``).
 
-    Each estimator reads the options its signature names (:meth:`estimator_kwargs`); ``failed_call_score`` is
-    read by the turn scoring (:func:`mapo.core.turns.turn_tensors`), which builds the estimators' inputs.
+    Each estimator reads the options its signature names (:meth:`estimator_kwargs`); ``failed_call_score`` and
+    ``semantic_claim`` are read by the turn scoring (:mod:`mapo.agent.call_scores`), which builds the
+    estimators' inputs.
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -57,6 +60,15 @@ class MAPOParams(BaseModel):
     failed_call_score: float = Field(
         -1.0, description="Score of a tool call that returned no crop (malformed call, unknown tool, rejected "
                           "box): nothing its label could match.")
+    semantic_claim: ClaimSource = Field(
+        "label", description="What each crop is scored against: 'label' (the call's own, the paper's), 'referent' "
+                             "(the task's target name: re-labelling a wrong zoom cannot win) or "
+                             "'label_and_referent' (the lower of both).")
+    semantic_norm: SemanticNorm = Field(
+        "std", description="How S is normalised within a group (mapo.core.semantic_norm): std | center | "
+                           "std_floor | outcome_varies (0 where every outcome is equal) | joint (norm_G(R + beta*S)).")
+    semantic_std_floor: float = Field(0.1, ge=0.0, description="semantic_norm=std_floor: the smallest group std "
+                                                               "of S divided by (cosine units).")
     epsilon: float = Field(1e-6, gt=0.0, description="Added to the group std in every normalisation.")
     norm_by_std: bool = Field(True, description="Divide the outcome advantage by the group std (False: Dr.GRPO, "
                                                 "mean-centred only).")
@@ -73,7 +85,7 @@ class MAPOParams(BaseModel):
         """The options ``fn`` (a registered estimator) takes by name, with this model's values; every estimator
         option when ``fn`` takes ``**kwargs`` (a custom estimator that reads what it needs)."""
         if any(p.kind is p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values()):
-            return {k: getattr(self, k) for k in MAPOParams.model_fields if k not in _NOT_ESTIMATOR_OPTIONS}
+            return {k: getattr(self, k) for k in MAPOParams.model_fields if k not in SCORING_OPTIONS}
         return {k: getattr(self, k) for k in estimator_options(fn) if k in MAPOParams.model_fields}
 
 
@@ -86,4 +98,4 @@ def estimator_options(fn: Callable[..., Any]) -> list[str]:
 #: The defaults, for the estimators' signatures (``beta: float = DEFAULTS.beta``).
 DEFAULTS = MAPOParams()
 
-__all__ = ["DEFAULTS", "TENSOR_INPUTS", "MAPOParams", "estimator_options"]
+__all__ = ["DEFAULTS", "SCORING_OPTIONS", "TENSOR_INPUTS", "ClaimSource", "MAPOParams", "estimator_options"]

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from statistics import mean
 from typing import Any
 
+from mapo.eval.behaviour import label_drift, repetition_rate
+
 Record = dict[str, Any]
 
 
@@ -113,6 +115,18 @@ def box_statistics(records: Sequence[Record]) -> dict[str, float | None]:
     }
 
 
+def behaviour_statistics(records: Sequence[Record]) -> dict[str, float | None]:
+    """``label_drift`` (zoom labels not naming the question's object) and ``repetition_rate`` (degenerate
+    responses) over every sample (``mapo.eval.behaviour``; None when nothing can be judged)."""
+    labels, texts = [], []
+    for r in records:
+        for s in r.get("samples") or []:
+            texts.append("".join(t.get("text") or "" for t in s.get("turns") or []))
+            labels.extend((t.get("claim") or "", r.get("question") or "", r.get("target_names") or [])
+                          for t in s.get("turns") or [] if t.get("kind") == "tool_call")
+    return {"label_drift": label_drift(labels), "repetition_rate": repetition_rate(texts)}
+
+
 def summarize(records: Sequence[Record]) -> dict[str, Any]:
     """Every score of an evaluation: overall accuracy (= Avg@k), Pass@k, per category and per group, HR-Bench
     cycle averages when items carry ``cycle_category``, tool, alignment and box statistics, errors."""
@@ -131,6 +145,7 @@ def summarize(records: Sequence[Record]) -> dict[str, Any]:
         "tools": tool_statistics(records),
         "alignment": alignment_statistics(records),
         "boxes": box_statistics(records),
+        "behaviour": behaviour_statistics(records),
         "errors": [{"id": r["id"], "error": r["error"]} for r in records if r.get("error")][:50],
         # Items whose label disagrees with the benchmark's own annotation (V*): a data problem to look at.
         "label_mismatches": [r["id"] for r in records if r.get("label_matches_annotation") is False],

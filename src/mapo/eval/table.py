@@ -47,6 +47,11 @@ def summary_table(summary: dict) -> Table:
         table.add_row("crop IoU (mean)", _fmt(boxes["mean_iou"], pct=False))
         table.add_row("zoom hit rate", _fmt(boxes["hit_rate"]))
         table.add_row("gap (correct, zoom missed)", _fmt(boxes["gap"]))
+    behaviour = summary.get("behaviour") or {}
+    if behaviour.get("label_drift") is not None:
+        table.add_row("label drift (label != question's object)", _fmt(behaviour["label_drift"]))
+    if behaviour.get("repetition_rate") is not None:
+        table.add_row("repetitive responses", _fmt(behaviour["repetition_rate"]))
     table.add_row("items failed", str(summary["n_errors"]))
     if summary.get("label_mismatches"):
         table.add_row("label != annotation (check data)", str(len(summary["label_mismatches"])))

@@ -12,7 +12,9 @@ from mapo.report.plots import plot_curves
 #: RL curves worth a panel each (the metrics every RL step logs).
 RL_KEYS = ("accuracy", "reward", "alignment", "tool_call_rate", "valid_call_rate", "crop_hit_rate", "gap",
            "crop_iou", "format_error_rate", "turns", "response_length", "entropy", "clip_frac", "grad_norm",
-           "grad_var", "grad_var_rel")
+           "grad_var", "grad_var_rel", "label_drift", "repetition_rate", "eval/accuracy", "eval/crop_hit_rate",
+           "eval/gap", "eval/label_drift", "eval_t1/accuracy", "eval_t1/crop_hit_rate", "theory/std_ratio",
+           "theory/within_corr", "theory/semantic_only_share")
 
 #: Columns of the final table: (header, path into an evaluation summary of `mapo eval`).
 EVAL_COLUMNS = (
@@ -25,6 +27,8 @@ EVAL_COLUMNS = (
     ("alignment", ("alignment", "mean")),
     ("gap", ("boxes", "gap")),
     ("format errors", ("tools", "format_error_rate")),
+    ("label drift", ("behaviour", "label_drift")),
+    ("repetition", ("behaviour", "repetition_rate")),
 )
 
 

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from mapo.train.config import Section, TrainConfig
 from mapo.train.demo import DemoConfig, _run_rl, _stamp_of, _step, evaluate, prepare, rl_config
-from mapo.train.summary import collapsed, mean_std, pm, window_mean
+from mapo.train.summary import collapsed, mean_ci95, pm, window_mean
 
 log = logging.getLogger("mapo.compare")
 
@@ -31,7 +31,8 @@ class CompareConfig(Section):
                                          "(its steps are reused when already built, e.g. by `mapo demo`).")
     estimators: list[str] = Field(default_factory=lambda: ["grpo", "mapo", "mapo_turn"],
                                   description="Advantage estimators compared (registry names).")
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], description="RL seeds per estimator (>= 3).")
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4],
+                             description="RL seeds per estimator (>= 5 for 95% CIs that separate estimators).")
     rl: dict[str, Any] = Field(default_factory=lambda: {"run": {"total_steps": 20}},
                                description="TrainConfig fields shared by every run on top of the demo's `rl` "
                                            "(same rollout budget for all: do not vary per estimator).")
@@ -95,19 +96,27 @@ def summarise(runs: dict[str, list[dict[str, Any]]], cfg: CompareConfig) -> dict
         return window_mean(r["metrics"], key, last=cfg.final_window)
 
     def grad_var(rs, key):
-        return mean_std([window_mean(r["metrics"], key) for r in rs])[0]
+        return mean_ci95([window_mean(r["metrics"], key) for r in rs])[0]
+
+    def over_seeds(rs, path):
+        return mean_ci95([dig(r["eval"], path) for r in rs])
 
     base = runs.get("grpo")
     rows = {}
     for est, rs in runs.items():
-        acc = mean_std([dig(r["eval"], ("accuracy",)) for r in rs])
         row = {
-            "test_accuracy": acc,
-            "alignment": mean_std([dig(r["eval"], ("alignment", "mean")) for r in rs]),
-            "crop_hit_rate": mean_std([dig(r["eval"], ("boxes", "hit_rate")) for r in rs]),
-            "gap": mean_std([dig(r["eval"], ("boxes", "gap")) for r in rs]),
-            "tool_call_rate": mean_std([dig(r["eval"], ("tools", "tool_call_rate")) for r in rs]),
-            "train_alignment": mean_std([train_side(r, "alignment") for r in rs]),
+            "test_accuracy": over_seeds(rs, ("accuracy",)),
+            "alignment": over_seeds(rs, ("alignment", "mean")),
+            "crop_hit_rate": over_seeds(rs, ("boxes", "hit_rate")),
+            "gap": over_seeds(rs, ("boxes", "gap")),
+            "tool_call_rate": over_seeds(rs, ("tools", "tool_call_rate")),
+            "label_drift": over_seeds(rs, ("behaviour", "label_drift")),
+            "repetition": over_seeds(rs, ("behaviour", "repetition_rate")),
+            "train_alignment": mean_ci95([train_side(r, "alignment") for r in rs]),
+            # what MAPO's variance argument assumes, over every step of every seed
+            "std_ratio": mean_ci95([window_mean(r["metrics"], "theory/std_ratio") for r in rs]),
+            "within_corr": mean_ci95([window_mean(r["metrics"], "theory/within_corr") for r in rs]),
+            "semantic_only_share": mean_ci95([window_mean(r["metrics"], "theory/semantic_only_share") for r in rs]),
             "grad_var_ratio": _ratio(grad_var(rs, "grad_var"), grad_var(base, "grad_var") if base else math.nan),
             "grad_var_rel_ratio": _ratio(grad_var(rs, "grad_var_rel"),
                                          grad_var(base, "grad_var_rel") if base else math.nan),
@@ -124,15 +133,19 @@ def _ratio(a: float, b: float) -> float:
     return a / b if math.isfinite(a) and math.isfinite(b) and b > 0 else math.nan
 
 
-HEADER = ["estimator", "test accuracy", "alignment", "crop-hit rate", "gap", "tool-call rate",
-          "grad var / GRPO", "grad noise-to-signal / GRPO", "collapsed"]
+HEADER = ["estimator", "test accuracy", "alignment", "crop-hit rate", "gap", "tool-call rate", "label drift",
+          "repetition", "grad var / GRPO", "grad noise-to-signal / GRPO", "std(S)/std(R)", "corr(R, S)",
+          "const-R groups moved by S", "collapsed"]
 
 
 def table_rows(result: dict[str, Any]) -> list[list[str]]:
+    """Table cells: mean ± 95% CI half-width over seeds (Student t)."""
     rows = []
     for est, r in result["rows"].items():
-        rows.append([est, pm(*r["test_accuracy"]), pm(*r["alignment"]), pm(*r["crop_hit_rate"]), pm(*r["gap"]),
-                     pm(*r["tool_call_rate"]), _num(r["grad_var_ratio"]), _num(r["grad_var_rel_ratio"]),
+        rows.append([est, *(pm(*r[k]) for k in ("test_accuracy", "alignment", "crop_hit_rate", "gap",
+                                                 "tool_call_rate", "label_drift", "repetition")),
+                     _num(r["grad_var_ratio"]), _num(r["grad_var_rel_ratio"]),
+                     *(pm(*r[k], digits=2) for k in ("std_ratio", "within_corr", "semantic_only_share")),
                      f"{'yes' if r['collapsed'] else 'no'} ({r['collapsed']}/{r['seeds']})"])
     return rows
 
@@ -161,7 +174,7 @@ def write_outputs(out: Path, runs: dict[str, list[dict[str, Any]]], result: dict
     acc = _accuracy_plot(runs, out / "test_accuracy.png")
     steps = cfg.rl.get("run", {}).get("total_steps")
     md = (f"Same SFT checkpoint, same rollout budget ({steps} RL steps each), seeds {cfg.seeds}; test split of the "
-          f"embedded world, {cfg.eval_limit} tasks; mean ± std over seeds.\n\n" + markdown_table(HEADER, rows) + "\n")
+          f"embedded world, {cfg.eval_limit} tasks; mean ± 95% CI half-width over seeds (Student t).\n\n" + markdown_table(HEADER, rows) + "\n")
     (out / "results.md").write_text(md)
     (out / "results.json").write_text(json.dumps(result, indent=1, default=str))
     html_rows = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)

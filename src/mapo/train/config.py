@@ -54,6 +54,10 @@ class DataConfig(Section):
     train: str = Field("runs/demo/world/train.parquet", description="DeepEyes-schema parquet of RL prompts.")
     eval: str | None = Field(None, description="Parquet evaluated every `train.eval_every` steps (None: off).")
     eval_limit: int = Field(64, description="Number of tasks of `eval` used by the periodic evaluation.")
+    eval_temperatures: list[float] = Field(default_factory=lambda: [0.0], description="Temperatures of the "
+                                           "periodic evaluation, one pass each: the first is logged as eval/*, "
+                                           "others as eval_t<T>/* (0 = greedy, as `mapo eval` and the demo's "
+                                           "test table; 1 = the policy as RL samples it).")
     max_tasks: int | None = Field(None, description="Use only the first N training tasks (None: all).")
     rows: RowConfig = Field(default_factory=RowConfig, description="How DeepEyes-style rows become tasks "
                             "(mapo.data.parquet.RowConfig: question, instruction_markers, allow_absolute_paths, "
@@ -126,6 +130,8 @@ class RunConfig(Section):
     save_every: int = Field(10, ge=1, description="Checkpoint every N steps (and at the end).")
     keep_last: int = Field(2, ge=1, description="Checkpoints kept on disk (older ones are deleted).")
     eval_every: int = Field(0, ge=0, description="Evaluate on `data.eval` every N steps (0: off).")
+    eval_at_start: bool = Field(True, description="With eval_every > 0, also evaluate before the first step "
+                                "(logged as step 0: the curve starts at the starting policy).")
     progress: bool = Field(True, description="Show a progress bar.")
     tensorboard: bool = Field(True, description="Also log metrics to TensorBoard.")
 

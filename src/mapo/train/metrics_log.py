@@ -54,8 +54,9 @@ class MetricsLogger:
         kept = [line for line, record in _lines(self.path) if record.get("step", 0) <= step]
         self.path.write_text("".join(line + "\n" for line in kept))
 
-    def log(self, step: int, metrics: dict[str, Any]) -> dict[str, Any]:
-        """Record one step's metrics; returns the cleaned record."""
+    def log(self, step: int, metrics: dict[str, Any], *, advance: bool = True) -> dict[str, Any]:
+        """Record one step's metrics; returns the cleaned record. ``advance=False``: a record that is not a
+        training step (the evaluation before the first one) leaves the progress bar where it is."""
         record = {"step": step, **{k: _clean(v) for k, v in metrics.items()}}
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
@@ -65,7 +66,8 @@ class MetricsLogger:
                     self._writer.add_scalar(key, value, step)
         shown = {k: f"{record[k]:.3g}" for k in self._show if isinstance(record.get(k), (int, float))}
         self._bar.set_postfix(shown, refresh=False)
-        self._bar.update(1)
+        if advance:
+            self._bar.update(1)
         return record
 
     def close(self) -> None:

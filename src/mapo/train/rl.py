@@ -34,6 +34,7 @@ from mapo.train.grad_variance import GradientProjector, gradient_variance
 from mapo.train.metrics_log import MetricsLogger
 from mapo.train.optim import build_optimizer, freeze_as_configured
 from mapo.train.rollout_stats import batch_stats
+from mapo.train.theory_metrics import theory_metrics
 
 log = logging.getLogger("mapo.train")
 
@@ -183,9 +184,9 @@ class RLTrainer:
         # 2. outcome rewards (a sample whose reward raises is dropped)
         trajs, index, rewards, infos = self._rewards(trajs, index)
 
-        # 3. verifier scores for every tool call (label vs crop) -> the estimators' turn tensors; a call that
-        #    returned no crop (malformed, rejected) scores algorithm.failed_call_score
-        turns = score_tool_calls(trajs, self.verifier, alg.failed_call_score)
+        # 3. verifier scores for every tool call (its semantic_claim vs its crop) -> the estimators' turn
+        #    tensors; a call that returned no crop (malformed, rejected) scores algorithm.failed_call_score
+        turns = score_tool_calls(trajs, self.verifier, alg.failed_call_score, alg.semantic_claim)
 
         metrics: dict[str, Any] = batch_stats(trajs, infos, _aligned(turns, len(trajs)))
         metrics["reward"] = float(np.mean(rewards)) if len(rewards) else float("nan")
@@ -201,6 +202,8 @@ class RLTrainer:
         batch = rl_batch(trajs, rewards)
         advantages, _ = self.advantage_fn(batch["token_level_rewards"], batch["response_mask"], index,
                                           **turns.tensors, **alg.estimator_kwargs(self.advantage_fn))
+        # what MAPO's variance argument assumes, measured for every estimator
+        metrics.update(theory_metrics(batch["token_level_rewards"], turns.tensors, index, alg))
         keep = self._keep(trajs, advantages, index)
         metrics.update(adv_abs_mean=float(advantages[batch["response_mask"] > 0].abs().mean()),
                        kept_fraction=len(keep) / len(trajs))
@@ -374,10 +377,13 @@ class RLTrainer:
                            progress=cfg.run.progress, tensorboard=cfg.run.tensorboard,
                            desc=f"rl {cfg.algorithm.estimator}",
                            show=("accuracy", "reward", "alignment", "tool_call_rate")) as logger:
+            evaluating = bool(cfg.run.eval_every and cfg.data.eval)
+            if evaluating and cfg.run.eval_at_start and self.step == 0:
+                logger.log(0, self.evaluate_all(), advance=False)
             while self.step < last:
                 metrics = self.train_step()
-                if cfg.run.eval_every and cfg.data.eval and self.step % cfg.run.eval_every == 0:
-                    metrics.update({f"eval/{k}": v for k, v in self.evaluate().items()})
+                if evaluating and self.step % cfg.run.eval_every == 0:
+                    metrics.update(self.evaluate_all())
                 logger.log(self.step, metrics)
                 if self.step % cfg.run.save_every == 0 or self.step == cfg.run.total_steps:
                     self.save()
@@ -389,16 +395,29 @@ class RLTrainer:
                                                            dtype=cfg.model.dtype))
         return final
 
+    def evaluate_all(self) -> dict[str, float]:
+        """The periodic evaluation at every ``data.eval_temperatures`` (eval/* for the first, eval_t<T>/*)."""
+        out = {}
+        for n, temperature in enumerate(self.cfg.data.eval_temperatures):
+            prefix = "eval" if n == 0 else f"eval_t{temperature:g}"
+            out.update({f"{prefix}/{k}": v for k, v in self.evaluate(temperature=temperature).items()})
+        return out
+
     @torch.no_grad()
-    def evaluate(self, tasks: list[Task] | None = None) -> dict[str, float]:
-        """One sampled rollout per task of ``data.eval`` (first ``data.eval_limit``): accuracy, tool use, hits."""
+    def evaluate(self, tasks: list[Task] | None = None, temperature: float | None = None) -> dict[str, float]:
+        """One rollout per task of ``data.eval`` (first ``data.eval_limit``) at ``temperature`` (None: the
+        rollout's): accuracy, tool use, hits."""
         if tasks is None:
             from mapo.data.parquet import load_tasks
 
             tasks = load_tasks(self.cfg.data.eval, limit=self.cfg.data.eval_limit)
-        trajs = self.engine.run(tasks, 1)
+        protocol = self.cfg.rollout.protocol
+        if temperature is not None:
+            protocol = protocol.model_copy(update={"temperature": temperature})
+        trajs = build_engine(self.backend, protocol).run(tasks, 1)
         trajs, _, _, infos = self._rewards(trajs, np.arange(len(trajs)))
-        turns = score_tool_calls(trajs, self.verifier, self.cfg.algorithm.failed_call_score)
+        alg = self.cfg.algorithm
+        turns = score_tool_calls(trajs, self.verifier, alg.failed_call_score, alg.semantic_claim)
         return batch_stats(trajs, infos, _aligned(turns, len(trajs)))
 
 

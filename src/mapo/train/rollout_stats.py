@@ -4,7 +4,9 @@ Box figures use the evaluation's definitions (``mapo.data.boxes``), so training 
 - ``zoom_hit_rate``: share of successful zooms (on tasks with known targets) covering >= ``hit_fraction`` of
   some target; ``crop_iou``: their mean best IoU;
 - ``crop_hit_rate``: share of trajectories that zoomed whose zooms covered **every** target;
-- ``gap`` (the reasoning-action gap): share of correct trajectories that zoomed whose zooms missed a target.
+- ``gap`` (the reasoning-action gap): share of correct trajectories that zoomed whose zooms missed a target;
+- ``label_drift``: share of zoom labels that do not name the question's object; ``repetition_rate``: share of
+  responses repeating a 1-3 word unit 4+ times in a row (``mapo.eval.behaviour``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from mapo.agent.trajectory import Trajectory
 from mapo.data.boxes import DEFAULT_HIT_FRACTION, best_iou, zoom_hits_target, zooms_cover_targets
+from mapo.eval.behaviour import label_drift, repetition_rate
 
 
 def _mean(xs: Sequence[float]) -> float:
@@ -61,4 +64,11 @@ def batch_stats(trajs: Sequence[Trajectory], infos: Sequence[dict[str, Any]],
         "crop_hit_rate": _mean([1.0 if covered[i] else 0.0 for i in judged]),
         "gap": _mean([0.0 if covered[i] else 1.0 for i in judged if correct[i]]),
         "response_length": _mean(lengths),
+        "label_drift": _or_nan(label_drift((rec.claim or "", t.task.question, t.task.target_names)
+                                           for t in trajs for rec in t.tool_calls)),
+        "repetition_rate": _or_nan(repetition_rate("".join(r.text for r in t.turns) for t in trajs)),
     }
+
+
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else value

@@ -63,6 +63,10 @@ class WorldConfig(BaseModel):
         "canvas averages it to one flat tint, a zoom shows the stripes.")
     pattern_tint: float = Field(
         0.6, gt=0, le=1, description="How far a pattern's light half is blended toward white (1 = white).")
+    answer_prior: float = Field(
+        0.0, ge=0, le=1, description="Gap world: share of attribute questions whose answer is the attribute's "
+        "prior value (first of its vocabulary, e.g. horizontal stripes), so answering it without looking is "
+        "often right (mapo.data.world.gap). 0 = off.")
     n_train: int = Field(1000, ge=0, description="Tasks in the train split.")
     n_val: int = Field(150, ge=0, description="Tasks in the val split.")
     n_test: int = Field(150, ge=0, description="Tasks in the test split.")

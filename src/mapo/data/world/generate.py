@@ -13,6 +13,7 @@ from tqdm import tqdm
 from mapo.data.task import LETTERS, Box, Task
 from mapo.data.world.captions import describe
 from mapo.data.world.config import WorldConfig
+from mapo.data.world.gap import apply_answer_prior
 from mapo.data.world.questions import (
     QuestionPlan,
     ask_question,
@@ -113,6 +114,7 @@ def make_task(cfg: WorldConfig, split: str, index: int) -> Task:
     """Task ``index`` of ``split``: image, question, four shuffled options, target boxes and every object."""
     rng = task_rng(cfg, split, index)
     plan = _plan(rng, cfg)
+    apply_answer_prior(plan, cfg.answer_prior, cfg.seed, split, index)  # the gap-world option; off by default
     special = _place_special(rng, cfg, plan)
     objects = special + _place_clutter(rng, cfg, plan, special)
     background = rng.choice(BACKGROUNDS)
