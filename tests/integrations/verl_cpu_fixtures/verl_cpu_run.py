@@ -18,7 +18,6 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = Path(__file__).resolve().parent
 
-RAY_STARTUP_TIMEOUT = "The current node timed out during startup"
 RED_BOX = [150, 60, 190, 100]   # the red square in the image (pixels)
 GREY_BOX = [0, 0, 40, 40]       # background
 
@@ -85,7 +84,11 @@ def launch(out: Path, estimator: str, script: list[list[str]], overrides: list[s
         "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(FIXTURES), env.get("PYTHONPATH", "")]),
         "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "RAY_DEDUP_LOGS": "0",
         "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0",
+        # a loaded 2-core machine starts Ray's agents and workers slowly: wait for them instead of failing
+        "RAY_agent_register_timeout_ms": "180000", "RAY_worker_register_timeout_seconds": "600",
     })
+    temp_dir = Path("/tmp") / f"ray_mapo_{os.getpid()}_{out.name[-12:]}"
+    address = start_ray(temp_dir, env)
     cmd = [sys.executable, "-m", "mapo.integrations.verl.main_ppo", "--config-path", str(ROOT / "configs" / "verl"),
            "--config-name", "cpu_smoke",
            f"actor_rollout_ref.model.path={inputs['model']}",
@@ -95,17 +98,17 @@ def launch(out: Path, estimator: str, script: list[list[str]], overrides: list[s
            f"+actor_rollout_ref.rollout.custom.script={inputs['script']}",
            f"actor_rollout_ref.rollout.agent.agent_loop_config_path={ROOT / 'configs' / 'verl' / 'agent_loops.yaml'}",
            "trainer.logger=[console,file]",
-           f"+ray_kwargs.ray_init._temp_dir={Path('/tmp') / ('ray_' + out.name[-20:])}",
+           f"+ray_kwargs.ray_init.address={address}", "ray_kwargs.ray_init.num_cpus=null",
+           "~ray_kwargs.ray_init.num_gpus", "~ray_kwargs.ray_init.include_dashboard",
            *overrides]
-    for attempt in range(3):
-        start = time.time()
+    start = time.time()
+    try:
         proc = subprocess.Popen(cmd, cwd=out, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        peak = _watch(proc, timeout)
-        log = proc.stdout.read() if proc.stdout else ""
-        seconds = time.time() - start
-        # Ray gives its raylet a fixed 30 s to register: on a loaded machine that can pass before the run starts
-        if proc.returncode == 0 or RAY_STARTUP_TIMEOUT not in log:
-            break
+        peak = _watch(proc, timeout, temp_dir)
+    finally:
+        stop_ray(temp_dir)
+    log = proc.stdout.read() if proc.stdout else ""
+    seconds = time.time() - start
     if proc.returncode != 0:
         raise AssertionError(f"main_ppo exited {proc.returncode} after {seconds:.0f} s:\n{log[-6000:]}")
     return Run(advantages=[torch.load(p, weights_only=False) for p in sorted(dump.glob("advantages_*.pt"))],
@@ -114,8 +117,68 @@ def launch(out: Path, estimator: str, script: list[list[str]], overrides: list[s
                seconds=seconds, peak_rss_gb=peak, log=log)
 
 
-def _watch(proc: subprocess.Popen, timeout: int) -> float:
-    """Wait for ``proc``; return the peak total RSS (GB) of it and its descendants (Ray's processes too)."""
+#: Stop the run above this total RSS (CI's budget) or when the machine has less than this available.
+MAX_RSS_GB = 14.0
+MIN_AVAILABLE_GB = 1.0
+
+
+def _ray_processes(temp_dir: Path) -> list:
+    import psutil
+
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if any(str(temp_dir) in part for part in (p.info["cmdline"] or [])):
+                found.append(p)
+        except psutil.Error:
+            continue
+    return found
+
+
+def start_ray(temp_dir: Path, env: dict, attempts: int = 5) -> str:
+    """A private Ray head (logical 8 CPUs and 1 GPU) under ``temp_dir``; its GCS address.
+
+    Ray gives a starting raylet fixed, short waits (30 s to register, ~15 s for its metrics agent), which a
+    loaded 2-core machine can miss: a failed start is cleaned up and retried."""
+    import socket
+
+    log = ""
+    for _ in range(attempts):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        proc = subprocess.run(
+            [str(Path(sys.executable).parent / "ray"), "start", "--head", f"--port={port}", "--num-cpus=8",
+             "--num-gpus=1", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}"],
+            env=env, capture_output=True, text=True, timeout=300, check=False)
+        log = proc.stdout + proc.stderr
+        if proc.returncode == 0:
+            return f"127.0.0.1:{port}"
+        stop_ray(temp_dir)
+    raise AssertionError(f"ray start failed {attempts} times:\n{log[-3000:]}")
+
+
+def stop_ray(temp_dir: Path) -> None:
+    """End the processes of the Ray instance under ``temp_dir`` (only those: other Ray instances live on)."""
+    import psutil
+
+    procs = _ray_processes(temp_dir)
+    for p in procs:
+        try:
+            p.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=15)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+
+
+def _watch(proc: subprocess.Popen, timeout: int, temp_dir: Path) -> float:
+    """Wait for ``proc``; return the peak total RSS (GB) of it and of the Ray instance under ``temp_dir``.
+    The run is stopped past ``MAX_RSS_GB`` or when the machine runs out of memory (others share it)."""
     import threading
 
     import psutil
@@ -126,15 +189,30 @@ def _watch(proc: subprocess.Popen, timeout: int) -> float:
     reader.start()
     deadline = time.time() + timeout
     root = psutil.Process(proc.pid)
+    stopped = ""
     while proc.poll() is None:
         if time.time() > deadline:
-            proc.kill()
-            break
+            stopped = f"timed out after {timeout} s"
         try:
-            procs = [root, *root.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()) / 1e9)
+            procs = {p.pid: p for p in [root, *root.children(recursive=True), *_ray_processes(temp_dir)]}
+            rss = 0
+            for p in procs.values():
+                try:
+                    rss += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            peak = max(peak, rss / 1e9)
         except psutil.Error:
             pass
+        if peak > MAX_RSS_GB:
+            stopped = f"total RSS {peak:.1f} GB > {MAX_RSS_GB} GB"
+        elif psutil.virtual_memory().available / 1e9 < MIN_AVAILABLE_GB:
+            stopped = "the machine is out of memory"
+        if stopped:
+            proc.kill()
+            stop_ray(temp_dir)
+            output.append(f"\n[verl_cpu_run] stopped: {stopped}\n")
+            break
         time.sleep(1.0)
     proc.wait()
     reader.join(timeout=30)
