@@ -102,7 +102,8 @@ def test_grpo_end_to_end(tmp_path):
 
 
 def test_mapo_end_to_end(tmp_path):
-    """Equal reward, zoom scores 1.0 vs 0.0 -> advantages differ by beta * 2/sqrt(2), as mapo predicts."""
+    """Equal reward, zoom scores ~0.8 vs 0.0 -> advantages differ by beta * 2/sqrt(2), as mapo predicts (in a
+    group of two, norm_G maps any two different scores to +-1/sqrt(2))."""
     script = [[cpu_run.zoom(cpu_run.RED_BOX), cpu_run.answer("A")],
               [cpu_run.zoom(cpu_run.GREY_BOX), cpu_run.answer("A")]]
     run = cpu_run.launch(tmp_path / "mapo", "mapo", script)
@@ -113,8 +114,9 @@ def test_mapo_end_to_end(tmp_path):
     assert rewards.tolist() == [1.0] * 4, "both rollouts answer right: equal rewards"
     scores = [[r["score"] for r in recs] for recs in step["mapo_turns"]]
     for group in _groups(step):
-        assert sorted(s for i in group for s in scores[i]) == pytest.approx([0.0, 1.0])
         aligned, misaligned = sorted(group, key=lambda i: -scores[i][0])
+        # the crop shown is the box grown to the model's grid, so the red square fills most of it, not all
+        assert scores[aligned][0] > 0.5 and scores[misaligned][0] == pytest.approx(0.0)
         a, b = _row_advantage(step, aligned), _row_advantage(step, misaligned)
         assert torch.allclose(a, a[0]) and torch.allclose(b, b[0])  # one advantage per trajectory
         assert float(a[0] - b[0]) == pytest.approx(BETA * 2 * INV_SQRT2, abs=1e-4)
