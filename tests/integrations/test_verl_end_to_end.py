@@ -58,12 +58,12 @@ def _row_advantage(step: dict, i: int) -> torch.Tensor:
 
 
 def _check_weights_changed_and_metrics_finite(run: cpu_run.Run, model_dir: Path) -> None:
-    from safetensors.torch import load_file
+    from transformers import AutoModelForImageTextToText
 
     assert [w["global_steps"] for w in run.weights][:1] is not None
     assert len(run.weights) == 2, "expected a weight sync before the step and one after the update"
     before, after = run.weights[0]["state"], run.weights[1]["state"]
-    initial = load_file(str(model_dir / "model.safetensors"))
+    initial = AutoModelForImageTextToText.from_pretrained(str(model_dir), dtype=torch.float32).state_dict()
     common = [k for k in before if k in initial]
     assert common, "the synced weights share no name with the checkpoint"
     assert all(torch.equal(before[k], initial[k]) for k in common), "first sync is not the initial checkpoint"
@@ -87,7 +87,7 @@ def _report(name: str, run: cpu_run.Run) -> None:
 def test_grpo_end_to_end(tmp_path):
     """Baseline: same zoom, one right and one wrong answer per prompt -> GRPO's +-1/sqrt(2)."""
     script = [[cpu_run.zoom(cpu_run.RED_BOX), cpu_run.answer("A")],
-              [cpu_run.zoom(cpu_run.RED_BOX), cpu_run.answer("B")]]
+              [cpu_run.zoom(cpu_run.RED_BOX, thought="look again"), cpu_run.answer("B")]]
     run = cpu_run.launch(tmp_path / "grpo", "grpo", script)
     _report("grpo", run)
     step = _only_step(run)

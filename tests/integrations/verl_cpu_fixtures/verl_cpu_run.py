@@ -23,9 +23,11 @@ RED_BOX = [150, 60, 190, 100]   # the red square in the image (pixels)
 GREY_BOX = [0, 0, 40, 40]       # background
 
 
-def zoom(box, label="red square") -> str:
+def zoom(box, label="red square", thought="look closer") -> str:
+    """A zoom turn. Trajectories of one prompt must differ from their first turn on: the script tells them
+    apart by what they generated so far."""
     call = {"name": "image_zoom_in_tool", "arguments": {"bbox_2d": box, "label": label}}
-    return f"<think>look closer</think><tool_call>\n{json.dumps(call)}\n</tool_call>"
+    return f"<think>{thought}</think><tool_call>\n{json.dumps(call)}\n</tool_call>"
 
 
 def answer(letter: str) -> str:
