@@ -12,7 +12,6 @@ logger (metrics). The runs are sequential (one test at a time; pytest does not r
 from __future__ import annotations
 
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -30,11 +29,7 @@ import verl_cpu_run as cpu_run
 from mapo.core.advantages import get_advantage
 from mapo.integrations.verl.turns import turn_tensors
 
-# Opt-in until these have run green once: on the shared development machine Ray's agents could not start
-# within Ray's fixed waits (load ~10 on 2 cores), so no run reached the trainer. Set MAPO_VERL_E2E=1 to run.
-pytestmark = [pytest.mark.slow, pytest.mark.verl,
-              pytest.mark.skipif(os.environ.get("MAPO_VERL_E2E") != "1",
-                                 reason="verl CPU end-to-end runs are opt-in (MAPO_VERL_E2E=1): not yet run green")]
+pytestmark = [pytest.mark.slow, pytest.mark.verl]
 
 BETA = 0.4
 INV_SQRT2 = 1 / math.sqrt(2)  # norm_G of two different values with the unbiased std: +-1/sqrt(2)
