@@ -16,6 +16,7 @@ from typing import Any
 
 from mapo.core.advantages import get_advantage
 from mapo.core.params import MAPOParams
+from mapo.integrations.verl.debug_dump import dump_advantages
 from mapo.integrations.verl.estimators import ESTIMATORS
 from mapo.integrations.verl.turns import TURNS_KEY, turn_tensors
 
@@ -41,8 +42,10 @@ def compute_advantage_with_turns(data, adv_estimator, gamma: float = 1.0, lam: f
     if name not in ESTIMATORS:
         if fallback is None:
             from verl.trainer.ppo.ray_trainer import compute_advantage as fallback
-        return fallback(data, adv_estimator, gamma=gamma, lam=lam, num_repeat=num_repeat,
+        data = fallback(data, adv_estimator, gamma=gamma, lam=lam, num_repeat=num_repeat,
                         norm_adv_by_std_in_grpo=norm_adv_by_std_in_grpo, config=config)
+        dump_advantages(data, name)  # MAPO_VERL_DUMP_DIR (debugging); a no-op when unset
+        return data
     from verl.trainer.ppo.core_algos import get_adv_estimator_fn
 
     params = params or MAPOParams()
@@ -65,6 +68,7 @@ def compute_advantage_with_turns(data, adv_estimator, gamma: float = 1.0, lam: f
     )
     data.batch["advantages"] = advantages
     data.batch["returns"] = returns
+    dump_advantages(data, name)
     return data
 
 
