@@ -21,12 +21,20 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
 from mapo.agent.call_scores import TurnScores, score_tool_calls
 from mapo.agent.protocol import ProtocolConfig
+from mapo.agent.rollout import RolloutEngine
 from mapo.agent.trajectory import Trajectory
-from mapo.core.losses import batch_totals
+from mapo.core.advantages import get_advantage
+from mapo.core.losses import agg_loss, batch_totals, kl_loss, policy_loss
+from mapo.data.parquet import load_tasks
+from mapo.data.stream import open_tasks
 from mapo.data.task import Task
+from mapo.models import hf_qwen
+from mapo.models.precision import enable_gradient_checkpointing, resolve_dtype
+from mapo.rewards import outcome_reward
 from mapo.train.batch import rl_batch
 from mapo.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, seed_everything
 from mapo.train.config import TrainConfig, dump_config
@@ -35,6 +43,7 @@ from mapo.train.metrics_log import MetricsLogger
 from mapo.train.optim import build_optimizer, freeze_as_configured
 from mapo.train.rollout_stats import batch_stats
 from mapo.train.theory_metrics import theory_metrics
+from mapo.verifier import load_verifier
 
 log = logging.getLogger("mapo.train")
 
@@ -61,8 +70,6 @@ def micro_batches(indices: Sequence[int], size: int) -> list[list[int]]:
 
 def build_engine(backend, protocol: ProtocolConfig | dict[str, Any]):
     """The agent's rollout engine over ``backend`` with ``protocol`` (a ProtocolConfig or its fields)."""
-    from mapo.agent.rollout import RolloutEngine
-
     return RolloutEngine(backend, None, ProtocolConfig.model_validate(protocol))
 
 
@@ -75,8 +82,6 @@ def save_backend(backend, out_dir: Path, protocol: ProtocolConfig | dict[str, An
         if dtype is None:
             backend.save_pretrained(out_dir)
         else:
-            from mapo.models.precision import resolve_dtype
-
             backend.save_pretrained(out_dir, dtype=resolve_dtype(dtype))
     else:
         backend.model.save_pretrained(out_dir, safe_serialization=True)
@@ -85,18 +90,15 @@ def save_backend(backend, out_dir: Path, protocol: ProtocolConfig | dict[str, An
         if processor is not None:
             processor.save_pretrained(out_dir)
     if protocol is not None:
-        import yaml
-
         spelled = ProtocolConfig.model_validate(protocol).model_dump(mode="json")
         (Path(out_dir) / "protocol.yaml").write_text(yaml.safe_dump(spelled, sort_keys=False))
 
 
 def load_backend(path: str | Path, cfg: TrainConfig):
     """The policy for training: fp32 master weights computing in ``cfg.model.dtype`` (mapo.models.precision)."""
-    from mapo.models.hf_qwen import load_policy
-
-    return load_policy(path, device=cfg.model.device, dtype=cfg.model.dtype,
-                       trust_remote_code=cfg.model.trust_remote_code, master_weights=True)
+    # looked up at call time, so a test (or a user) can replace the loader
+    return hf_qwen.load_policy(path, device=cfg.model.device, dtype=cfg.model.dtype,
+                               trust_remote_code=cfg.model.trust_remote_code, master_weights=True)
 
 
 def _finite(x: torch.Tensor | float) -> bool:
@@ -114,9 +116,6 @@ class RLTrainer:
 
     def __init__(self, cfg: TrainConfig, *, resume: bool = False, backend_factory: Callable[[Path], Any] | None = None,
                  verifier=None, tasks: list[Task] | None = None, reward_fn: RewardFn | None = None):
-        from mapo.core.advantages import get_advantage
-        from mapo.rewards import outcome_reward
-
         self.cfg = cfg
         self.out_dir = Path(cfg.run.out_dir)
         self.ckpt_root = self.out_dir / "checkpoints"
@@ -129,19 +128,13 @@ class RLTrainer:
         if frozen := freeze_as_configured(self.model, cfg.model):
             log.info("vision tower frozen (%d parameters); its merger and the language model train", frozen)
         if cfg.model.gradient_checkpointing:
-            from mapo.models.precision import enable_gradient_checkpointing
-
             enable_gradient_checkpointing(self.model)
         self.engine = build_engine(self.backend, cfg.rollout.protocol)
         self.temperature = self.engine.cfg.temperature
         if verifier is None:
-            from mapo.verifier import load_verifier
-
             verifier = load_verifier(cfg.verifier)
         self.verifier = verifier
         if tasks is None:  # a lazy sequence: a row is decoded when a step samples it (mapo.data.stream)
-            from mapo.data.stream import open_tasks
-
             tasks = open_tasks(cfg.data.train, max_tasks=cfg.data.max_tasks, rows=cfg.data.rows)
         self.tasks = tasks[: cfg.data.max_tasks] if cfg.data.max_tasks else tasks
         if not self.tasks:
@@ -324,8 +317,6 @@ class RLTrainer:
 
     def _micro_loss(self, trajs, batch, advantages, mb: list[int], ref_lp, totals: dict[str, torch.Tensor]):
         """Micro-batch ``mb``'s share of its mini-batch's loss (``totals``: the mini-batch's counts), metrics."""
-        from mapo.core.losses import agg_loss, kl_loss, policy_loss
-
         alg = self.cfg.algorithm
         # Dr.GRPO's constant divisor: the protocol's response limit, not this micro-batch's padded width
         agg = {"agg": alg.loss_agg_mode, "horizon": self.cfg.rollout.protocol.max_response_tokens, **totals}
@@ -408,8 +399,6 @@ class RLTrainer:
         """One rollout per task of ``data.eval`` (first ``data.eval_limit``) at ``temperature`` (None: the
         rollout's): accuracy, tool use, hits."""
         if tasks is None:
-            from mapo.data.parquet import load_tasks
-
             tasks = load_tasks(self.cfg.data.eval, limit=self.cfg.data.eval_limit)
         protocol = self.cfg.rollout.protocol
         if temperature is not None:
