@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,21 +26,20 @@ from mapo.integrations.verl.agent_loop import MapoToolAgentLoop
 from mapo.integrations.verl.turns import TURNS_KEY
 from mapo.integrations.verl.zoom_tool import RECORD_KEY, MapoZoomTool
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "verl_cpu_fixtures"))
+from redness_tool import RednessVerifier as FixtureRedness
 
-class RednessVerifier:
-    """Scores a label against a crop: the crop's red fraction for "red ..." labels, its negation otherwise."""
+
+class RednessVerifier(FixtureRedness):
+    """The end-to-end runs' stand-in verifier (the crop's red fraction for "red ..." labels, its negation
+    otherwise), recording what it was asked to score."""
 
     def __init__(self):
         self.calls = []
 
     def score(self, texts, images):
         self.calls.append((list(texts), [im.size for im in images]))
-        out = []
-        for text, im in zip(texts, images):
-            arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-            red = float(((arr[..., 0] > 0.5) & (arr[..., 1] < 0.5)).mean())
-            out.append(red if text.startswith("red") else -red)
-        return torch.tensor(out)
+        return super().score(texts, images)
 
 
 def _image() -> Image.Image:
