@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from mapo.train.compare import CompareConfig, markdown_table, run_config, summarise, table_rows
+from mapo.train.compare import CompareConfig, markdown_table, paired_rows, run_config, summarise, table_rows
 
 
 def _run(seed, acc, grad_var, tool_rate=0.8):
@@ -42,3 +42,28 @@ def test_every_run_gets_the_same_budget(tmp_path):
     assert a.rollout == b.rollout and a.optim == b.optim and a.model == b.model
     assert (a.algorithm.estimator, b.algorithm.estimator, b.seed) == ("grpo", "mapo", 1)
     assert a.run.out_dir != b.run.out_dir
+
+
+def test_sft_baseline_row_and_paired_differences():
+    runs = {"grpo": [_run(0, 0.40, 2.0), _run(1, 0.50, 2.0), _run(2, 0.60, 2.0)],
+            "mapo": [_run(0, 0.45, 1.0), _run(1, 0.56, 1.0), _run(2, 0.64, 1.0), _run(3, 0.9, 1.0)]}
+    sft = {"accuracy": 0.3, "alignment": {"mean": 0.1}, "boxes": {"hit_rate": 0.4, "gap": 0.2},
+           "tools": {"tool_call_rate": 1.0}, "behaviour": {"label_drift": 0.02, "repetition_rate": 0.0}}
+    result = summarise(runs, CompareConfig(), sft=sft)
+    # paired over the seeds both ran (seed 3 has no GRPO partner): differences 0.05, 0.06, 0.04
+    d = result["paired"]["mapo"]
+    assert d["seeds"] == 3 and d["test_accuracy"][0] == pytest.approx(0.05)
+    assert d["test_accuracy"][1] == pytest.approx(4.303 * 0.01 / math.sqrt(3), abs=1e-4)
+    assert math.isnan(d["label_drift"][0])  # the run records carry no behaviour figures: no number invented
+    assert "grpo" not in result["paired"]
+    rows = table_rows(result)
+    assert rows[0][:4] == ["SFT (start)", "0.300", "0.100", "0.400"] and rows[0][6] == "0.020"
+    assert rows[1][0] == "grpo"
+    assert result["rows"]["mapo"]["per_seed_accuracy"] == {0: 0.45, 1: 0.56, 2: 0.64, 3: 0.9}
+    paired = paired_rows(result)
+    assert paired == [["mapo", "0.050 ± 0.025", "0.000 ± 0.000", "0.000 ± 0.000", "—", "3"]]
+
+
+def test_without_sft_the_table_has_no_baseline_row():
+    result = summarise({"grpo": [_run(0, 0.5, 1.0)]}, CompareConfig())
+    assert "sft" not in result and [r[0] for r in table_rows(result)] == ["grpo"]

@@ -70,6 +70,11 @@ def run_compare(cfg: CompareConfig) -> dict[str, Any]:
     root = prepare(cfg.demo)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    demo_eval = cfg.demo.model_copy(update={"eval_limit": cfg.eval_limit})
+    test = root / "world" / "test.parquet"
+    # the starting point every run shares: the table's baseline row (label drift is judged against it)
+    sft = evaluate(demo_eval, root / "sft" / "final", test, out / "sft" / "eval", root / "verifier",
+                   model_id=f"sft:{_stamp_of(root / 'sft')}")
     runs: dict[str, list[dict[str, Any]]] = {}
     for estimator in cfg.estimators:
         for seed in cfg.seeds:
@@ -78,18 +83,29 @@ def run_compare(cfg: CompareConfig) -> dict[str, Any]:
             inputs = {"rl": rcfg.model_dump(mode="json"), "sft": _stamp_of(root / "sft"),
                       "verifier": _stamp_of(root / "verifier")}
             _step(f"{estimator} seed {seed}", run_dir, inputs, lambda rcfg=rcfg: _run_rl(rcfg))
-            demo_eval = cfg.demo.model_copy(update={"eval_limit": cfg.eval_limit})
-            summary = evaluate(demo_eval, run_dir / "final", root / "world" / "test.parquet", run_dir / "eval",
+            summary = evaluate(demo_eval, run_dir / "final", test, run_dir / "eval",
                                root / "verifier", model_id=f"{run_dir.name}:{_stamp_of(run_dir)}")
             runs.setdefault(estimator, []).append({"seed": seed, "metrics": read_metrics(run_dir), "eval": summary})
-    result = summarise(runs, cfg)
+    result = summarise(runs, cfg, sft=sft)
     result["minutes"] = (time.perf_counter() - t0) / 60
     write_outputs(out, runs, result, cfg)
     return result
 
 
-def summarise(runs: dict[str, list[dict[str, Any]]], cfg: CompareConfig) -> dict[str, Any]:
-    """Per-estimator statistics over seeds (pure: run records in, table rows out)."""
+#: Evaluation-side table columns: result key -> path in an evaluation summary.
+EVAL_COLUMNS = {"test_accuracy": ("accuracy",), "alignment": ("alignment", "mean"),
+                "crop_hit_rate": ("boxes", "hit_rate"), "gap": ("boxes", "gap"),
+                "tool_call_rate": ("tools", "tool_call_rate"), "label_drift": ("behaviour", "label_drift"),
+                "repetition": ("behaviour", "repetition_rate")}
+#: Columns of the paired table: each estimator minus GRPO, seed by seed (runs of one seed share the SFT
+#: checkpoint and the seed, so the paired difference removes the between-seed spread).
+PAIRED_COLUMNS = ("test_accuracy", "crop_hit_rate", "gap", "label_drift")
+
+
+def summarise(runs: dict[str, list[dict[str, Any]]], cfg: CompareConfig,
+              sft: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Per-estimator statistics over seeds, the SFT baseline row (one evaluation, no CI) when given, and each
+    estimator's paired difference to GRPO (pure: run records in, table rows out)."""
     from mapo.report.run_report import dig
 
     def train_side(r, key):
@@ -105,13 +121,8 @@ def summarise(runs: dict[str, list[dict[str, Any]]], cfg: CompareConfig) -> dict
     rows = {}
     for est, rs in runs.items():
         row = {
-            "test_accuracy": over_seeds(rs, ("accuracy",)),
-            "alignment": over_seeds(rs, ("alignment", "mean")),
-            "crop_hit_rate": over_seeds(rs, ("boxes", "hit_rate")),
-            "gap": over_seeds(rs, ("boxes", "gap")),
-            "tool_call_rate": over_seeds(rs, ("tools", "tool_call_rate")),
-            "label_drift": over_seeds(rs, ("behaviour", "label_drift")),
-            "repetition": over_seeds(rs, ("behaviour", "repetition_rate")),
+            **{k: over_seeds(rs, path) for k, path in EVAL_COLUMNS.items()},
+            "per_seed_accuracy": {r["seed"]: dig(r["eval"], ("accuracy",)) for r in rs},
             "train_alignment": mean_ci95([train_side(r, "alignment") for r in rs]),
             # what MAPO's variance argument assumes, over every step of every seed
             "std_ratio": mean_ci95([window_mean(r["metrics"], "theory/std_ratio") for r in rs]),
@@ -126,7 +137,31 @@ def summarise(runs: dict[str, list[dict[str, Any]]], cfg: CompareConfig) -> dict
             "seeds": len(rs),
         }
         rows[est] = row
-    return {"rows": rows}
+    result: dict[str, Any] = {"rows": rows, "paired": paired_vs_grpo(runs)}
+    if sft is not None:
+        result["sft"] = {k: dig(sft, path) for k, path in EVAL_COLUMNS.items()}
+    return result
+
+
+def paired_vs_grpo(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """For each estimator but GRPO: mean ± 95% CI of (estimator - GRPO) over the seeds both ran."""
+    from mapo.report.run_report import dig
+
+    base = {r["seed"]: r["eval"] for r in runs.get("grpo", [])}
+    out = {}
+    for est, rs in runs.items():
+        pairs = [(r["eval"], base[r["seed"]]) for r in rs if est != "grpo" and r["seed"] in base]
+        if not pairs:
+            continue
+        out[est] = {k: mean_ci95([_sub(dig(a, EVAL_COLUMNS[k]), dig(b, EVAL_COLUMNS[k])) for a, b in pairs])
+                    for k in PAIRED_COLUMNS}
+        out[est]["seeds"] = len(pairs)
+    return out
+
+
+def _sub(a: Any, b: Any) -> float:
+    ok = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b))
+    return float(a) - float(b) if ok else math.nan
 
 
 def _ratio(a: float, b: float) -> float:
@@ -141,6 +176,8 @@ HEADER = ["estimator", "test accuracy", "alignment", "crop-hit rate", "gap", "to
 def table_rows(result: dict[str, Any]) -> list[list[str]]:
     """Table cells: mean ± 95% CI half-width over seeds (Student t)."""
     rows = []
+    if "sft" in result:  # one evaluation of the shared starting point: no spread, no training-side columns
+        rows.append(["SFT (start)", *(_num3(result["sft"][k]) for k in EVAL_COLUMNS), *["—"] * 5, "—"])
     for est, r in result["rows"].items():
         rows.append([est, *(pm(*r[k]) for k in ("test_accuracy", "alignment", "crop_hit_rate", "gap",
                                                  "tool_call_rate", "label_drift", "repetition")),
@@ -152,6 +189,25 @@ def table_rows(result: dict[str, Any]) -> list[list[str]]:
 
 def _num(x: float) -> str:
     return f"{x:.2f}" if math.isfinite(x) else "—"
+
+
+def _num3(x: Any) -> str:
+    return f"{x:.3f}" if isinstance(x, (int, float)) and math.isfinite(x) else "—"
+
+
+PAIRED_HEADER = ["estimator - GRPO", "test accuracy", "crop-hit rate", "gap", "label drift", "seeds"]
+
+
+def paired_rows(result: dict[str, Any]) -> list[list[str]]:
+    """The paired table's cells: mean difference ± 95% CI half-width (an interval excluding 0 separates them)."""
+    return [[est, *(pm(*d[k], digits=3) for k in PAIRED_COLUMNS), str(d["seeds"])]
+            for est, d in result.get("paired", {}).items()]
+
+
+def per_seed_rows(result: dict[str, Any]) -> list[list[str]]:
+    seeds = sorted({s for r in result["rows"].values() for s in r.get("per_seed_accuracy", {})})
+    return [[est, *(_num3(r.get("per_seed_accuracy", {}).get(s)) for s in seeds)]
+            for est, r in result["rows"].items()], ["estimator", *(f"seed {s}" for s in seeds)]
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -173,8 +229,12 @@ def write_outputs(out: Path, runs: dict[str, list[dict[str, Any]]], result: dict
                          title=f"GRPO vs MAPO, {len(cfg.seeds)} seeds (mean, min-max band)", smoothing=3, band=band)
     acc = _accuracy_plot(runs, out / "test_accuracy.png")
     steps = cfg.rl.get("run", {}).get("total_steps")
+    seed_rows, seed_header = per_seed_rows(result)
     md = (f"Same SFT checkpoint, same rollout budget ({steps} RL steps each), seeds {cfg.seeds}; test split of the "
-          f"embedded world, {cfg.eval_limit} tasks; mean ± 95% CI half-width over seeds (Student t).\n\n" + markdown_table(HEADER, rows) + "\n")
+          f"embedded world, {cfg.eval_limit} tasks; mean ± 95% CI half-width over seeds (Student t).\n\n"
+          + markdown_table(HEADER, rows) + "\n\nEach estimator minus GRPO, paired by seed (mean ± 95% CI):\n\n"
+          + markdown_table(PAIRED_HEADER, paired_rows(result)) + "\n\nTest accuracy per seed:\n\n"
+          + markdown_table(seed_header, seed_rows) + "\n")
     (out / "results.md").write_text(md)
     (out / "results.json").write_text(json.dumps(result, indent=1, default=str))
     html_rows = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
@@ -183,6 +243,8 @@ def write_outputs(out: Path, runs: dict[str, list[dict[str, Any]]], result: dict
                   sections=[("Results", f"<table><tr>{head}</tr>{html_rows}</table>")],
                   images=[p for p in (curves, acc) if p is not None])
     print_table("mapo compare", HEADER, rows)
+    if result.get("paired"):
+        print_table("each estimator minus GRPO, paired by seed", PAIRED_HEADER, paired_rows(result))
 
 
 def _accuracy_plot(runs: dict[str, list[dict[str, Any]]], path: Path) -> Path | None:
