@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from mapo.agent.backend import Context, Generation, PolicyBackend, cut_at_stop
+from mapo.models import kv_reuse
 from mapo.models.collate import collate_trajectories
 from mapo.models.precision import autocast_context, cast_state_dict, resolve_device, resolve_dtype
 
@@ -154,12 +155,18 @@ class HFQwenBackend(PolicyBackend):
                              "trajectories must come from RolloutEngine (it keeps them matched)")
         return {k: v.to(self.device) for k, v in batch.items()}
 
-    @torch.no_grad()
-    def generate(self, contexts: list[Context], max_new_tokens: int | list[int], stop: Sequence[str],
-                 temperature: float = 1.0) -> list[Generation]:
-        if not contexts:
-            return []
-        limits = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(contexts)
+    @property
+    def reuses_kv_cache(self) -> bool:
+        """Whether ``generate`` can continue a trajectory from its kept KV cache (``Context.kv``): the model
+        computes M-RoPE positions with ``get_rope_index`` and every decoder layer attends to the whole sequence
+        (a sliding-window layer drops old keys, so a kept cache would not be the full context)."""
+        text = self.model.config.get_text_config(decoder=True)
+        layer_types = getattr(text, "layer_types", None) or ["full_attention"]
+        return hasattr(self.model.model, "get_rope_index") and set(layer_types) == {"full_attention"} and \
+            not getattr(text, "use_sliding_window", False)
+
+    def _full_inputs(self, contexts: list[Context]) -> tuple[dict[str, torch.Tensor], int]:
+        """Every context encoded whole, left-padded: what ``generate`` re-reads when nothing is kept."""
         pad = self.tokenizer.pad_token_id
         width = max(len(c.ids) for c in contexts)
         input_ids = torch.full((len(contexts), width), pad, dtype=torch.long)
@@ -172,6 +179,44 @@ class HFQwenBackend(PolicyBackend):
                   "mm_token_type_ids": ((input_ids == self.image_token_id).int() * attention_mask).to(self.device)}
         if images:
             inputs.update(self.pixel_inputs(images))
+        return inputs, width
+
+    def _kept_inputs(self, contexts: list[Context]) -> tuple[dict[str, Any], kv_reuse.CachedBatch]:
+        """Contexts continued from their trajectories' kept caches: only the tokens not yet encoded are fed."""
+        from transformers import DynamicCache
+
+        states = [c.kv.state if c.kv is not None else None for c in contexts]
+        batch = kv_reuse.batch_over_kept(
+            states, contexts, self.tokenizer.pad_token_id, self.image_token_id, self.model.model.get_rope_index,
+            lambda images: torch.tensor([self.image_grid(im) for im in images]))
+        dev = self.device
+        inputs: dict[str, Any] = {
+            "input_ids": batch.input_ids.to(dev), "attention_mask": batch.attention_mask.to(dev),
+            "position_ids": batch.position_ids.to(dev),
+            "mm_token_type_ids": ((batch.input_ids == self.image_token_id).int() * batch.attention_mask).to(dev)}
+        if batch.new_images:
+            inputs.update(self.pixel_inputs(batch.new_images))
+        if batch.cache is not None:
+            inputs["past_key_values"] = DynamicCache([(k.to(dev), v.to(dev)) for k, v in batch.cache],
+                                                     config=self.model.config)
+        return inputs, batch
+
+    @torch.no_grad()
+    def generate(self, contexts: list[Context], max_new_tokens: int | list[int], stop: Sequence[str],
+                 temperature: float = 1.0) -> list[Generation]:
+        """See ``PolicyBackend.generate``. Contexts that carry a ``kv`` slot are continued from the K/V kept there
+        at their previous turn (only new tokens are encoded) and leave their new state in it."""
+        if not contexts:
+            return []
+        limits = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(contexts)
+        pad = self.tokenizer.pad_token_id
+        keep = any(c.kv is not None for c in contexts) and self.reuses_kv_cache
+        batch = None
+        if keep:
+            inputs, batch = self._kept_inputs(contexts)
+            width = batch.input_ids.shape[1]
+        else:
+            inputs, width = self._full_inputs(contexts)
         stop_ids = [self.tokenizer.convert_tokens_to_ids(s) for s in stop if s in self.tokenizer.get_added_vocab()]
         from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
@@ -197,6 +242,13 @@ class HFQwenBackend(PolicyBackend):
             ids = ids[:n]
             lp = logp_tokens[i, :n] if n else torch.zeros(0)
             results.append(Generation(ids=ids, logprobs=lp, text=self.decode(ids), stopped=stopped))
+        if batch is not None:
+            layers = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+            states = kv_reuse.keep_after_generate(batch, layers, contexts, [r.ids for r in results],
+                                                  self.image_token_id)
+            for c, state in zip(contexts, states):
+                if c.kv is not None:
+                    c.kv.state = state
         return results
 
     def sequence_logprobs(self, batch, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
