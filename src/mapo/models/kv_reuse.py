@@ -23,6 +23,7 @@ Reuse stops before an image whose tokens or pixels differ, so image pads always 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import torch
@@ -42,6 +43,11 @@ class TrajectoryKV:
     """[3, len(ids)] M-RoPE positions (temporal, height, width) of those tokens."""
     images: list
     """The images whose pads lie in ``ids``, in order (compared by identity at reuse)."""
+
+
+def image_key(image) -> tuple:
+    """What makes two images the same input to the model: size, mode and pixels (a digest)."""
+    return image.size, image.mode, hashlib.blake2b(image.tobytes(), digest_size=16).digest()
 
 
 def image_runs(ids: list[int], image_token_id: int) -> list[int]:
