@@ -19,6 +19,9 @@ starts after the largest position so far, so a shift by that amount is exact). G
 the explicit positions (``generate`` increments them by 1 per token).
 
 Reuse stops before an image whose tokens or pixels differ, so image pads always meet their own features.
+Rows that start with nothing kept and hold the same tokens and images (the G samples of a prompt) are encoded
+once by the backend and share that state (``HFQwenBackend._encode_shared_prompts``; ``image_key`` compares
+images by pixels).
 """
 
 from __future__ import annotations
