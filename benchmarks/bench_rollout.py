@@ -37,6 +37,9 @@ from mapo.models.scripted import ScriptedBackend
 from mapo.models.zoo import build_tiny_model, train_tokenizer
 
 NAME = "rollout"
+#: The measures ``run.py`` checks against targets.
+BATCHED_VS_NAIVE = "batched engine vs naive loop"
+FORWARD_RATIO = "rollout wall time / its model forward time"
 
 
 def _forward_kind(*args, **kwargs) -> str:
@@ -106,10 +109,15 @@ def batched_vs_naive(quick: bool) -> list[Figure]:
     rows = []
     for unit, key in (("traj/s", "traj"), ("gen. tokens/s", "tok")):
         batched, naive = r[f"batched_{key}_per_s"], r[f"naive_{key}_per_s"]
-        rows.append(Figure(benchmark=NAME, measure="batched engine vs naive loop", unit=unit, mapo=batched,
+        rows.append(Figure(benchmark=NAME, measure=BATCHED_VS_NAIVE, unit=unit, mapo=batched,
                            reference=naive, reference_name="one trajectory at a time",
                            speedup=speedup_from_rates(batched, naive),
                            note=f"benchmarks/bench_rollout.py: {r['setting']}", extra=r))
+    rows.append(Figure(benchmark=NAME, measure="KV cache kept across turns vs re-encoding each turn", unit="traj/s",
+                       mapo=r["batched_traj_per_s"], reference=r["batched_nokv_traj_per_s"],
+                       reference_name="batched, kv_cache=false",
+                       speedup=speedup_from_rates(r["batched_traj_per_s"], r["batched_nokv_traj_per_s"]),
+                       note="the batched engine of the row above with ProtocolConfig.kv_cache on / off; same tokens"))
     return rows
 
 
@@ -135,6 +143,10 @@ def run(quick: bool = False) -> list[Figure]:
                f"{records[0]['forward_calls']} forward calls, tiny Qwen2.5-VL")
     figures.append(Figure(benchmark=NAME, measure="rollout throughput", unit="tokens/s", mapo=tokens / rollout,
                           note=setting, extra={"records": records}))
+    forward = median([r["parts_s"]["model forward"] for r in records])
+    figures.append(Figure(benchmark=NAME, measure=FORWARD_RATIO, unit="x", mapo=rollout / forward,
+                          note=f"{rollout:.2f} s of rollout / {forward:.2f} s inside model.forward (prefill + decode); "
+                               "1.0 = nothing but the model's own compute", extra={"records": records}))
     for part in records[0]["parts_s"]:
         secs = median([r["parts_s"][part] for r in records])
         figures.append(Figure(benchmark=NAME, measure=f"share: {part}", unit="% of rollout",
@@ -142,7 +154,7 @@ def run(quick: bool = False) -> list[Figure]:
     try:
         figures.extend(batched_vs_naive(quick))
     except Skip as skip:
-        figures.append(Figure(benchmark=NAME, measure="batched engine vs naive loop", unit="traj/s", mapo=None,
+        figures.append(Figure(benchmark=NAME, measure=BATCHED_VS_NAIVE, unit="traj/s", mapo=None,
                               note=f"skipped: {skip}"))
     return figures
 
@@ -180,10 +192,11 @@ def timed(fn) -> tuple[float, list]:
 
 
 def measure_batched_vs_naive(quick: bool = False, group_size: int = 8, n_tasks: int = 1, max_new_tokens: int = 64,
-        threads: int = 1, seed: int = 0) -> dict:
-    """Measure both sides; returns trajectories/s and generated tokens/s of each and their ratios."""
+        threads: int = 1, seed: int = 0, repeats: int = 3) -> dict:
+    """Measure both sides, interleaved ``repeats`` times (batched, naive, batched without the kept KV cache, ...);
+    returns the median trajectories/s and generated tokens/s of each and their ratios."""
     if quick:
-        group_size, max_new_tokens = 4, 16
+        group_size, max_new_tokens, repeats = 4, 16, 1
     torch.set_num_threads(threads)
     tasks = make_tasks(n_tasks)
     texts = [ZOOM % (i, i, 400, 400) + "<answer>A</answer>" for i in range(50)]
@@ -192,27 +205,40 @@ def measure_batched_vs_naive(quick: bool = False, group_size: int = 8, n_tasks: 
         policy = load_policy(build_tiny_model(Path(tmp) / "policy", tok, family="qwen2_5_vl", seed=seed))
     cfg = ProtocolConfig(max_turns=3, max_new_tokens_per_turn=max_new_tokens, temperature=1.0)
     engine = RolloutEngine(ScriptedFirstTurn(policy), None, cfg)
+    plain = RolloutEngine(ScriptedFirstTurn(policy), None, cfg.model_copy(update={"kv_cache": False}))
     torch.manual_seed(seed)
     engine.run(tasks[:1], 2)  # warm-up (first-call allocations, lazy imports)
+    plain.run(tasks[:1], 2)
 
     def generated(trajs) -> int:
         return sum(int(t.response_mask[t.token_turn >= 1].sum()) for t in trajs)  # model-written tokens only
 
-    torch.manual_seed(seed)
-    batched_s, batched = timed(lambda: engine.run(tasks, group_size))
-    torch.manual_seed(seed)
-    naive_s, naive = timed(lambda: [t for task in tasks for _ in range(group_size) for t in engine.run([task], 1)])
-    n = len(batched)
+    sides = {
+        "batched": lambda: engine.run(tasks, group_size),
+        "naive": lambda: [t for task in tasks for _ in range(group_size) for t in engine.run([task], 1)],
+        "batched_nokv": lambda: plain.run(tasks, group_size),
+    }
+    runs: dict[str, list[tuple[float, list]]] = {name: [] for name in sides}
+    for _ in range(repeats):
+        for name, fn in sides.items():
+            torch.manual_seed(seed)
+            runs[name].append(timed(fn))
     result = {
         "setting": f"{n_tasks} prompt(s) x G={group_size}, 3 turns, <= {max_new_tokens} new tokens per turn, "
-                   f"tiny Qwen2.5-VL (random init, vocab {len(tok)}), torch threads {threads}",
-        "batched_traj_per_s": n / batched_s, "naive_traj_per_s": len(naive) / naive_s,
-        "batched_tok_per_s": generated(batched) / batched_s, "naive_tok_per_s": generated(naive) / naive_s,
-        "batched_s": batched_s, "naive_s": naive_s,
-        "batched_generated_tokens": generated(batched), "naive_generated_tokens": generated(naive),
+                   f"tiny Qwen2.5-VL (random init, vocab {len(tok)}), torch threads {threads}, "
+                   f"medians of {repeats} interleaved runs",
     }
+    for name, rs in runs.items():
+        secs = median([s for s, _ in rs])
+        trajs = rs[0][1]
+        result[f"{name}_s"] = secs
+        result[f"{name}_all_s"] = [s for s, _ in rs]
+        result[f"{name}_traj_per_s"] = len(trajs) / secs
+        result[f"{name}_tok_per_s"] = generated(trajs) / secs
+        result[f"{name}_generated_tokens"] = generated(trajs)
     result["traj_ratio"] = result["batched_traj_per_s"] / result["naive_traj_per_s"]
     result["tok_ratio"] = result["batched_tok_per_s"] / result["naive_tok_per_s"]
+    result["kv_ratio"] = result["batched_traj_per_s"] / result["batched_nokv_traj_per_s"]
     return result
 
 
@@ -224,14 +250,16 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--max-new-tokens", type=int, default=64, help="generation limit per turn")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 is fastest for tiny "
                    "models on a shared machine)")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved runs per side (medians reported)")
     p.add_argument("--json", type=Path, help="also write the result here")
     a = p.parse_args(argv)
-    r = measure_batched_vs_naive(a.quick, a.group_size, a.tasks, a.max_new_tokens, a.threads)
+    r = measure_batched_vs_naive(a.quick, a.group_size, a.tasks, a.max_new_tokens, a.threads, repeats=a.repeats)
     print(r["setting"])
     print(f"{'':10s} {'traj/s':>8s} {'tok/s':>8s} {'seconds':>8s}")
-    for side in ("batched", "naive"):
+    for side in ("batched", "naive", "batched_nokv"):
         print(f"{side:10s} {r[side + '_traj_per_s']:8.2f} {r[side + '_tok_per_s']:8.0f} {r[side + '_s']:8.2f}")
-    print(f"ratio batched/naive: {r['traj_ratio']:.2f}x trajectories/s, {r['tok_ratio']:.2f}x tokens/s")
+    print(f"ratio batched/naive: {r['traj_ratio']:.2f}x trajectories/s, {r['tok_ratio']:.2f}x tokens/s; "
+          f"kept KV cache vs re-encoding: {r['kv_ratio']:.2f}x")
     if a.json:
         a.json.write_text(json.dumps(r, indent=2))
     return r

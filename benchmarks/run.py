@@ -22,6 +22,7 @@ import platform
 import sys
 import time
 import traceback
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -34,6 +35,55 @@ ISOLATED_ENV = "MAPO_BENCH_ISOLATED"
 
 #: In the order they run; cheap and independent ones first.
 BENCHMARKS = ["advantages", "verifier", "rollout", "hotpaths", "rl_step", "step_breakdown", "threads"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A speed target: a figure's ``field`` (``speedup`` or ``mapo``) must be ``op`` (``>=`` / ``<=``) ``bound``."""
+
+    benchmark: str
+    measure: str
+    unit: str
+    field: str
+    op: str
+    bound: float
+    what: str
+
+
+#: Targets of the rollout engine and the RL step (issue #20); each is a ratio measured side by side in one run.
+TARGETS = [
+    Target("rollout", "batched engine vs naive loop", "traj/s", "speedup", ">=", 5.0,
+           "batched engine vs one trajectory at a time (G=8, 3 turns)"),
+    Target("rollout", "rollout wall time / its model forward time", "x", "mapo", "<=", 1.3,
+           "rollout wall time / time inside the model's forward passes"),
+    Target("rl_step", "single-turn GRPO step", "samples/s", "speedup", ">=", 1.8,
+           "mapo RL step vs TRL GRPOTrainer, same single-turn work"),
+]
+
+
+def check_targets(results: dict, targets: list[Target] | None = None) -> list[dict]:
+    """Each target with the measured value and ``met`` / ``not met`` / ``not measured`` (benchmark not run,
+    skipped or failed)."""
+    out = []
+    for t in TARGETS if targets is None else targets:
+        rec = results["benchmarks"].get(t.benchmark, {})
+        figs = [f for f in rec.get("figures", []) if f["measure"] == t.measure and f["unit"] == t.unit]
+        value = figs[0][t.field] if figs else None
+        if value is None:
+            status = "not measured"
+        else:
+            status = "met" if (value >= t.bound if t.op == ">=" else value <= t.bound) else "not met"
+        out.append({**asdict(t), "value": value, "status": status})
+    return out
+
+
+def targets_text(checked: list[dict]) -> str:
+    """One line per target: what, measured value, target, met / not met."""
+    lines = []
+    for c in checked:
+        value = "-" if c["value"] is None else f"{c['value']:.2f}x"
+        lines.append(f"  {c['status']:>12s}  {c['what']}: {value} (target {c['op']} {c['bound']:g}x)")
+    return "\n".join(lines)
 
 
 def default_threads() -> int:
@@ -147,6 +197,13 @@ def markdown_table(results: dict) -> str:
             speed = f"{f['speedup']:.2f}x" if f["speedup"] is not None else "-"
             cells = [name, f["measure"], _fmt(f["mapo"]), ref, f["unit"], speed, f["note"]]
             lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    if results.get("targets"):
+        lines.append("")
+        lines.append("| target | measured | bound | status |")
+        lines.append("|---|---:|---|---|")
+        for c in results["targets"]:
+            value = "-" if c["value"] is None else f"{c['value']:.2f}x"
+            lines.append(f"| {c['what']} | {value} | {c['op']} {c['bound']:g}x | {c['status']} |")
     m = results["machine"]
     lines.append("")
     lines.append(f"{m['cpus_usable']} usable CPUs, torch threads {m['torch_threads']}, load average at start "
@@ -202,9 +259,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench] {name}: {rec['status']} in {rec['seconds']:.1f} s {rec['reason'][:300]}", flush=True)
     results["seconds"] = time.perf_counter() - suite_start
     results["load_average_at_end"] = list(os.getloadavg())
+    results["targets"] = [c for c in check_targets(results) if c["benchmark"] in names]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str))
     print_table(results)
+    if results["targets"]:
+        print("targets (same-run ratios):")
+        print(targets_text(results["targets"]))
     print(f"suite: {results['seconds']:.0f} s; results in {args.out}")
     return 1 if any(r["status"] == "error" for r in results["benchmarks"].values()) else 0
 

@@ -86,3 +86,22 @@ def test_isolated_benchmark_runs_in_a_fresh_interpreter(tmp_path, monkeypatch):
 def test_unknown_benchmark_is_a_usage_error(tmp_path):
     with pytest.raises(SystemExit):
         run.main(["--only", "no_such_bench", "--out", str(tmp_path / "r.json")])
+
+
+def test_targets_are_checked_against_their_figures():
+    def fig(measure, unit, mapo, speedup):
+        return {"measure": measure, "unit": unit, "mapo": mapo, "speedup": speedup}
+
+    results = {"benchmarks": {
+        "rollout": {"status": "ok", "figures": [
+            fig("batched engine vs naive loop", "gen. tokens/s", 9.0, 9.0),  # another unit: not the target's
+            fig("batched engine vs naive loop", "traj/s", 7.0, 4.2),
+            fig("rollout wall time / its model forward time", "x", 1.25, None)]},
+        "rl_step": {"status": "skipped", "figures": [], "reason": "no TRL"}}}
+    checked = {c["measure"]: c for c in run.check_targets(results)}
+    assert checked["batched engine vs naive loop"]["value"] == 4.2
+    assert checked["batched engine vs naive loop"]["status"] == "not met"
+    assert checked["rollout wall time / its model forward time"]["status"] == "met"
+    assert checked["single-turn GRPO step"]["status"] == "not measured"
+    text = run.targets_text(list(checked.values()))
+    assert "not met" in text and "4.20x (target >= 5x)" in text and "1.25x (target <= 1.3x)" in text

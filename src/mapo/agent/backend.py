@@ -22,16 +22,27 @@ VISION_SPECIAL_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "
 
 
 @dataclass
+class KVSlot:
+    """Where a backend keeps one trajectory's encoded state (its KV cache) between turns. The rollout engine
+    makes one per trajectory and drops it when the trajectory ends; a backend that cannot reuse a cache leaves
+    it empty and re-encodes the whole context, which gives the same tokens."""
+
+    state: Any = None
+
+
+@dataclass
 class Context:
     """One sequence to continue: token ids so far and the images its placeholders stand for, in order.
 
     ``key`` identifies the trajectory (task id, sample index) and ``turn`` the assistant turn about to be
-    generated; model backends ignore both, the scripted backend uses them to pick its text."""
+    generated; model backends ignore both, the scripted backend uses them to pick its text. ``kv``: the
+    trajectory's cache slot (None: encode the whole context, keep nothing)."""
 
     ids: list[int]
     images: list[Image.Image] = field(default_factory=list)
     key: tuple[str, int] = ("", 0)
     turn: int = 0
+    kv: KVSlot | None = None
 
 
 @dataclass

@@ -53,6 +53,10 @@ class ProtocolConfig(BaseModel):
         "tell", description="tell: an inverted or out-of-image box is swapped/clamped, run, and the observation "
         "says what was changed; refuse: such a box gets an error observation instead (docs/protocol.md)")
     temperature: float = Field(1.0, ge=0.0, description="sampling temperature; 0 = greedy")
+    kv_cache: bool = Field(
+        True, description="keep each trajectory's KV cache between turns and encode only the new tokens (the "
+        "observation's text and image); the same tokens as re-encoding the whole context each turn. Backends that "
+        "cannot (no M-RoPE index, sliding-window layers) re-encode regardless")
     system_prompt: str | None = Field(None, description="replace the built-in system prompt (tool text kept)")
     tools_prompt: Literal["hermes", "compact"] = Field(
         "hermes", description="hermes: the tool as a JSON schema in Qwen's <tools> block (what Qwen-VL checkpoints "

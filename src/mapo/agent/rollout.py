@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from mapo.agent import protocol
-from mapo.agent.backend import Context, Generation, PolicyBackend
+from mapo.agent.backend import Context, Generation, KVSlot, PolicyBackend
 from mapo.agent.parser import parse_turn
 from mapo.agent.protocol import ProtocolConfig
 from mapo.agent.trajectory import Trajectory, TurnRecord
@@ -34,6 +34,8 @@ class _Episode:
     mask: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     turn_of: list[int] = field(default_factory=list)
+    kv: KVSlot | None = None
+    """The backend's KV cache of this trajectory, kept between turns (None: re-encoded every turn)."""
 
     @property
     def response_len(self) -> int:
@@ -68,13 +70,15 @@ class RolloutEngine:
                 break
             budgets = [min(cfg.max_new_tokens_per_turn, cfg.max_response_tokens - ep.response_len) for ep in active]
             contexts = [Context(ids=ep.ids, images=list(ep.traj.images), key=(ep.traj.task.id, ep.traj.sample_index),
-                                turn=turn) for ep in active]
+                                turn=turn, kv=ep.kv) for ep in active]
             generations = self.backend.generate(contexts, budgets, protocol.STOP_SEQUENCES, cfg.temperature)
             still_active = []
             for ep, gen, budget in zip(active, generations, budgets):
                 record = self._append_generation(ep, gen, turn, budget)
                 if self._act(ep, record, is_last_turn=turn == cfg.max_turns - 1):
                     still_active.append(ep)
+                else:
+                    ep.kv = None  # its cache is no longer needed: free it now, not at the end of the batch
             active = still_active
         return [self._finish(ep) for ep in episodes]
 
@@ -169,7 +173,8 @@ class RolloutEngine:
                           images=[shown])
         whole = Box(0, 0, task.image.width, task.image.height)
         return _Episode(traj=traj, views=[View(region=whole, shown=shown)],
-                        pixels_used=shown.width * shown.height, ids=list(ids))
+                        pixels_used=shown.width * shown.height, ids=list(ids),
+                        kv=KVSlot() if self.cfg.kv_cache else None)
 
     def _finish(self, ep: _Episode) -> Trajectory:
         traj = ep.traj

@@ -10,6 +10,7 @@ log-probs equal what ``sequence_logprobs`` recomputes and the PPO ratio starts a
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ import torch
 from PIL import Image
 
 from mapo.agent.backend import Context, Generation, PolicyBackend, cut_at_stop
+from mapo.models import kv_reuse
 from mapo.models.collate import collate_trajectories
 from mapo.models.precision import autocast_context, cast_state_dict, resolve_device, resolve_dtype
 
@@ -45,21 +47,35 @@ def entropy_from_logprobs(logp: torch.Tensor) -> torch.Tensor:
 
 
 class _StopOnSequences:
-    """Stopping criterion: a row is done once its new tokens hold a stop token id or stop string."""
+    """Stopping criterion: a row is done once its new tokens hold a stop token id or stop string.
 
-    def __init__(self, tokenizer, prompt_len: int, stop: Sequence[str], stop_ids: Sequence[int]):
+    A stop string absent before the newest token can only appear if that token's text holds the string's last
+    character, so a row's tail is decoded only after such a token (``closers``: those token ids; None: after
+    every token)."""
+
+    def __init__(self, tokenizer, prompt_len: int, stop: Sequence[str], stop_ids: Sequence[int],
+                 closers: set[int] | None = None):
         self.tokenizer, self.prompt_len, self.stop, self.stop_ids = tokenizer, prompt_len, stop, set(stop_ids)
+        self.closers = closers
 
     def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs) -> torch.BoolTensor:
         last = input_ids[:, -1].tolist()
         done = [t in self.stop_ids for t in last]
-        for i in range(len(last)):
-            if not done[i] and input_ids.shape[1] > self.prompt_len:
-                # the last 8 tokens hold any stop string that the newest token completed
-                tail = self.tokenizer.decode(input_ids[i, max(self.prompt_len, input_ids.shape[1] - 8):].tolist(),
-                                             skip_special_tokens=False)
-                done[i] = any(s in tail for s in self.stop)
+        if self.stop and input_ids.shape[1] > self.prompt_len:
+            start = max(self.prompt_len, input_ids.shape[1] - 8)
+            for i, t in enumerate(last):
+                if not done[i] and (self.closers is None or t in self.closers):
+                    # the last 8 tokens hold any stop string that the newest token completed
+                    tail = self.tokenizer.decode(input_ids[i, start:].tolist(), skip_special_tokens=False)
+                    done[i] = any(s in tail for s in self.stop)
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+def closing_token_ids(tokenizer, stop: Sequence[str]) -> set[int]:
+    """Ids of the tokens whose text holds the last character of some stop string (one pass over the vocabulary)."""
+    last_chars = {s[-1] for s in stop if s}
+    pieces = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], skip_special_tokens=False)
+    return {i for i, piece in enumerate(pieces) if any(c in piece for c in last_chars)}
 
 
 class _RecordLogprobs:
@@ -109,6 +125,7 @@ class HFQwenBackend(PolicyBackend):
         self._pixel_processor.size = {"shortest_edge": f * f, "longest_edge": 1 << 40}
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = "<|endoftext|>"
+        self._closers: dict[tuple[str, ...], set[int]] = {}
 
     @property
     def device(self) -> torch.device:
@@ -154,12 +171,24 @@ class HFQwenBackend(PolicyBackend):
                              "trajectories must come from RolloutEngine (it keeps them matched)")
         return {k: v.to(self.device) for k, v in batch.items()}
 
-    @torch.no_grad()
-    def generate(self, contexts: list[Context], max_new_tokens: int | list[int], stop: Sequence[str],
-                 temperature: float = 1.0) -> list[Generation]:
-        if not contexts:
-            return []
-        limits = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(contexts)
+    @property
+    def reuses_kv_cache(self) -> bool:
+        """Whether ``generate`` can continue a trajectory from its kept KV cache (``Context.kv``): the model
+        computes M-RoPE positions with ``get_rope_index`` and every decoder layer attends to the whole sequence
+        (a sliding-window layer drops old keys, so a kept cache would not be the full context)."""
+        text = self.model.config.get_text_config(decoder=True)
+        layer_types = getattr(text, "layer_types", None) or ["full_attention"]
+        return hasattr(self.model.model, "get_rope_index") and set(layer_types) == {"full_attention"} and \
+            not getattr(text, "use_sliding_window", False)
+
+    def _closing_ids(self, stop: Sequence[str]) -> set[int]:
+        key = tuple(stop)
+        if key not in self._closers:
+            self._closers[key] = closing_token_ids(self.tokenizer, stop)
+        return self._closers[key]
+
+    def _full_inputs(self, contexts: list[Context]) -> tuple[dict[str, torch.Tensor], int]:
+        """Every context encoded whole, left-padded: what ``generate`` re-reads when nothing is kept."""
         pad = self.tokenizer.pad_token_id
         width = max(len(c.ids) for c in contexts)
         input_ids = torch.full((len(contexts), width), pad, dtype=torch.long)
@@ -172,6 +201,81 @@ class HFQwenBackend(PolicyBackend):
                   "mm_token_type_ids": ((input_ids == self.image_token_id).int() * attention_mask).to(self.device)}
         if images:
             inputs.update(self.pixel_inputs(images))
+        return inputs, width
+
+    def _rope_batch(self, states, contexts) -> kv_reuse.CachedBatch:
+        return kv_reuse.batch_over_kept(
+            states, contexts, self.tokenizer.pad_token_id, self.image_token_id, self.model.model.get_rope_index,
+            lambda images: torch.tensor([self.image_grid(im) for im in images]))
+
+    def _encode_shared_prompts(self, contexts: list[Context]) -> None:
+        """Rows with nothing kept yet whose tokens and images are the same (the G samples of a prompt) are encoded
+        once, all but their last token, and that state is put in each row's slot: ``generate`` then feeds each
+        row only its last token. (What vLLM/SGLang's prefix caching gives a group of samples.)"""
+        groups: dict[tuple, list[int]] = {}
+        for i, c in enumerate(contexts):
+            if c.kv is None or len(c.ids) < 2 or c.ids[-1] == self.image_token_id or \
+                    kv_reuse.reusable_prefix(c.kv.state, c.ids, c.images, self.image_token_id) > 0:
+                continue
+            groups.setdefault((tuple(c.ids), tuple(kv_reuse.image_key(im) for im in c.images)), []).append(i)
+        shared = [rows for rows in groups.values() if len(rows) > 1]
+        if not shared:
+            return
+        from transformers import DynamicCache
+
+        heads = [Context(ids=contexts[rows[0]].ids[:-1], images=contexts[rows[0]].images) for rows in shared]
+        batch = self._rope_batch([None] * len(heads), heads)
+        dev = self.device
+        inputs: dict[str, Any] = {
+            "input_ids": batch.input_ids.to(dev), "attention_mask": batch.attention_mask.to(dev),
+            "position_ids": batch.position_ids.to(dev),
+            "mm_token_type_ids": ((batch.input_ids == self.image_token_id).int() * batch.attention_mask).to(dev)}
+        if batch.new_images:
+            inputs.update(self.pixel_inputs(batch.new_images))
+        with self.autocast():
+            out = self.model(**inputs, past_key_values=DynamicCache(config=self.model.config), use_cache=True,
+                             logits_to_keep=1)
+        layers = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        states = kv_reuse.keep_after_generate(batch, layers, heads, [[] for _ in heads], self.image_token_id)
+        for rows, state in zip(shared, states):
+            for i in rows:  # the same tensors (never written in place), each row's own image objects
+                contexts[i].kv.state = dataclasses.replace(state, images=list(contexts[i].images))
+
+    def _kept_inputs(self, contexts: list[Context]) -> tuple[dict[str, Any], kv_reuse.CachedBatch]:
+        """Contexts continued from their trajectories' kept caches: only the tokens not yet encoded are fed."""
+        from transformers import DynamicCache
+
+        self._encode_shared_prompts(contexts)
+        states = [c.kv.state if c.kv is not None else None for c in contexts]
+        batch = self._rope_batch(states, contexts)
+        dev = self.device
+        inputs: dict[str, Any] = {
+            "input_ids": batch.input_ids.to(dev), "attention_mask": batch.attention_mask.to(dev),
+            "position_ids": batch.position_ids.to(dev),
+            "mm_token_type_ids": ((batch.input_ids == self.image_token_id).int() * batch.attention_mask).to(dev)}
+        if batch.new_images:
+            inputs.update(self.pixel_inputs(batch.new_images))
+        if batch.cache is not None:
+            inputs["past_key_values"] = DynamicCache([(k.to(dev), v.to(dev)) for k, v in batch.cache],
+                                                     config=self.model.config)
+        return inputs, batch
+
+    @torch.no_grad()
+    def generate(self, contexts: list[Context], max_new_tokens: int | list[int], stop: Sequence[str],
+                 temperature: float = 1.0) -> list[Generation]:
+        """See ``PolicyBackend.generate``. Contexts that carry a ``kv`` slot are continued from the K/V kept there
+        at their previous turn (only new tokens are encoded) and leave their new state in it."""
+        if not contexts:
+            return []
+        limits = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(contexts)
+        pad = self.tokenizer.pad_token_id
+        keep = any(c.kv is not None for c in contexts) and self.reuses_kv_cache
+        batch = None
+        if keep:
+            inputs, batch = self._kept_inputs(contexts)
+            width = batch.input_ids.shape[1]
+        else:
+            inputs, width = self._full_inputs(contexts)
         stop_ids = [self.tokenizer.convert_tokens_to_ids(s) for s in stop if s in self.tokenizer.get_added_vocab()]
         from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
@@ -187,7 +291,8 @@ class HFQwenBackend(PolicyBackend):
             out = self.model.generate(**inputs, generation_config=gen_cfg,
                                       logits_processor=LogitsProcessorList([recorder]),
                                       stopping_criteria=StoppingCriteriaList(
-                                          [_StopOnSequences(self.tokenizer, width, stop, stop_ids)]))
+                                          [_StopOnSequences(self.tokenizer, width, stop, stop_ids,
+                                                            self._closing_ids(stop))]))
         new = out.sequences[:, width:].cpu()
         logp_tokens = recorder.finish(out.sequences)
         results = []
@@ -197,6 +302,13 @@ class HFQwenBackend(PolicyBackend):
             ids = ids[:n]
             lp = logp_tokens[i, :n] if n else torch.zeros(0)
             results.append(Generation(ids=ids, logprobs=lp, text=self.decode(ids), stopped=stopped))
+        if batch is not None:
+            layers = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+            states = kv_reuse.keep_after_generate(batch, layers, contexts, [r.ids for r in results],
+                                                  self.image_token_id)
+            for c, state in zip(contexts, states):
+                if c.kv is not None:
+                    c.kv.state = state
         return results
 
     def sequence_logprobs(self, batch, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
