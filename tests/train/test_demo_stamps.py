@@ -25,6 +25,7 @@ GOLDEN = Path(__file__).parent / "data" / "demo_stamps.json"
 def _record_demo(cfg: demo.DemoConfig, monkeypatch, tmp_path) -> dict:
     """Every step's inputs of ``run_demo(cfg)`` (nothing is built: steps and the report are recorded)."""
     seen: dict = {}
+    tmp_path.mkdir(parents=True, exist_ok=True)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(demo, "_step", lambda name, out, inputs, build: seen.__setitem__(name, inputs))
 
@@ -52,7 +53,10 @@ def _record_compare(cfg: compare.CompareConfig) -> dict:
 def test_default_demo_and_compare_stamps_are_unchanged(monkeypatch, tmp_path):
     demo_cfg = load_config(demo.DemoConfig, CONFIGS / "demo.yaml")
     compare_cfg = load_config(compare.CompareConfig, CONFIGS / "compare.yaml")
-    got = {"demo": _record_demo(demo_cfg, monkeypatch, tmp_path), "compare": _record_compare(compare_cfg)}
+    gap_cfg = load_config(compare.CompareConfig, CONFIGS / "compare_gap.yaml")
+    got = {"demo": _record_demo(demo_cfg, monkeypatch, tmp_path), "compare": _record_compare(compare_cfg),
+           "gap demo": _record_demo(gap_cfg.demo, monkeypatch, tmp_path / "gap"),
+           "gap compare": _record_compare(gap_cfg)}
     got = json.loads(json.dumps(got, default=str))
     if os.environ.get("MAPO_WRITE_STAMPS"):
         GOLDEN.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
@@ -61,7 +65,8 @@ def test_default_demo_and_compare_stamps_are_unchanged(monkeypatch, tmp_path):
     for name in want["demo"]:
         assert got["demo"][name] == want["demo"][name], name
         assert fingerprint(got["demo"][name]) == fingerprint(want["demo"][name]), name
-    assert got["compare"] == want["compare"]
+    for name in ("compare", "gap demo", "gap compare"):
+        assert got[name] == want[name], name
 
 
 @pytest.mark.parametrize("how", ["defaults", "yaml"])
