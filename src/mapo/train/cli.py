@@ -42,7 +42,7 @@ def _show(cls) -> None:
     from mapo.train.config import describe_config
 
     table = Table("key", "default", "description", title=cls.__doc__ or cls.__name__)
-    for key, default, doc in describe_config(cls):
+    for key, default, doc in describe_config(cls, defaults=cls()):
         table.add_row(key, default, doc)
     Console().print(table)
 

@@ -13,10 +13,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 from pydantic import Field
 
+from mapo.report.html import write_summary
+from mapo.report.plots import plot_curves
+from mapo.report.run_report import dig, print_table
 from mapo.train.config import Section, TrainConfig
-from mapo.train.demo import DemoConfig, _run_rl, _stamp_of, _step, evaluate, prepare, rl_config
+from mapo.train.demo import DemoConfig, _merge, _run_rl, _stamp_of, _step, evaluate, prepare, rl_config
+from mapo.train.metrics_log import read_metrics
 from mapo.train.summary import collapsed, mean_ci95, pm, window_mean
 
 log = logging.getLogger("mapo.compare")
@@ -33,9 +38,9 @@ class CompareConfig(Section):
                                   description="Advantage estimators compared (registry names).")
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4],
                              description="RL seeds per estimator (>= 5 for 95% CIs that separate estimators).")
-    rl: dict[str, Any] = Field(default_factory=lambda: {"run": {"total_steps": 20}},
-                               description="TrainConfig fields shared by every run on top of the demo's `rl` "
-                                           "(same rollout budget for all: do not vary per estimator).")
+    rl: TrainConfig = Field(default_factory=lambda: TrainConfig.model_validate({"run": {"total_steps": 20}}),
+                            description="TrainConfig keys set for every run on top of the demo's `rl` (only the "
+                                        "keys given count; the same rollout budget for all estimators).")
     eval_limit: int = Field(100, ge=1, description="Test-split tasks evaluated per run.")
     collapse_min_tool_rate: float = Field(0.1, description="Collapse: final tool-call rate below this ...")
     collapse_max_format_error: float = Field(0.5, description="... or final format-error rate above this.")
@@ -44,8 +49,7 @@ class CompareConfig(Section):
 
 def run_config(cfg: CompareConfig, root: Path, estimator: str, seed: int) -> TrainConfig:
     base = rl_config(cfg.demo, root)
-    data = base.model_dump(mode="json")
-    _merge(data, cfg.rl)
+    data = _merge(base.model_dump(mode="json"), cfg.rl.model_dump(mode="json", exclude_unset=True))
     data["seed"] = seed
     data["algorithm"]["estimator"] = estimator
     data["run"]["out_dir"] = str(Path(cfg.out_dir) / f"{estimator}_s{seed}")
@@ -53,17 +57,7 @@ def run_config(cfg: CompareConfig, root: Path, estimator: str, seed: int) -> Tra
     return TrainConfig.model_validate(data)
 
 
-def _merge(into: dict[str, Any], extra: dict[str, Any]) -> None:
-    for k, v in extra.items():
-        if isinstance(v, dict) and isinstance(into.get(k), dict):
-            _merge(into[k], v)
-        else:
-            into[k] = v
-
-
 def run_compare(cfg: CompareConfig) -> dict[str, Any]:
-    from mapo.train.metrics_log import read_metrics
-
     if len(cfg.seeds) < 3:
         log.warning("compare: %d seed(s); the mission asks for >= 3 to report mean ± std", len(cfg.seeds))
     t0 = time.perf_counter()
@@ -81,7 +75,8 @@ def run_compare(cfg: CompareConfig) -> dict[str, Any]:
             demo_eval = cfg.demo.model_copy(update={"eval_limit": cfg.eval_limit})
             summary = evaluate(demo_eval, run_dir / "final", root / "world" / "test.parquet", run_dir / "eval",
                                root / "verifier", model_id=f"{run_dir.name}:{_stamp_of(run_dir)}")
-            runs.setdefault(estimator, []).append({"seed": seed, "metrics": read_metrics(run_dir), "eval": summary})
+            runs.setdefault(estimator, []).append({"seed": seed, "metrics": read_metrics(run_dir), "eval": summary,
+                                                   "config": inputs["rl"]})
     result = summarise(runs, cfg)
     result["minutes"] = (time.perf_counter() - t0) / 60
     write_outputs(out, runs, result, cfg)
@@ -90,8 +85,6 @@ def run_compare(cfg: CompareConfig) -> dict[str, Any]:
 
 def summarise(runs: dict[str, list[dict[str, Any]]], cfg: CompareConfig) -> dict[str, Any]:
     """Per-estimator statistics over seeds (pure: run records in, table rows out)."""
-    from mapo.report.run_report import dig
-
     def train_side(r, key):
         return window_mean(r["metrics"], key, last=cfg.final_window)
 
@@ -162,19 +155,16 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 def write_outputs(out: Path, runs: dict[str, list[dict[str, Any]]], result: dict[str, Any],
                   cfg: CompareConfig) -> None:
-    from mapo.report.html import write_summary
-    from mapo.report.plots import plot_curves
-    from mapo.report.run_report import print_table
-
     rows = table_rows(result)
     band = {est: [r["metrics"] for r in rs] for est, rs in runs.items()}
     curves = plot_curves({}, ("accuracy", "reward", "alignment", "tool_call_rate", "crop_hit_rate", "gap",
                               "grad_var", "grad_var_rel", "entropy"), out / "curves.png",
                          title=f"GRPO vs MAPO, {len(cfg.seeds)} seeds (mean, min-max band)", smoothing=3, band=band)
     acc = _accuracy_plot(runs, out / "test_accuracy.png")
-    steps = cfg.rl.get("run", {}).get("total_steps")
-    md = (f"Same SFT checkpoint, same rollout budget ({steps} RL steps each), seeds {cfg.seeds}; test split of the "
-          f"embedded world, {cfg.eval_limit} tasks; mean ± 95% CI half-width over seeds (Student t).\n\n" + markdown_table(HEADER, rows) + "\n")
+    steps = sorted({r["config"]["run"]["total_steps"] for rs in runs.values() for r in rs if "config" in r})
+    md = (f"Same SFT checkpoint, same rollout budget ({', '.join(map(str, steps)) or '?'} RL steps each), "
+          f"seeds {cfg.seeds}; test split of the embedded world, {cfg.eval_limit} tasks; mean ± 95% CI "
+          f"half-width over seeds (Student t).\n\n{markdown_table(HEADER, rows)}\n")
     (out / "results.md").write_text(md)
     (out / "results.json").write_text(json.dumps(result, indent=1, default=str))
     html_rows = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
@@ -186,13 +176,6 @@ def write_outputs(out: Path, runs: dict[str, list[dict[str, Any]]], result: dict
 
 
 def _accuracy_plot(runs: dict[str, list[dict[str, Any]]], path: Path) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from mapo.report.run_report import dig
-
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for x, (est, rs) in enumerate(runs.items()):
         ys = [dig(r["eval"], ("accuracy",)) for r in rs]
