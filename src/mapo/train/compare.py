@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import matplotlib.pyplot as plt
 from pydantic import Field
@@ -29,6 +29,8 @@ log = logging.getLogger("mapo.compare")
 
 class CompareConfig(Section):
     """`mapo compare`: estimators x seeds from one SFT checkpoint (the demo's, built or reused first)."""
+
+    command: ClassVar[str] = "mapo compare"
 
     out_dir: str = Field("runs/compare", description="Where runs, table and plots go.")
     demo: DemoConfig = Field(default_factory=DemoConfig,

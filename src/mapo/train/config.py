@@ -10,7 +10,7 @@ sections owned by other layers are their own typed configs (``rollout.protocol``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -140,6 +140,8 @@ class RunConfig(Section):
 class TrainConfig(Section):
     """`mapo train`: the MAPO RL loop."""
 
+    command: ClassVar[str] = "mapo train"  # named in load errors: where --show-config lists the keys
+
     seed: int = Field(0, description="Seed of prompt sampling, generation and initialisation.")
     model: ModelConfig = Field(default_factory=ModelConfig, description="The policy checkpoint.")
     data: DataConfig = Field(default_factory=DataConfig, description="Training and evaluation tasks.")
@@ -157,6 +159,8 @@ class TrainConfig(Section):
 
 class SFTConfig(Section):
     """`mapo sft`: cold-start supervised fine-tuning on expert trajectories."""
+
+    command: ClassVar[str] = "mapo sft"
 
     seed: int = Field(0, description="Seed of expert sampling, shuffling and initialisation.")
     model: ModelConfig = Field(default_factory=ModelConfig, description="The checkpoint to fine-tune.")
@@ -254,7 +258,8 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: list[st
     except ValidationError as exc:
         problems = "; ".join(_problem(e) for e in exc.errors())
         where = f"config {path}" if path else "config"
-        raise ConfigError(f"{where}: {problems}; fix the key or value (see `mapo train --show-config` or "
+        command = getattr(cls, "command", "mapo train")
+        raise ConfigError(f"{where}: {problems}; fix the key or value (see `{command} --show-config` or "
                           "configs/*.yaml)") from exc
 
 

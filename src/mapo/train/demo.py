@@ -13,7 +13,7 @@ import shutil
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import yaml
@@ -87,6 +87,8 @@ def _is_set(section, path: tuple[str, ...]) -> bool:
 class DemoConfig(Section):
     """`mapo demo`: the whole pipeline on the embedded default. Its defaults are the packaged configs/demo.yaml;
     a config names only what it changes (sections merge key by key)."""
+
+    command: ClassVar[str] = "mapo demo"
 
     out_dir: str = Field(description="Where every step writes (world/, verifier/, model/, sft/, rl/, eval/, "
                                      "report/).")
