@@ -20,7 +20,7 @@ from mapo.report.html import write_summary
 from mapo.report.plots import plot_curves
 from mapo.report.run_report import dig, print_table
 from mapo.train.config import Section, TrainConfig
-from mapo.train.demo import DemoConfig, _merge, _run_rl, _stamp_of, _step, evaluate, prepare, rl_config
+from mapo.train.demo import DemoConfig, _run_rl, _stamp_of, _step, deep_merge, evaluate, prepare, rl_config
 from mapo.train.metrics_log import read_metrics
 from mapo.train.summary import collapsed, mean_ci95, pm, window_mean
 
@@ -51,7 +51,7 @@ class CompareConfig(Section):
 
 def run_config(cfg: CompareConfig, root: Path, estimator: str, seed: int) -> TrainConfig:
     base = rl_config(cfg.demo, root)
-    data = _merge(base.model_dump(mode="json"), cfg.rl.model_dump(mode="json", exclude_unset=True))
+    data = deep_merge(base.model_dump(mode="json"), cfg.rl.model_dump(mode="json", exclude_unset=True))
     data["seed"] = seed
     data["algorithm"]["estimator"] = estimator
     data["run"]["out_dir"] = str(Path(cfg.out_dir) / f"{estimator}_s{seed}")

@@ -65,11 +65,11 @@ def recipe() -> dict[str, Any]:
     return copy.deepcopy(_recipe())
 
 
-def _merge(into: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(into: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     """Deep-merge ``extra`` into ``into`` (mappings merge key by key; anything else replaces); returns ``into``."""
     for k, v in extra.items():
         if isinstance(v, dict) and isinstance(into.get(k), dict):
-            _merge(into[k], v)
+            deep_merge(into[k], v)
         else:
             into[k] = v
     return into
@@ -127,7 +127,7 @@ class DemoConfig(Section):
     @classmethod
     def _onto_the_recipe(cls, data: Any) -> Any:
         """What a config gives is merged onto the packaged defaults, so it names only what it changes."""
-        return _merge(recipe(), data) if isinstance(data, dict) else data
+        return deep_merge(recipe(), data) if isinstance(data, dict) else data
 
     @model_validator(mode="after")
     def _demo_keys_are_not_set(self) -> DemoConfig:
