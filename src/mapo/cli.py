@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typer
 
+from mapo import __version__
 from mapo.data.cli import world_app
 from mapo.eval.cli import eval_command, view_command
 from mapo.models.cli import model_app
@@ -43,8 +44,6 @@ def advantages_command() -> None:
 @app.command("version")
 def version_command() -> None:
     """Print the installed mapo version."""
-    from mapo import __version__
-
     typer.echo(__version__)
 
 

@@ -119,6 +119,15 @@ def test_params_from_config_reject_unknown_keys():
         mapo_params({"mapo": {"aggregate": "median"}})
 
 
+@pytest.mark.parametrize("claim", ["referent", "label_and_referent"])
+def test_a_claim_the_zoom_tool_cannot_score_is_refused(claim):
+    """The verl zoom tool scores the call's label (mapo.agent.call_scores.score_claims): a referent claim would
+    be silently ignored there, so it is an error naming the key."""
+    assert mapo_params({"mapo": {"semantic_claim": "label"}}).semantic_claim == "label"
+    with pytest.raises(ValueError, match="mapo.semantic_claim"):
+        mapo_params({"mapo": {"semantic_claim": claim}})
+
+
 def test_params_read_verls_norm_flag_from_its_own_config():
     from omegaconf import OmegaConf
 

@@ -56,8 +56,11 @@ def test_dump_then_load_roundtrips(tmp_path):
 
 
 def test_every_field_is_documented():
-    for cls in (TrainConfig, SFTConfig):
-        for key, _, doc in describe_config(cls):
+    from mapo.train.compare import CompareConfig
+    from mapo.train.demo import DemoConfig
+
+    for cls in (TrainConfig, SFTConfig, DemoConfig, CompareConfig):
+        for key, _, doc in describe_config(cls, defaults=cls()):
             assert doc, f"{cls.__name__}.{key} has no description"
 
 
@@ -91,11 +94,49 @@ def test_the_trainer_s_algorithm_params_are_mapo_params():
     assert TrainConfig().algorithm.params() == MAPOParams()
 
 
-@pytest.mark.parametrize("name", ["demo.yaml", "compare.yaml"])
-def test_shipped_pipeline_configs_spell_out_the_defaults(name):
-    """configs/demo.yaml and compare.yaml document the defaults `mapo demo` / `mapo compare` use: keep equal."""
+def test_shipped_compare_config_spells_out_the_defaults():
+    """configs/compare.yaml documents the defaults `mapo compare` uses: keep equal."""
     from mapo.train.compare import CompareConfig
+
+    assert load_config(CompareConfig, CONFIGS / "compare.yaml") == CompareConfig()
+
+
+def test_the_demo_s_defaults_are_the_packaged_yaml_only():
+    """configs/demo.yaml is the packaged file (one copy); DemoConfig has no defaults of its own."""
     from mapo.train.demo import DemoConfig
 
-    cls = DemoConfig if name == "demo.yaml" else CompareConfig
-    assert load_config(cls, CONFIGS / name) == cls()
+    packaged = Path(__file__).resolve().parents[2] / "src" / "mapo" / "configs" / "demo.yaml"
+    assert (CONFIGS / "demo.yaml").resolve() == packaged.resolve()
+    assert all(f.is_required() for f in DemoConfig.model_fields.values())
+    assert load_config(DemoConfig, CONFIGS / "demo.yaml") == DemoConfig()
+    assert DemoConfig().rl.run.total_steps == 20 and DemoConfig().world.n_train == 600
+
+
+def test_a_demo_config_names_only_what_it_changes(tmp_path):
+    from mapo.train.demo import DemoConfig, rl_config, sft_config
+
+    path = tmp_path / "mine.yaml"
+    path.write_text("world: {n_train: 50}\nrl: {run: {total_steps: 3}, rollout: {protocol: {temperature: 0.7}}}\n")
+    cfg = load_config(DemoConfig, path, ["sft.expert.guess_rate=0.3"])
+    assert cfg.world.n_train == 50 and cfg.world.clutter == DemoConfig().world.clutter  # merged, not replaced
+    assert cfg.sft.expert == {**DemoConfig().sft.expert, "guess_rate": 0.3}
+    rl = rl_config(cfg, tmp_path)
+    assert rl.run.total_steps == 3 and rl.run.save_every == DemoConfig().rl.run.save_every
+    assert rl.rollout.protocol.temperature == 0.7 and rl.rollout.protocol.max_turns == cfg.protocol.max_turns
+    assert rl.data.eval == str(tmp_path / "world" / "val.parquet")
+    assert sft_config(cfg, tmp_path).protocol == cfg.protocol.model_dump(exclude_defaults=True)
+
+
+@pytest.mark.parametrize("override, word", [("world.n_trian=5", "world.n_trian"), ("sft.epoch=2", "sft.epoch"),
+                                            ("sft.expert.no_zoom=0.1", "no_zoom"),
+                                            ("rl.run.total_stepz=3", "rl.run.total_stepz"),
+                                            ("verifier.stepz=3", "verifier.stepz"),
+                                            ("protocol.max_turnz=2", "protocol.max_turnz"),
+                                            ("sft.out_dir=x", "sft.out_dir: the demo sets it from `out_dir`"),
+                                            ("rl.seed=3", "rl.seed: the demo sets it from `seed`"),
+                                            ("world.seed=3", "world.seed")])
+def test_a_typo_or_a_key_the_demo_sets_is_an_error_naming_it(override, word):
+    from mapo.train.demo import DemoConfig
+
+    with pytest.raises(ConfigError, match=word):
+        load_config(DemoConfig, None, [override])

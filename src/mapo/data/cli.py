@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -30,8 +33,6 @@ def make_command(
     ] = 0,
 ) -> None:
     """Generate the embedded visual-search world as DeepEyes-schema parquet splits."""
-    import time
-
     from mapo.data.world import load_world_config
     from mapo.data.world.export import write_world
 
@@ -63,9 +64,6 @@ def probe_command(
     ] = None,
 ) -> None:
     """Measure how readable each attribute is from the whole image vs a ground-truth zoom (see probe.py)."""
-    import dataclasses
-    import json
-
     from mapo.data.world import load_world_config
     from mapo.data.world.probe import run_probe
 

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
+from mapo.agent.protocol import ProtocolConfig, system_prompt, user_text  # data -> agent only for wording
 from mapo.data.images import DEFAULT_DECODE_LIMIT, decode_image, encode_png
 from mapo.data.task import LETTERS, Box, Task
 
@@ -67,8 +68,6 @@ SCHEMA = pa.schema(
 
 def prompt_messages(task: Task) -> list[dict]:
     """The DeepEyes-style chat prompt of a task: the agent protocol's system text, then the user turn."""
-    from mapo.agent.protocol import ProtocolConfig, system_prompt, user_text  # data -> agent only for wording
-
     cfg = ProtocolConfig()
     user = user_text(task.question, task.options_block(), task.image.width, task.image.height, cfg)
     return [
@@ -201,6 +200,7 @@ def _user_text(prompt: list[dict] | None) -> str:
 def _row_task(row: dict, i: int, path: Path, cfg: RowConfig | None = None) -> Task:
     """One row as a ``Task`` (its image decoded). Raises ``ValueError`` (``ImageError``, ``UnsafePathError``)
     naming the file and the row when the row cannot be used."""
+    # here, not at the top: the mapo.data.benchmarks package imports this module (training_parquet)
     from mapo.data.benchmarks.paths import safe_join
 
     cfg = cfg or RowConfig()

@@ -6,6 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
+
+from mapo.data.inputs import InputError, check_policy_dir  # light, and loaded at start-up by mapo.user_errors
 
 _P = "(default: from the protocol)"
 
@@ -13,11 +16,11 @@ _P = "(default: from the protocol)"
 def _protocol(model: Path, protocol_file: Path | None, overrides: dict):
     """The protocol of the run: ``--protocol`` YAML, else ``protocol.yaml`` beside the checkpoint, else the
     defaults of ``ProtocolConfig``; command-line options given explicitly override it."""
-    import yaml
-    from pydantic import ValidationError
+    from pydantic import (
+        ValidationError,  # here, like every command's heavier imports: `mapo --help` stays fast
+    )
 
     from mapo.agent.protocol import ProtocolConfig
-    from mapo.data.inputs import InputError
 
     if protocol_file is not None and not protocol_file.is_file():
         raise InputError(f"--protocol {protocol_file}: no such file; pass a ProtocolConfig YAML "
@@ -73,7 +76,6 @@ def eval_command(
     """Evaluate a model on a benchmark with the agent loop; resumable (finished items are skipped)."""
     from mapo.data.benchmarks import get_reader
     from mapo.data.images import DEFAULT_DECODE_LIMIT
-    from mapo.data.inputs import check_policy_dir
     from mapo.eval.evaluate import evaluate_policy
     from mapo.eval.runner import RESULTS_NAME, EvalConfig
     from mapo.eval.table import print_summary

@@ -8,12 +8,18 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from mapo.agent.protocol import ProtocolConfig
+from mapo.agent.rollout import RolloutEngine
 from mapo.data.benchmarks import count_items, iter_benchmark, resolve_data
 from mapo.data.images import DEFAULT_DECODE_LIMIT
 from mapo.eval.records import ResultsFile
 from mapo.eval.runner import RESULTS_NAME, SUMMARY_NAME, EvalConfig, run_evaluation
 from mapo.eval.settings import RUN_NAME, check_or_write_settings
+from mapo.models import hf_qwen  # load_policy looked up at call time: tests replace it
 from mapo.rewards import RewardConfig
+from mapo.verifier import load_verifier
 
 
 def clear_results(out: Path) -> None:
@@ -40,11 +46,6 @@ def evaluate_policy(policy: Any, bench: str, data: str | Path, out: str | Path, 
     to resume with other settings (``SettingsMismatch``). ``model_id`` names an in-memory policy in ``run.json``.
     ``device`` / ``dtype`` (a checkpoint directory only): ``auto`` = CUDA with bfloat16 when a GPU is visible.
     """
-    import torch
-
-    from mapo.agent.protocol import ProtocolConfig
-    from mapo.agent.rollout import RolloutEngine
-
     out, data = Path(out), resolve_data(bench, data)
     cfg = cfg or EvalConfig()
     protocol = protocol or ProtocolConfig()
@@ -70,12 +71,8 @@ def evaluate_policy(policy: Any, bench: str, data: str | Path, out: str | Path, 
         log(f"resuming: {len(done)} item(s) already in {out / RESULTS_NAME} are skipped")
     torch.manual_seed(seed)
     if is_path:
-        from mapo.models.hf_qwen import load_policy
-
-        policy = load_policy(policy, device=device, dtype=dtype)
+        policy = hf_qwen.load_policy(policy, device=device, dtype=dtype)
     if verifier is None and verifier_cfg is not None:
-        from mapo.verifier import load_verifier
-
         verifier = load_verifier(verifier_cfg)
     engine = RolloutEngine(policy, protocol_cfg=protocol)
     return run_evaluation(engine, items, out, bench=bench, cfg=cfg, reward_cfg=reward_cfg, verifier=verifier,

@@ -8,6 +8,7 @@ finished item, and returns the summary (also written to ``summary.json``).
 from __future__ import annotations
 
 import json
+import traceback
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
@@ -121,8 +122,6 @@ def _rollout_groups(engine: Engine, tasks: list[Task], k: int) -> Iterator[tuple
         trajs = engine.run(tasks, group_size=k)
     except Exception:  # noqa: BLE001 - isolate the failing item below, then report it per item
         if len(tasks) == 1:
-            import traceback
-
             yield tasks[0], [], f"rollout failed: {traceback.format_exc(limit=3).strip().splitlines()[-1]}"
             return
         for task in tasks:

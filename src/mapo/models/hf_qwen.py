@@ -17,12 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import transformers
 from PIL import Image
+from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 from mapo.agent.backend import Context, Generation, PolicyBackend, cut_at_stop
 from mapo.models import kv_reuse
 from mapo.models.collate import collate_trajectories
 from mapo.models.precision import autocast_context, cast_state_dict, resolve_device, resolve_dtype
+from mapo.models.zoo import CHAT_TEMPLATE
 
 _ARCHITECTURES = {
     "qwen2_vl": "Qwen2VLForConditionalGeneration",
@@ -277,7 +281,6 @@ class HFQwenBackend(PolicyBackend):
         else:
             inputs, width = self._full_inputs(contexts)
         stop_ids = [self.tokenizer.convert_tokens_to_ids(s) for s in stop if s in self.tokenizer.get_added_vocab()]
-        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
         sample = temperature > 0
         gen_cfg = GenerationConfig(max_new_tokens=max(limits), do_sample=sample,
@@ -353,9 +356,6 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu", dtype: tor
     ``master_weights`` (training): the parameters load in float32 and ``dtype`` becomes the compute dtype of
     every forward (autocast), so optimizer updates are not rounded to ``dtype``; otherwise (inference) the
     weights load in ``dtype`` itself."""
-    import transformers
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
-
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"policy checkpoint {path} is not a directory; build one with `mapo model init` "
@@ -382,8 +382,6 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu", dtype: tor
             tokenizer.chat_template = json.loads(text)["chat_template"] if name.endswith(".json") else text
             break
     if tokenizer.chat_template is None:
-        from mapo.models.zoo import CHAT_TEMPLATE
-
         tokenizer.chat_template = CHAT_TEMPLATE
     image_processor = Qwen2VLImageProcessorPil.from_pretrained(path, local_files_only=True)
     cls = getattr(transformers, _ARCHITECTURES[family])

@@ -19,13 +19,24 @@ import math
 import os
 import random
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoModelForImageTextToText, AutoTokenizer
+
+from mapo.agent.backend import Context
+from mapo.agent.protocol import observation_text
+from mapo.data.images import fit_to_budget
+from mapo.data.task import Box
+from mapo.models.freeze import freeze_vision_tower as freeze
+from mapo.models.hf_qwen import load_policy
+
 if TYPE_CHECKING:
-    import torch
     from PIL import Image
 
 Example = tuple[str, Sequence[str]]
@@ -33,8 +44,6 @@ Example = tuple[str, Sequence[str]]
 
 def dialogue_ids(tokenizer, user: str, turns: Sequence[str]) -> tuple[list[int], list[int]]:
     """Token ids of one text-only dialogue and a 0/1 loss mask (1 on the assistant's own tokens)."""
-    from mapo.agent.protocol import observation_text
-
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
     segments: list[tuple[str, int]] = [(f"<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n", 0)]
     for k, turn in enumerate(turns):
@@ -58,9 +67,6 @@ def warm_up_language_model(model_dir: str | Path, examples: Sequence[Example], *
     """Train the checkpoint in ``model_dir`` for ``steps`` AdamW steps on text-only ``examples`` and write it
     back in place (weights replaced atomically). Returns a summary (first/last loss, seconds), which is also
     recorded under ``"warmup"`` in ``mapo_model.json``."""
-    import torch
-    from transformers import AutoModelForImageTextToText, AutoTokenizer
-
     _require(steps, examples, "examples to warm the language model up on")
     model_dir = Path(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -97,11 +103,6 @@ def _fit(model, params, n_examples: int, batch_loss, *, steps: int, batch_size: 
     """The warm-ups' shared loop: ``steps`` AdamW steps (linear warm-up, then constant) on batches of example
     indices drawn without replacement per pass; ``batch_loss(indices)`` returns the batch's loss. A non-finite
     loss skips its step. Returns (losses, seconds)."""
-    import time
-
-    import torch
-    from tqdm.auto import tqdm
-
     rng = random.Random(seed)
     torch.manual_seed(seed)
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
@@ -174,11 +175,6 @@ def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *
     (``mapo.models.freeze``; its merger and the language model train). ``held_out``: ``(image, question, target
     box)`` grounding questions it does not train on; the summary reports ``held_out_hit_rate``, the share whose
     greedy answer is a box covering at least half of the target (what evaluation calls a hit)."""
-    import torch
-
-    from mapo.data.images import fit_to_budget
-    from mapo.models.hf_qwen import load_policy
-
     _require(steps, examples, "grounding examples")
     model_dir = Path(model_dir)
     backend = load_policy(model_dir)
@@ -201,8 +197,6 @@ def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *
 
     model = backend.model
     if freeze_vision_tower:
-        from mapo.models.freeze import freeze_vision_tower as freeze
-
         freeze(model)
     losses, seconds = _fit(model, [p for p in model.parameters() if p.requires_grad], len(encoded), batch_loss,
                            steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, seed=seed,
@@ -215,10 +209,6 @@ def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *
 def _grounding_hit_rate(backend, examples, max_pixels: int, chunk: int = 25) -> float:
     """Share of ``(image, question, target box)`` whose greedy answer parses as a box that covers at least half
     of the target; an answer that is no box counts as a miss."""
-    from mapo.agent.backend import Context
-    from mapo.data.images import fit_to_budget
-    from mapo.data.task import Box
-
     hits = 0
     for start in range(0, len(examples), chunk):
         part = examples[start:start + chunk]
@@ -266,11 +256,6 @@ def warm_up_vision(model_dir: str | Path, examples: Sequence[tuple[Image.Image, 
     class index})`` (an attribute may be missing from an example); ``classes``: ``{attribute: n_classes}``;
     ``held_out``: labelled images it does not train on, whose accuracy (tower + heads) the summary reports as
     ``held_out_accuracy`` — whether the tower learnt the attribute or the training images."""
-    import torch
-
-    from mapo.data.images import fit_to_budget
-    from mapo.models.hf_qwen import load_policy
-
     _require(steps, examples, "labelled images for the vision warm-up")
     model_dir = Path(model_dir)
     backend = load_policy(model_dir)
@@ -313,10 +298,6 @@ def warm_up_vision(model_dir: str | Path, examples: Sequence[tuple[Image.Image, 
 def _held_out_accuracy(pooled_features, heads, examples, max_pixels: int, factor: int,
                        batch_size: int) -> dict[str, float]:
     """Accuracy of the vision warm-up's heads on labelled images it did not train on, per attribute."""
-    import torch
-
-    from mapo.data.images import fit_to_budget
-
     right: dict[str, list[int]] = {a: [] for a in heads}
     with torch.no_grad():
         for start in range(0, len(examples), batch_size):

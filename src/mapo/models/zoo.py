@@ -7,9 +7,18 @@ No hub access anywhere: a tokenizer is trained on the texts you give, a model is
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable
 from pathlib import Path
+
+import torch
+import transformers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+from mapo.agent import protocol
 
 #: Qwen's special tokens, in Qwen's order (ids follow this order after the trained vocabulary).
 QWEN_SPECIAL_TOKENS = [
@@ -57,8 +66,6 @@ QWEN_SPLIT_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p
 def protocol_texts() -> list[str]:
     """The agent protocol's fixed texts (system prompts of every mode, observation turns), so a small tokenizer
     learns them as few tokens and prompts stay short."""
-    from mapo.agent import protocol
-
     out = []
     for mode in ("label", "description"):
         for coords in ("pixel", "relative"):
@@ -78,11 +85,6 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024, include_protoc
     ``vocab_size`` counts the BPE merges' vocabulary (the 256 bytes included); added tokens come on top.
     ``include_protocol`` adds the agent protocol's own texts (system prompt, observation turns) to ``texts``.
     """
-    import itertools
-
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
     if vocab_size < 300:
         raise ValueError(f"vocab_size={vocab_size} is too small for a byte-level BPE; use at least 300")
     tok = Tokenizer(models.BPE())
@@ -126,8 +128,6 @@ def tiny_config(tokenizer, family: str = "qwen2_5_vl", size: str = "tiny", visio
 
     ``vision_patch``: the vision tower's patch side (default: the family's). Smaller patches give the tower finer
     detail at 4x the image tokens per halving (scripts/vision_learnability.py measures what it buys)."""
-    import transformers
-
     if family not in FAMILIES:
         raise ValueError(f"family={family!r} is not one of {FAMILIES}")
     if size not in SIZES:
@@ -184,8 +184,6 @@ def image_processor_for(family: str, max_pixels: int = 224 * 224, min_pixels: in
                         vision_patch: int | None = None):
     """The PIL (torchvision-free) Qwen2-VL image processor with the family's patch size. ``image_mean`` /
     ``image_std`` (per channel, [0, 1] units) replace the family's constants (see ``mapo.models.image_stats``)."""
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
-
     patch = _patch(family, vision_patch)
     kwargs = {"patch_size": patch, "temporal_patch_size": 2, "merge_size": 2, "min_pixels": min_pixels,
                   "max_pixels": max_pixels}
@@ -208,9 +206,6 @@ def build_tiny_model(out_dir: str | Path, tokenizer, family: str = "qwen2_5_vl",
     ``image_mean`` / ``image_std``: the image processor's normalisation (default: the family's constants; the
     zoo's commands pass the world's own, ``mapo.models.image_stats``). ``vision_patch``: see ``tiny_config``.
     Returns the directory; ``mapo.models.hf_qwen.load_policy(out_dir)`` loads it offline."""
-    import torch
-    import transformers
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config = tiny_config(tokenizer, family, size, vision_patch)

@@ -6,7 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mapo.report.html import table_html, write_summary
+from rich.console import Console
+from rich.table import Table
+
+from mapo.report.html import fmt, table_html, write_summary
 from mapo.report.plots import plot_curves
 
 #: RL curves worth a panel each (the metrics every RL step logs).
@@ -59,11 +62,6 @@ def eval_rows(evals: dict[str, dict[str, Any]]) -> list[list[Any]]:
 
 
 def print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from mapo.report.html import fmt
-
     table = Table(*header, title=title)
     for row in rows:
         table.add_row(*[fmt(c) for c in row])

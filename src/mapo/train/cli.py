@@ -42,7 +42,7 @@ def _show(cls) -> None:
     from mapo.train.config import describe_config
 
     table = Table("key", "default", "description", title=cls.__doc__ or cls.__name__)
-    for key, default, doc in describe_config(cls):
+    for key, default, doc in describe_config(cls, defaults=cls()):
         table.add_row(key, default, doc)
     Console().print(table)
 
@@ -110,25 +110,27 @@ def train_command(config: Path | None = ConfigOpt, set_: list[str] | None = SetO
 def demo_command(config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt,
                  show_config: bool = ShowOpt) -> None:
     """World -> verifier -> tiny model -> SFT -> RL (MAPO) -> test evaluation -> report; reuses finished steps."""
-    from mapo.train.demo import DemoConfig, run_demo
+    from mapo.train import demo
 
-    if show_config:
-        return _show(DemoConfig)
-    _setup_logging()
-    cfg = _load(DemoConfig, config if config is not None else _default_config("demo.yaml"), set_)
-    run_demo(cfg)
+    _pipeline(demo.DemoConfig, demo.run_demo, "demo.yaml", config, set_, show_config)
 
 
 def compare_command(config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt,
                     show_config: bool = ShowOpt) -> None:
     """GRPO vs MAPO vs MAPO-turn from one SFT checkpoint, same rollout budget, several seeds: table + plots."""
-    from mapo.train.compare import CompareConfig, run_compare
+    from mapo.train import compare
 
+    _pipeline(compare.CompareConfig, compare.run_compare, "compare.yaml", config, set_, show_config)
+
+
+def _pipeline(cls, run, default_name: str, config: Path | None, set_: list[str] | None, show_config: bool) -> None:
+    """`mapo demo` / `mapo compare`: show the config's keys, or load it (``--config``, else
+    ``configs/<default_name>`` of a checkout, else the built-in defaults) and run."""
     if show_config:
-        return _show(CompareConfig)
+        return _show(cls)
     _setup_logging()
-    cfg = _load(CompareConfig, config if config is not None else _default_config("compare.yaml"), set_)
-    run_compare(cfg)
+    run(_load(cls, config if config is not None else _default_config(default_name), set_))
+    return None
 
 
 def _default_config(name: str) -> Path | None:

@@ -11,12 +11,17 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import matplotlib.pyplot as plt
 from pydantic import Field
 
+from mapo.report.html import write_summary
+from mapo.report.plots import plot_curves
+from mapo.report.run_report import dig, print_table
 from mapo.train.config import Section, TrainConfig
-from mapo.train.demo import DemoConfig, _run_rl, _stamp_of, _step, evaluate, prepare, rl_config
+from mapo.train.demo import DemoConfig, _run_rl, _stamp_of, _step, deep_merge, evaluate, prepare, rl_config
+from mapo.train.metrics_log import read_metrics
 from mapo.train.summary import collapsed, mean_ci95, pm, window_mean
 
 log = logging.getLogger("mapo.compare")
@@ -24,6 +29,8 @@ log = logging.getLogger("mapo.compare")
 
 class CompareConfig(Section):
     """`mapo compare`: estimators x seeds from one SFT checkpoint (the demo's, built or reused first)."""
+
+    command: ClassVar[str] = "mapo compare"
 
     out_dir: str = Field("runs/compare", description="Where runs, table and plots go.")
     demo: DemoConfig = Field(default_factory=DemoConfig,
@@ -33,9 +40,9 @@ class CompareConfig(Section):
                                   description="Advantage estimators compared (registry names).")
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4],
                              description="RL seeds per estimator (>= 5 for 95% CIs that separate estimators).")
-    rl: dict[str, Any] = Field(default_factory=lambda: {"run": {"total_steps": 20}},
-                               description="TrainConfig fields shared by every run on top of the demo's `rl` "
-                                           "(same rollout budget for all: do not vary per estimator).")
+    rl: TrainConfig = Field(default_factory=lambda: TrainConfig.model_validate({"run": {"total_steps": 20}}),
+                            description="TrainConfig keys set for every run on top of the demo's `rl` (only the "
+                                        "keys given count; the same rollout budget for all estimators).")
     eval_limit: int = Field(100, ge=1, description="Test-split tasks evaluated per run.")
     collapse_min_tool_rate: float = Field(0.1, description="Collapse: final tool-call rate below this ...")
     collapse_max_format_error: float = Field(0.5, description="... or final format-error rate above this.")
@@ -44,8 +51,7 @@ class CompareConfig(Section):
 
 def run_config(cfg: CompareConfig, root: Path, estimator: str, seed: int) -> TrainConfig:
     base = rl_config(cfg.demo, root)
-    data = base.model_dump(mode="json")
-    _merge(data, cfg.rl)
+    data = deep_merge(base.model_dump(mode="json"), cfg.rl.model_dump(mode="json", exclude_unset=True))
     data["seed"] = seed
     data["algorithm"]["estimator"] = estimator
     data["run"]["out_dir"] = str(Path(cfg.out_dir) / f"{estimator}_s{seed}")
@@ -53,17 +59,7 @@ def run_config(cfg: CompareConfig, root: Path, estimator: str, seed: int) -> Tra
     return TrainConfig.model_validate(data)
 
 
-def _merge(into: dict[str, Any], extra: dict[str, Any]) -> None:
-    for k, v in extra.items():
-        if isinstance(v, dict) and isinstance(into.get(k), dict):
-            _merge(into[k], v)
-        else:
-            into[k] = v
-
-
 def run_compare(cfg: CompareConfig) -> dict[str, Any]:
-    from mapo.train.metrics_log import read_metrics
-
     if len(cfg.seeds) < 3:
         log.warning("compare: %d seed(s); the mission asks for >= 3 to report mean ± std", len(cfg.seeds))
     t0 = time.perf_counter()
@@ -85,7 +81,8 @@ def run_compare(cfg: CompareConfig) -> dict[str, Any]:
             _step(f"{estimator} seed {seed}", run_dir, inputs, lambda rcfg=rcfg: _run_rl(rcfg))
             summary = evaluate(demo_eval, run_dir / "final", test, run_dir / "eval",
                                root / "verifier", model_id=f"{run_dir.name}:{_stamp_of(run_dir)}")
-            runs.setdefault(estimator, []).append({"seed": seed, "metrics": read_metrics(run_dir), "eval": summary})
+            runs.setdefault(estimator, []).append({"seed": seed, "metrics": read_metrics(run_dir), "eval": summary,
+                                                   "config": inputs["rl"]})
     result = summarise(runs, cfg, sft=sft)
     result["minutes"] = (time.perf_counter() - t0) / 60
     write_outputs(out, runs, result, cfg)
@@ -106,8 +103,6 @@ def summarise(runs: dict[str, list[dict[str, Any]]], cfg: CompareConfig,
               sft: dict[str, Any] | None = None) -> dict[str, Any]:
     """Per-estimator statistics over seeds, the SFT baseline row (one evaluation, no CI) when given, and each
     estimator's paired difference to GRPO (pure: run records in, table rows out)."""
-    from mapo.report.run_report import dig
-
     def train_side(r, key):
         return window_mean(r["metrics"], key, last=cfg.final_window)
 
@@ -145,8 +140,6 @@ def summarise(runs: dict[str, list[dict[str, Any]]], cfg: CompareConfig,
 
 def paired_vs_grpo(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
     """For each estimator but GRPO: mean ± 95% CI of (estimator - GRPO) over the seeds both ran."""
-    from mapo.report.run_report import dig
-
     base = {r["seed"]: r["eval"] for r in runs.get("grpo", [])}
     out = {}
     for est, rs in runs.items():
@@ -204,10 +197,11 @@ def paired_rows(result: dict[str, Any]) -> list[list[str]]:
             for est, d in result.get("paired", {}).items()]
 
 
-def per_seed_rows(result: dict[str, Any]) -> list[list[str]]:
+def per_seed_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the per-seed test accuracies."""
     seeds = sorted({s for r in result["rows"].values() for s in r.get("per_seed_accuracy", {})})
-    return [[est, *(_num3(r.get("per_seed_accuracy", {}).get(s)) for s in seeds)]
-            for est, r in result["rows"].items()], ["estimator", *(f"seed {s}" for s in seeds)]
+    return ["estimator", *(f"seed {s}" for s in seeds)], [
+        [est, *(_num3(r.get("per_seed_accuracy", {}).get(s)) for s in seeds)] for est, r in result["rows"].items()]
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -218,23 +212,19 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 def write_outputs(out: Path, runs: dict[str, list[dict[str, Any]]], result: dict[str, Any],
                   cfg: CompareConfig) -> None:
-    from mapo.report.html import write_summary
-    from mapo.report.plots import plot_curves
-    from mapo.report.run_report import print_table
-
     rows = table_rows(result)
     band = {est: [r["metrics"] for r in rs] for est, rs in runs.items()}
     curves = plot_curves({}, ("accuracy", "reward", "alignment", "tool_call_rate", "crop_hit_rate", "gap",
                               "grad_var", "grad_var_rel", "entropy"), out / "curves.png",
                          title=f"GRPO vs MAPO, {len(cfg.seeds)} seeds (mean, min-max band)", smoothing=3, band=band)
     acc = _accuracy_plot(runs, out / "test_accuracy.png")
-    steps = cfg.rl.get("run", {}).get("total_steps")
-    seed_rows, seed_header = per_seed_rows(result)
-    md = (f"Same SFT checkpoint, same rollout budget ({steps} RL steps each), seeds {cfg.seeds}; test split of the "
-          f"embedded world, {cfg.eval_limit} tasks; mean ± 95% CI half-width over seeds (Student t).\n\n"
-          + markdown_table(HEADER, rows) + "\n\nEach estimator minus GRPO, paired by seed (mean ± 95% CI):\n\n"
-          + markdown_table(PAIRED_HEADER, paired_rows(result)) + "\n\nTest accuracy per seed:\n\n"
-          + markdown_table(seed_header, seed_rows) + "\n")
+    steps = sorted({r["config"]["run"]["total_steps"] for rs in runs.values() for r in rs if "config" in r})
+    md = (f"Same SFT checkpoint, same rollout budget ({', '.join(map(str, steps)) or '?'} RL steps each), "
+          f"seeds {cfg.seeds}; test split of the embedded world, {cfg.eval_limit} tasks; mean ± 95% CI "
+          f"half-width over seeds (Student t).\n\n{markdown_table(HEADER, rows)}\n"
+          "\nEach estimator minus GRPO, paired by seed (mean ± 95% CI):\n\n"
+          f"{markdown_table(PAIRED_HEADER, paired_rows(result))}\n\nTest accuracy per seed:\n\n"
+          f"{markdown_table(*per_seed_table(result))}\n")
     (out / "results.md").write_text(md)
     (out / "results.json").write_text(json.dumps(result, indent=1, default=str))
     html_rows = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
@@ -248,13 +238,6 @@ def write_outputs(out: Path, runs: dict[str, list[dict[str, Any]]], result: dict
 
 
 def _accuracy_plot(runs: dict[str, list[dict[str, Any]]], path: Path) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from mapo.report.run_report import dig
-
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for x, (est, rs) in enumerate(runs.items()):
         ys = [dig(r["eval"], ("accuracy",)) for r in rs]

@@ -10,14 +10,15 @@ sections owned by other layers are their own typed configs (``rollout.protocol``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mapo.agent.protocol import ProtocolConfig
 from mapo.core.losses import AggMode
 from mapo.core.params import MAPOParams
+from mapo.data.expert import ExpertConfig
 from mapo.data.parquet import RowConfig
 from mapo.rewards.config import RewardConfig
 from mapo.verifier.config import VerifierConfig
@@ -139,6 +140,8 @@ class RunConfig(Section):
 class TrainConfig(Section):
     """`mapo train`: the MAPO RL loop."""
 
+    command: ClassVar[str] = "mapo train"  # named in load errors: where --show-config lists the keys
+
     seed: int = Field(0, description="Seed of prompt sampling, generation and initialisation.")
     model: ModelConfig = Field(default_factory=ModelConfig, description="The policy checkpoint.")
     data: DataConfig = Field(default_factory=DataConfig, description="Training and evaluation tasks.")
@@ -157,6 +160,8 @@ class TrainConfig(Section):
 class SFTConfig(Section):
     """`mapo sft`: cold-start supervised fine-tuning on expert trajectories."""
 
+    command: ClassVar[str] = "mapo sft"
+
     seed: int = Field(0, description="Seed of expert sampling, shuffling and initialisation.")
     model: ModelConfig = Field(default_factory=ModelConfig, description="The checkpoint to fine-tune.")
     train: str = Field("runs/demo/world/train.parquet", description="Parquet of tasks to build experts from.")
@@ -167,8 +172,10 @@ class SFTConfig(Section):
                                                            "tokens (None: keep all).")
     max_tasks: int | None = Field(None, description="Use only the first N tasks (or rows of `data`; None: all).")
     expert: dict[str, Any] = Field(default_factory=dict, description="mapo.data.expert ExpertConfig fields "
-                                                                     "(imperfection rates).")
-    protocol: dict[str, Any] = Field(default_factory=dict, description="Extra mapo.agent ProtocolConfig fields.")
+                                                                     "(imperfection rates); the others keep "
+                                                                     "ExpertConfig's defaults.")
+    protocol: dict[str, Any] = Field(default_factory=dict, description="mapo.agent ProtocolConfig fields; the "
+                                                                       "others keep ProtocolConfig's defaults.")
     epochs: float = Field(1.0, gt=0, description="Passes over the expert trajectories.")
     batch_size: int = Field(8, ge=1, description="Trajectories per optimizer step.")
     micro_batch_size: int = Field(8, ge=1, description="Trajectories per forward/backward.")
@@ -178,6 +185,26 @@ class SFTConfig(Section):
     save_every: int = Field(50, ge=1, description="Checkpoint every N optimizer steps (and at the end).")
     keep_last: int = Field(2, ge=1, description="Checkpoints kept on disk.")
     progress: bool = Field(True, description="Show a progress bar.")
+
+    # Kept as the keys given (their stamps and saved configs name only those), checked at load like a section.
+    @field_validator("expert")
+    @classmethod
+    def _expert_fields(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _checked(ExpertConfig, value)
+
+    @field_validator("protocol")
+    @classmethod
+    def _protocol_fields(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _checked(ProtocolConfig, value)
+
+
+def _checked(model: type[BaseModel], value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` unchanged when it validates as ``model``, else a ValueError naming each bad key."""
+    try:
+        model.model_validate(value)
+    except ValidationError as exc:
+        raise ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+    return value
 
 
 C = TypeVar("C", bound=BaseModel)
@@ -229,10 +256,17 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: list[st
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(_problem(e) for e in exc.errors())
         where = f"config {path}" if path else "config"
-        raise ConfigError(f"{where}: {problems}; fix the key or value (see `mapo train --show-config` or "
+        command = getattr(cls, "command", "mapo train")
+        raise ConfigError(f"{where}: {problems}; fix the key or value (see `{command} --show-config` or "
                           "configs/*.yaml)") from exc
+
+
+def _problem(error: dict[str, Any]) -> str:
+    """One validation error as ``key: what is wrong`` (a whole-config check has no key of its own)."""
+    msg = error["msg"].removeprefix("Value error, ")
+    return f"{'.'.join(map(str, error['loc']))}: {msg}" if error["loc"] else msg
 
 
 def dump_config(cfg: BaseModel, path: str | Path) -> None:

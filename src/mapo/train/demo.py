@@ -5,79 +5,144 @@ with a stamp of its inputs, and is skipped when the stamp matches: a second run 
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import logging
 import shutil
 import time
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import Field
+import torch
+import yaml
+from pydantic import Field, model_validator
 
-from mapo.train.config import Section, SFTConfig, TrainConfig
+from mapo.agent.protocol import ProtocolConfig
+from mapo.data.expert import ExpertConfig
+from mapo.data.world.config import WorldConfig
+from mapo.data.world.export import write_world
+from mapo.eval.evaluate import evaluate_policy
+from mapo.eval.runner import RESULTS_NAME, EvalConfig
+from mapo.models.world_warmup import warm_up_for_world, world_image_statistics, world_texts
+from mapo.models.zoo import build_tiny_model, train_tokenizer
+from mapo.report.run_report import first_turn_call_rate, write_run_report
+from mapo.train.config import ConfigError, Section, SFTConfig, TrainConfig, load_config
+from mapo.train.metrics_log import read_metrics
+from mapo.train.rl import RLTrainer
+from mapo.train.sft import run_sft
 from mapo.train.stamps import is_done, mark_done
+from mapo.verifier import VerifierConfig
+from mapo.verifier.train import TrainConfig as VerifierTrainConfig
+from mapo.verifier.train import train_and_save
 
 log = logging.getLogger("mapo.demo")
 
+#: The demo's defaults, written once: the packaged YAML (configs/demo.yaml links to it).
+RECIPE = "demo.yaml"
+
+#: Keys of the stage sections the demo fills in itself (from ``seed``, ``out_dir``, ``protocol`` and
+#: ``freeze_vision_tower``): setting one is an error that names the key to set instead.
+DEMO_SETS: dict[str, dict[tuple[str, ...], str]] = {
+    "world": {("seed",): "seed"},
+    "verifier": {("world_seed",): "seed"},
+    "sft": {("seed",): "seed", ("train",): "out_dir", ("out_dir",): "out_dir", ("model", "path"): "out_dir",
+            ("model", "freeze_vision_tower"): "freeze_vision_tower", ("protocol",): "protocol"},
+    "rl": {("seed",): "seed", ("model", "path"): "out_dir", ("model", "freeze_vision_tower"): "freeze_vision_tower",
+           ("data", "train"): "out_dir", ("verifier", "backend"): "out_dir", ("verifier", "path"): "out_dir",
+           ("run", "out_dir"): "out_dir"},
+}
+
+
+@functools.cache
+def _recipe() -> dict[str, Any]:
+    return yaml.safe_load((resources.files("mapo") / "configs" / RECIPE).read_text())
+
+
+def recipe() -> dict[str, Any]:
+    """The demo's defaults as a nested mapping (a fresh copy of the packaged ``configs/demo.yaml``)."""
+    return copy.deepcopy(_recipe())
+
+
+def deep_merge(into: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``extra`` into ``into`` (mappings merge key by key; anything else replaces); returns ``into``."""
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            deep_merge(into[k], v)
+        else:
+            into[k] = v
+    return into
+
+
+def _is_set(section, path: tuple[str, ...]) -> bool:
+    """Whether the config file or --set gave ``section.<path>`` (pydantic's ``model_fields_set``)."""
+    for key in path[:-1]:
+        if key not in section.model_fields_set:
+            return False
+        section = getattr(section, key)
+    return path[-1] in section.model_fields_set
+
 
 class DemoConfig(Section):
-    """`mapo demo`: the whole pipeline on the embedded default, sized for ~25 minutes on 2 idle CPU cores."""
+    """`mapo demo`: the whole pipeline on the embedded default. Its defaults are the packaged configs/demo.yaml;
+    a config names only what it changes (sections merge key by key)."""
 
-    out_dir: str = Field("runs/demo", description="Where every step writes (world/, verifier/, model/, sft/, rl/, "
-                                                  "eval/, report/).")
-    seed: int = Field(0, description="Seed of the world, model, SFT and RL.")
-    threads: int | None = Field(1, description="torch CPU threads (None: torch's default). 1 by default: the tiny "
-                                "model gains little from 2 threads, and on a busy 2-core machine 2 threads ran "
-                                "5-28x slower than 1 (benchmarks/README.md).")
-    world: dict[str, Any] = Field(default_factory=lambda: {
-        "n_train": 600, "n_val": 100, "n_test": 100, "canvas_width": 1024, "canvas_height": 1024, "clutter": 24,
-        "families": ["attribute"], "attribute_asks": ["pattern"], "unique_target_colour": True,
-        "target_size_min": 80, "target_size_max": 100},
-                                  description="WorldConfig fields (see `mapo world make --help`).")
-    verifier: dict[str, Any] = Field(default_factory=lambda: {"steps": 200},
-                                     description="mapo.verifier.train TrainConfig fields.")
-    family: str = Field("qwen3_vl", description="Tiny policy architecture: qwen2_5_vl | qwen2_vl | qwen3_vl.")
-    size: str = Field("tiny", description="Tiny policy size: tiny | small.")
-    vocab_size: int = Field(1024, description="Tokenizer vocabulary (byte-level BPE trained on the world).")
-    warmup_steps: int = Field(200, ge=0, description="Text-only LM warm-up steps before SFT (mapo.models.warmup): "
-                              "without them the tiny model never learned to repeat the object the question names.")
-    vision_warmup_steps: int = Field(200, ge=0, description="Steps pretraining the vision tower alone on labelled "
-                                     "zooms (mapo.models.warmup.warm_up_vision): through the language model alone "
-                                     "it learnt nothing of a zoom's pattern.")
-    grounding_steps: int = Field(400, ge=0, description="Image grounding warm-up steps after the LM warm-up "
-                                 "(mapo.models.warmup.warm_up_grounding: 'Where is the red square?' -> its zoom "
-                                 "box): without them every SFT zoom went to one place. Needs sft.expert.box_side.")
-    grounding_flips: bool = Field(True, description="Also ask the grounding questions on mirrored train images "
-                                  "(mapo.models.world_warmup.world_grounding: 4x the examples, no new rendering): val crop-hit "
-                                  "0.21 -> 0.37 after SFT (seed 0).")
-    freeze_vision_tower: bool = Field(True, description="After its warm-up, keep the vision tower fixed in the "
-                                      "grounding warm-up, SFT and RL (mapo.models.freeze; its merger trains): "
-                                      "trained on, it lost the pattern it had learnt to read.")
-    vision_patch: int | None = Field(None, description="Vision patch side in pixels (None: the family's). 8 reads "
-                                     "detail better at 4x the image tokens (scripts/vision_learnability.py).")
-    image_stats: bool = Field(True, description="Normalise the tiny model's pixels with the world's own mean/std "
-                              "(mapo.models.image_stats); under Qwen's photo constants its vision tower learnt nothing.")
-    protocol: dict[str, Any] = Field(default_factory=lambda: {"max_turns": 4, "max_new_tokens_per_turn": 96,
-                                                              "max_response_tokens": 448,
-                                                              "crop_min_pixels": 224 * 224,
-                                                              "tools_prompt": "compact"},
-                                     description="ProtocolConfig fields shared by SFT, RL and evaluation.")
-    sft: dict[str, Any] = Field(default_factory=lambda: {
-        "epochs": 6, "batch_size": 16, "micro_batch_size": 16,
-        "expert": {"no_zoom_rate": 0.1, "elsewhere_rate": 0.15, "wrong_label_rate": 0.1, "guess_rate": 0.1,
-                   "box_side": 256, "refine_rate": 0.0, "answer_with": "text"},
-        "optim": {"lr": 1e-3, "warmup_steps": 10, "schedule": "constant"}},
-        description="SFTConfig fields (model, data and paths are filled in by the demo).")
-    rl: dict[str, Any] = Field(default_factory=lambda: {
-        "rollout": {"group_size": 8, "prompts_per_step": 8},
-        "algorithm": {"estimator": "mapo", "ppo_epochs": 2, "mini_batch_groups": 4}, "optim": {"lr": 1e-4},
-        "reward": {"accuracy_weight": 0.9, "format_weight": 0.1},
-        "data": {"eval_limit": 100, "eval_temperatures": [0.0]},
-        "run": {"total_steps": 20, "save_every": 10, "eval_every": 10}},
-        description="TrainConfig fields (model, train data, verifier and paths are filled in by the demo; "
-                    "data.eval defaults to the val split). The recipe is measured in docs/results.md.")
-    eval_limit: int = Field(100, ge=1, description="Test-split tasks evaluated (SFT and RL models alike).")
-    eval_temperature: float = Field(0.0, ge=0, description="Sampling temperature of the evaluation (0: greedy).")
+    command: ClassVar[str] = "mapo demo"
+
+    out_dir: str = Field(description="Where every step writes (world/, verifier/, model/, sft/, rl/, eval/, "
+                                     "report/).")
+    seed: int = Field(description="Seed of the world, verifier, model, SFT and RL.")
+    threads: int | None = Field(description="torch CPU threads of every step (None: torch's default).")
+    world: WorldConfig = Field(description="The embedded world (`mapo world make --help`); its seed is `seed`.")
+    verifier: VerifierTrainConfig = Field(description="The embedded verifier's training (`mapo verifier train "
+                                                      "--help`); it trains on this world (world_seed = `seed`).")
+    family: str = Field(description="Tiny policy architecture: qwen2_5_vl | qwen2_vl | qwen3_vl.")
+    size: str = Field(description="Tiny policy size: tiny | small.")
+    vocab_size: int = Field(description="Tokenizer vocabulary (byte-level BPE trained on the world).")
+    warmup_steps: int = Field(ge=0, description="Text-only LM warm-up steps before the image warm-ups "
+                                                "(mapo.models.warmup).")
+    vision_warmup_steps: int = Field(ge=0, description="Steps training the vision tower alone to name the asked "
+                                                       "attribute of labelled zooms (warm_up_vision).")
+    grounding_steps: int = Field(ge=0, description="Image grounding warm-up steps ('Where is the red square?' -> "
+                                                   "its zoom box, warm_up_grounding); needs sft.expert.box_side.")
+    grounding_flips: bool = Field(description="Also ask the grounding questions on the train images mirrored "
+                                              "three ways (4x the examples, no new rendering).")
+    freeze_vision_tower: bool = Field(description="After its warm-up, keep the vision tower fixed in the grounding "
+                                                  "warm-up, SFT and RL (mapo.models.freeze; its merger trains).")
+    vision_patch: int | None = Field(description="Vision patch side in pixels (None: the family's); 8 shows 4x "
+                                                 "the image tokens.")
+    image_stats: bool = Field(description="Normalise the tiny model's pixels with the world's own mean/std "
+                                          "(mapo.models.image_stats) instead of the family's constants.")
+    protocol: ProtocolConfig = Field(description="The thinking-with-images protocol of SFT, RL and evaluation.")
+    sft: SFTConfig = Field(description="The cold-start SFT (seed, train, out_dir, model.path, "
+                                       "model.freeze_vision_tower and protocol are the demo's).")
+    rl: TrainConfig = Field(description="The RL stage (seed, model.path, model.freeze_vision_tower, data.train, "
+                                        "verifier.backend/path, run.out_dir are the demo's; rollout.protocol "
+                                        "keys set here override `protocol`; data.eval defaults to the val split).")
+    eval_limit: int = Field(ge=1, description="Test-split tasks evaluated (SFT and RL models alike).")
+    eval_temperature: float = Field(ge=0, description="Sampling temperature of the evaluation (0: greedy).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _onto_the_recipe(cls, data: Any) -> Any:
+        """What a config gives is merged onto the packaged defaults, so it names only what it changes."""
+        return deep_merge(recipe(), data) if isinstance(data, dict) else data
+
+    @model_validator(mode="after")
+    def _demo_keys_are_not_set(self) -> DemoConfig:
+        for name, keys in DEMO_SETS.items():
+            for path, instead in keys.items():
+                if _is_set(getattr(self, name), path):
+                    key = ".".join((name, *path))
+                    raise ConfigError(f"{key}: the demo sets it from `{instead}`; remove {key} and set `{instead}` "
+                                      "instead")
+        return self
+
+    def protocol_overrides(self) -> dict[str, Any]:
+        """The protocol as the keys that differ from ProtocolConfig's defaults (the form SFTConfig and the
+        model step's stamp keep)."""
+        return self.protocol.model_dump(exclude_defaults=True)
 
 
 def _stamp_of(path: Path) -> str:
@@ -100,24 +165,26 @@ def _step(name: str, out: Path, inputs: dict[str, Any], build) -> None:
 
 
 def sft_config(cfg: DemoConfig, root: Path) -> SFTConfig:
-    data = json.loads(json.dumps(cfg.sft))  # a deep copy
+    """The SFT stage's config: ``cfg.sft`` with the demo's seed, paths, protocol and tower freezing."""
+    data = cfg.sft.model_dump(mode="json")
     data.update(seed=cfg.seed, train=str(root / "world" / "train.parquet"), out_dir=str(root / "sft"),
-                protocol=cfg.protocol)
-    data.setdefault("model", {})["path"] = str(root / "model")
-    data["model"].setdefault("freeze_vision_tower", cfg.freeze_vision_tower)
+                protocol=cfg.protocol_overrides())
+    data["model"].update(path=str(root / "model"), freeze_vision_tower=cfg.freeze_vision_tower)
     return SFTConfig.model_validate(data)
 
 
 def rl_config(cfg: DemoConfig, root: Path) -> TrainConfig:
-    data = json.loads(json.dumps(cfg.rl))
+    """The RL stage's config: ``cfg.rl`` on the SFT model, the world's splits and the demo's verifier."""
+    data = cfg.rl.model_dump(mode="json")
     data["seed"] = cfg.seed
-    data.setdefault("model", {})["path"] = str(root / "sft" / "final")
-    data["model"].setdefault("freeze_vision_tower", cfg.freeze_vision_tower)
-    data.setdefault("data", {}).update(train=str(root / "world" / "train.parquet"))
-    data["data"].setdefault("eval", str(root / "world" / "val.parquet"))  # the learning curves (run.eval_every)
-    data["verifier"] = {"backend": "embedded", "path": str(root / "verifier")}
-    data.setdefault("rollout", {})["protocol"] = {**cfg.protocol, **data.get("rollout", {}).get("protocol", {})}
-    data.setdefault("run", {})["out_dir"] = str(root / "rl")
+    data["model"].update(path=str(root / "sft" / "final"), freeze_vision_tower=cfg.freeze_vision_tower)
+    data["data"]["train"] = str(root / "world" / "train.parquet")
+    if not _is_set(cfg.rl, ("data", "eval")):
+        data["data"]["eval"] = str(root / "world" / "val.parquet")  # the learning curves (run.eval_every)
+    data["verifier"].update(backend="embedded", path=str(root / "verifier"))
+    data["rollout"]["protocol"] = {**cfg.protocol.model_dump(mode="json"),
+                                   **cfg.rl.rollout.protocol.model_dump(mode="json", exclude_unset=True)}
+    data["run"]["out_dir"] = str(root / "rl")
     return TrainConfig.model_validate(data)
 
 
@@ -140,9 +207,6 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
                                  ver_dir, model_id=f"{model.parent.name}:{_stamp_of(model.parent)}")
 
     # 7. report
-    from mapo.report.run_report import write_run_report
-    from mapo.train.metrics_log import read_metrics
-
     def records(run: Path) -> list[dict[str, Any]]:
         return read_metrics(run) if (run / "metrics.jsonl").exists() else []
 
@@ -152,27 +216,23 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
 def prepare(cfg: DemoConfig) -> Path:
     """Steps 1-4 (world, tiny model, SFT, verifier), each reused when already built; returns ``out_dir``."""
-    import torch
-
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     root = Path(cfg.out_dir)
     root.mkdir(parents=True, exist_ok=True)
 
     # 1. world
-    from mapo.data.world.config import WorldConfig
-
-    world_cfg = WorldConfig.model_validate({"seed": cfg.seed, **cfg.world})
+    world_cfg = cfg.world.model_copy(update={"seed": cfg.seed})
     world_dir = root / "world"
-    _step("world", world_dir, {"world": world_cfg.model_dump()}, lambda: make_world(world_cfg, world_dir))
+    _step("world", world_dir, {"world": world_cfg.model_dump()}, lambda: write_world(world_cfg, world_dir))
 
     # 2. tiny model
     model_dir = root / "model"
     model_inputs = {"family": cfg.family, "size": cfg.size, "vocab": cfg.vocab_size, "seed": cfg.seed,
                     "warmup_steps": cfg.warmup_steps, "tokenizer": "qwen-split-digits", "image_stats": cfg.image_stats,
-                    "vision_patch": cfg.vision_patch, "warmup_expert": cfg.sft.get("expert"),
+                    "vision_patch": cfg.vision_patch, "warmup_expert": cfg.sft.expert,
                     "grounding_steps": cfg.grounding_steps, "vision_warmup_steps": cfg.vision_warmup_steps,
-                    "protocol": cfg.protocol, "freeze_vision_tower": cfg.freeze_vision_tower,
+                    "protocol": cfg.protocol_overrides(), "freeze_vision_tower": cfg.freeze_vision_tower,
                     "grounding_flips": cfg.grounding_flips,
                     "world": _stamp_of(world_dir)}
     _step("model", model_dir, model_inputs, lambda: init_model(world_dir, model_dir, cfg))
@@ -183,33 +243,19 @@ def prepare(cfg: DemoConfig) -> Path:
           lambda: _run_sft(sft_cfg))
 
     # 4. verifier (only RL and evaluation need it)
-    from mapo.verifier.train import TrainConfig as VerifierTrainConfig
-
-    ver_cfg = VerifierTrainConfig.model_validate({"world_seed": cfg.seed, **cfg.verifier})
+    ver_cfg = cfg.verifier.model_copy(update={"world_seed": cfg.seed})
     ver_dir = root / "verifier"
     _step("verifier", ver_dir, {"verifier": ver_cfg.model_dump()}, lambda: train_verifier(ver_cfg, ver_dir))
 
     return root
 
 
-def make_world(world_cfg, out: Path) -> None:
-    from mapo.data.world.export import write_world
-
-    write_world(world_cfg, out)  # parallel rendering, byte-identical to a single process
-
-
-def train_verifier(ver_cfg, out: Path) -> None:
-    from mapo.verifier.train import train_and_save
-
+def train_verifier(ver_cfg: VerifierTrainConfig, out: Path) -> None:
     summary = train_and_save(ver_cfg, out)
     (out / "train_summary.json").write_text(json.dumps(summary, indent=1, default=str))
 
 
 def init_model(world_dir: Path, out: Path, cfg: DemoConfig) -> None:
-    from mapo.data.expert import ExpertConfig
-    from mapo.models.world_warmup import warm_up_for_world, world_image_statistics, world_texts
-    from mapo.models.zoo import build_tiny_model, train_tokenizer
-
     if out.exists():
         shutil.rmtree(out)
     tokenizer = train_tokenizer(world_texts(world_dir, seed=cfg.seed), vocab_size=cfg.vocab_size)
@@ -218,34 +264,28 @@ def init_model(world_dir: Path, out: Path, cfg: DemoConfig) -> None:
                      image_std=std, vision_patch=cfg.vision_patch)
     warm_up_for_world(out, world_dir, lm_steps=cfg.warmup_steps, vision_steps=cfg.vision_warmup_steps,
                       grounding_steps=cfg.grounding_steps,
-                      expert=ExpertConfig.model_validate(cfg.sft.get("expert", {})),  # what SFT will teach
-                      max_pixels=cfg.protocol.get("image_max_pixels", 224 * 224), seed=cfg.seed,
+                      expert=ExpertConfig.model_validate(cfg.sft.expert),  # what SFT will teach
+                      max_pixels=cfg.protocol.image_max_pixels, seed=cfg.seed,
                       freeze_vision_tower=cfg.freeze_vision_tower, grounding_flips=cfg.grounding_flips)
 
 
 def _run_sft(sft_cfg: SFTConfig) -> None:
-    from mapo.train.config import load_config
-    from mapo.train.sft import run_sft
-
     out = Path(sft_cfg.out_dir)
-    resume = _same_config(out, sft_cfg, SFTConfig, load_config)
+    resume = _same_config(out, sft_cfg, SFTConfig)
     if not resume and out.exists():
         shutil.rmtree(out)
     run_sft(sft_cfg, resume=resume)
 
 
 def _run_rl(rl_cfg: TrainConfig) -> None:
-    from mapo.train.config import load_config
-    from mapo.train.rl import RLTrainer
-
     out = Path(rl_cfg.run.out_dir)
-    resume = _same_config(out, rl_cfg, TrainConfig, load_config)
+    resume = _same_config(out, rl_cfg, TrainConfig)
     if not resume and out.exists():
         shutil.rmtree(out)
     RLTrainer(rl_cfg, resume=resume).train()
 
 
-def _same_config(out: Path, cfg, cls, load_config) -> bool:
+def _same_config(out: Path, cfg, cls) -> bool:
     """An interrupted run in ``out`` with the same config can be resumed (its inputs are stamped upstream)."""
     path = out / "config.yaml"
     try:
@@ -256,12 +296,7 @@ def _same_config(out: Path, cfg, cls, load_config) -> bool:
 
 def evaluate(cfg: DemoConfig, model: Path, data: Path, out: Path, verifier_dir: Path, model_id: str) -> dict:
     """The evaluation runner of `mapo eval` on the test split (resumable, reused when already complete)."""
-    from mapo.agent.protocol import ProtocolConfig
-    from mapo.eval.evaluate import evaluate_policy
-    from mapo.eval.runner import EvalConfig
-    from mapo.verifier import VerifierConfig
-
-    protocol = ProtocolConfig(**{**cfg.protocol, "temperature": cfg.eval_temperature})
+    protocol = cfg.protocol.model_copy(update={"temperature": cfg.eval_temperature})
     inputs = {"model": model_id, "limit": cfg.eval_limit, "protocol": protocol.model_dump(), "data": str(data)}
     summary_path = out / "summary.json"
     if is_done(out, inputs) and summary_path.exists():
@@ -270,11 +305,7 @@ def evaluate(cfg: DemoConfig, model: Path, data: Path, out: Path, verifier_dir: 
                               cfg=EvalConfig(limit=cfg.eval_limit, save_media=True),
                               verifier_cfg=VerifierConfig(backend="embedded", path=verifier_dir),
                               seed=cfg.seed, fresh=True, log=log.info)
-    from mapo.eval.runner import RESULTS_NAME
-    from mapo.report.run_report import first_turn_call_rate
-
     summary.setdefault("tools", {})["first_turn_call_rate"] = first_turn_call_rate(out / RESULTS_NAME)
     summary_path.write_text(json.dumps(summary, indent=1, default=str))
     mark_done(out, inputs)
     return summary
-

@@ -23,6 +23,14 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+import transformers
+
+from mapo.agent.protocol import ProtocolConfig
+from mapo.models.freeze import freeze_vision_tower as freeze
+from mapo.models.freeze import vision_module
+from mapo.models.hf_qwen import _ARCHITECTURES, _family
+
 GiB = 1024 ** 3
 #: Bytes stored for backward per token per decoder layer, per unit of hidden and MLP width (bf16 autocast).
 ACT_PER_HIDDEN = {"bf16": 35.0, "fp32": 52.0}
@@ -58,11 +66,6 @@ class ModelShape:
 
 def model_shape(path: str | Path, freeze_vision_tower: bool = False) -> ModelShape:
     """Build ``path``'s architecture on the meta device from its ``config.json`` (no weights needed)."""
-    import torch
-    import transformers
-
-    from mapo.models.hf_qwen import _ARCHITECTURES, _family
-
     path = Path(path)
     cfg_file = path / "config.json"
     if not cfg_file.is_file():
@@ -73,10 +76,7 @@ def model_shape(path: str | Path, freeze_vision_tower: bool = False) -> ModelSha
     with torch.device("meta"):
         model = getattr(transformers, _ARCHITECTURES[family])(config)
     if freeze_vision_tower:
-        from mapo.models.freeze import freeze_vision_tower as freeze
-
         freeze(model)
-    from mapo.models.freeze import vision_module
 
     text, vision = config.text_config, config.vision_config
     head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
@@ -109,8 +109,6 @@ def workload(protocol: dict, *, micro_batch: int, rollout_batch: int = 0, traine
              patch: int = 14, merge: int = 2) -> Workload:
     """A workload from ``ProtocolConfig`` fields: the task image at ``image_max_pixels``, crops up to
     ``trajectory_max_pixels`` in all, responses up to ``max_response_tokens``."""
-    from mapo.agent.protocol import ProtocolConfig
-
     p = protocol if isinstance(protocol, ProtocolConfig) else ProtocolConfig(**protocol)
     cell = (patch * merge) ** 2
     image_tokens = p.image_max_pixels // cell
@@ -223,8 +221,6 @@ def estimate_sft(cfg) -> tuple[ModelShape, Workload, Estimate]:
 
 def device_memory(device: str) -> tuple[float | None, str | None]:
     """(bytes, name) of ``device`` when it is a visible CUDA GPU, else (None, None)."""
-    import torch
-
     if not (device.startswith("cuda") or device == "auto") or not torch.cuda.is_available():
         return None, None
     props = torch.cuda.get_device_properties(torch.device(device if device != "auto" else "cuda"))

@@ -39,6 +39,7 @@ class MetricsLogger:
         self._writer = None
         if tensorboard:
             try:
+                # imported here: ~1 s, and only runs that log to TensorBoard need it
                 from torch.utils.tensorboard import SummaryWriter
 
                 self._writer = SummaryWriter(str(Path(out_dir) / "tensorboard"), purge_step=start_step + 1)

@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from mapo.models.freeze import freeze_vision_tower
 from mapo.train.config import ModelConfig, OptimConfig
 
 
@@ -38,6 +39,5 @@ def freeze_as_configured(model, cfg: ModelConfig) -> int:
     number of parameters frozen."""
     if not cfg.freeze_vision_tower:
         return 0
-    from mapo.models.freeze import freeze_vision_tower
 
     return freeze_vision_tower(model)

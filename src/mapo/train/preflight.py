@@ -8,13 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from mapo.data.inputs import InputError, check_policy_dir
+from mapo.data.stream import DataFileError, open_parquet, open_tasks
 from mapo.train.config import SFTConfig, TrainConfig
 
 
 def check_train_inputs(cfg: TrainConfig, *, resume: bool = False) -> None:
     """What `mapo train` checks before loading the policy and the verifier."""
-    from mapo.data.stream import DataFileError, open_parquet, open_tasks
-
     if not resume or cfg.algorithm.kl_coef > 0:
         check_policy_dir(cfg.model.path, "model.path")
     try:
@@ -31,8 +30,6 @@ def check_train_inputs(cfg: TrainConfig, *, resume: bool = False) -> None:
 
 def check_sft_inputs(cfg: SFTConfig, *, resume: bool = False) -> None:
     """What `mapo sft` checks before loading the model."""
-    from mapo.data.stream import DataFileError, open_tasks
-
     if not resume:
         check_policy_dir(cfg.model.path, "model.path")
     if cfg.data is not None:  # the user's own trajectories: mapo.train.sft_data checks them row by row

@@ -36,7 +36,13 @@ from mapo.models import hf_qwen
 from mapo.models.precision import enable_gradient_checkpointing, resolve_dtype
 from mapo.rewards import outcome_reward
 from mapo.train.batch import rl_batch
-from mapo.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, seed_everything
+from mapo.train.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+    write_atomically,
+)
 from mapo.train.config import TrainConfig, dump_config
 from mapo.train.grad_variance import GradientProjector, gradient_variance
 from mapo.train.metrics_log import MetricsLogger
@@ -380,8 +386,6 @@ class RLTrainer:
                     self.save()
         final = self.out_dir / "final"
         if self.step >= cfg.run.total_steps:
-            from mapo.train.checkpoint import write_atomically  # weights + protocol.yaml, or nothing
-
             write_atomically(final, lambda d: save_backend(self.backend, d, protocol=self.cfg.rollout.protocol,
                                                            dtype=cfg.model.dtype))
         return final

@@ -13,18 +13,29 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
+from mapo.agent.protocol import ProtocolConfig
+from mapo.agent.rollout import RolloutEngine
 from mapo.agent.trajectory import Trajectory
+from mapo.data.expert import ExpertConfig, expert_trajectory
+from mapo.data.parquet import load_tasks
 from mapo.data.task import Task
-from mapo.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, seed_everything
+from mapo.models import hf_qwen  # load_policy looked up at call time: tests replace it
+from mapo.models.precision import enable_gradient_checkpointing
+from mapo.models.scripted import ScriptedBackend
+from mapo.train import checkpoint
 from mapo.train.config import SFTConfig, dump_config
 from mapo.train.metrics_log import MetricsLogger
 from mapo.train.optim import build_optimizer, freeze_as_configured
+from mapo.train.rl import save_backend
+from mapo.train.sft_data import load_chat_samples
 
 log = logging.getLogger("mapo.sft")
 
@@ -35,11 +46,6 @@ def expert_rollouts(tasks: list[Task], like_backend, protocol: dict[str, Any], e
 
     The expert writes in the protocol's mode and coordinate system (taken from ``protocol``), so what it
     writes parses as intended; trajectories cut by a token limit are kept (they teach the same prefix)."""
-    from mapo.agent.protocol import ProtocolConfig
-    from mapo.agent.rollout import RolloutEngine
-    from mapo.data.expert import ExpertConfig, expert_trajectory
-    from mapo.models.scripted import ScriptedBackend
-
     proto = ProtocolConfig(**protocol)
     ecfg = ExpertConfig(**{"mode": proto.mode, "coordinates": proto.coordinates, **expert})
     rng = random.Random(seed)
@@ -61,8 +67,6 @@ def expert_rollouts(tasks: list[Task], like_backend, protocol: dict[str, Any], e
 
 
 def _with_id(task: Task, new_id: str) -> Task:
-    from dataclasses import replace
-
     return replace(task, id=new_id)
 
 
@@ -90,31 +94,24 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False, backend=None, tasks: list[T
             stop_after: int | None = None) -> Path:
     """`mapo sft`: fine-tune ``cfg.model.path`` on expert trajectories; returns ``out_dir/final`` (written
     only when the run completes). ``stop_after``: stop after this many optimizer steps (simulates a kill)."""
-    from mapo.train.rl import save_backend
-
     out_dir = Path(cfg.out_dir)
     ckpt_root = out_dir / "checkpoints"
     out_dir.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, out_dir / "config.yaml")
-    seed_everything(cfg.seed)
-    ckpt = latest_checkpoint(ckpt_root) if resume else None
+    checkpoint.seed_everything(cfg.seed)
+    ckpt = checkpoint.latest_checkpoint(ckpt_root) if resume else None
     if backend is None:
-        from mapo.models.hf_qwen import load_policy
-
         # fp32 master weights computing in cfg.model.dtype (mapo.models.precision)
-        backend = load_policy(ckpt / "model" if ckpt else cfg.model.path, device=cfg.model.device,
-                              dtype=cfg.model.dtype, trust_remote_code=cfg.model.trust_remote_code,
-                              master_weights=True)
+        backend = hf_qwen.load_policy(ckpt / "model" if ckpt else cfg.model.path, device=cfg.model.device,
+                                      dtype=cfg.model.dtype, trust_remote_code=cfg.model.trust_remote_code,
+                                      master_weights=True)
     if cfg.data is not None:  # the user's own trajectories (mapo.train.sft_data)
-        from mapo.train.sft_data import load_chat_samples
 
         trajs = load_chat_samples(cfg.data, backend, cfg.protocol, max_rows=cfg.max_tasks, max_tokens=cfg.max_tokens)
         log.info("sft data %s: %d trajectories, %d trained tokens", cfg.data, len(trajs),
                  sum(int(t.response_mask.sum()) for t in trajs))
     else:
         if tasks is None:
-            from mapo.data.parquet import load_tasks
-
             tasks = load_tasks(cfg.train)
         tasks = tasks[: cfg.max_tasks] if cfg.max_tasks else tasks
         if not tasks:
@@ -127,13 +124,11 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False, backend=None, tasks: list[T
     if frozen := freeze_as_configured(model, cfg.model):
         log.info("vision tower frozen (%d parameters); its merger and the language model train", frozen)
     if cfg.model.gradient_checkpointing:
-        from mapo.models.precision import enable_gradient_checkpointing
-
         enable_gradient_checkpointing(model)
     optimizer, scheduler = build_optimizer(model.parameters(), cfg.optim, len(batches))
     step = 0
     if ckpt is not None:
-        step = load_checkpoint(ckpt, optimizer=optimizer, scheduler=scheduler).step
+        step = checkpoint.load_checkpoint(ckpt, optimizer=optimizer, scheduler=scheduler).step
         log.info("resumed SFT from %s (optimizer step %d)", ckpt, step)
     model.train()
     with MetricsLogger(out_dir, total_steps=len(batches), start_step=step, progress=cfg.progress,
@@ -163,19 +158,17 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False, backend=None, tasks: list[T
             logger.log(step, {"loss": loss, "grad_norm": float(grad_norm), "lr": scheduler.get_last_lr()[0],
                               "tokens": total_tokens, "skipped_update": skipped})
             if step % cfg.save_every == 0 or step == len(batches):
-                save_checkpoint(ckpt_root, step, save_model=lambda d: save_backend(backend, d), optimizer=optimizer,
-                                scheduler=scheduler, state={"kind": "sft"}, keep_last=cfg.keep_last)
+                checkpoint.save_checkpoint(ckpt_root, step, save_model=lambda d: save_backend(backend, d),
+                                           optimizer=optimizer, scheduler=scheduler, state={"kind": "sft"},
+                                           keep_last=cfg.keep_last)
     final = out_dir / "final"
     if step >= len(batches):
-        from mapo.train.checkpoint import write_atomically  # weights + protocol.yaml, or nothing
-
-        write_atomically(final, lambda d: save_backend(backend, d, protocol=cfg.protocol, dtype=cfg.model.dtype))
+        checkpoint.write_atomically(final, lambda d: save_backend(backend, d, protocol=cfg.protocol,  # or nothing
+                                                                  dtype=cfg.model.dtype))
     return final
 
 
 def _log_expert_mix(records: list[Any], trajs: list[Trajectory]) -> None:
-    from collections import Counter
-
     mix = Counter(r.imperfection for r in records)
     cut = sum(1 for t in trajs if t.stop_reason != "answer")
     log.info("expert trajectories: %s; %d of %d did not reach an answer within the protocol's limits",

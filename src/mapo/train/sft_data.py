@@ -14,14 +14,20 @@ prompt, user turns and tool responses (their image pads included), exactly what 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import torch
 from PIL import Image
+
+from mapo.agent.protocol import ProtocolConfig
+from mapo.data.benchmarks.paths import UnsafePathError, resolve_image
+from mapo.data.images import DEFAULT_DECODE_LIMIT, ImageError, decode_image, fit_to_budget
 
 ROLES = ("system", "user", "assistant", "tool")
 PLACEHOLDER = "<image>"
@@ -49,8 +55,6 @@ def read_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise ChatDataError(f"sft data {path}: no such file; pass a .jsonl or .parquet of chat messages "
                             "(docs/sft_data.md)")
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
         table = pq.read_table(path)
         if "messages" not in table.column_names:
             raise ChatDataError(f"sft data {path}: no 'messages' column (has {table.column_names}); see "
@@ -72,9 +76,6 @@ def read_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _image(ref: Any, base: Path, where: str, max_decode_pixels: int) -> Image.Image:
-    from mapo.data.benchmarks.paths import UnsafePathError, resolve_image
-    from mapo.data.images import ImageError, decode_image
-
     if isinstance(ref, dict):
         ref = ref.get("bytes") or ref.get("path") or ref.get("image")
     if isinstance(ref, str) and ref.startswith("data:"):
@@ -94,8 +95,6 @@ def _image(ref: Any, base: Path, where: str, max_decode_pixels: int) -> Image.Im
 def parse_messages(row: dict[str, Any], base: Path, where: str, max_decode_pixels: int | None = None
                    ) -> tuple[list[dict], list[Image.Image]]:
     """Chat messages with ``{"type": "image"}`` items in the model's format, and the images in order."""
-    from mapo.data.images import DEFAULT_DECODE_LIMIT
-
     limit = max_decode_pixels or DEFAULT_DECODE_LIMIT
     messages = row.get("messages")
     if isinstance(messages, str):
@@ -154,8 +153,6 @@ def tokenize_chat(backend, messages: list[dict], images: list[Image.Image], wher
                   image_max_pixels: int, crop_max_pixels: int) -> ChatSample:
     """Render ``messages`` with the backend's chat template, one message at a time, and mask all but the
     assistant messages' own tokens. The first image gets ``image_max_pixels``, later ones ``crop_max_pixels``."""
-    from mapo.data.images import fit_to_budget
-
     shown = [fit_to_budget(im, image_max_pixels if k == 0 else crop_max_pixels, factor=backend.image_factor)
              for k, im in enumerate(images)]
     it = iter(shown)
@@ -196,10 +193,6 @@ def load_chat_samples(path: str | Path, backend, protocol: dict | None = None, *
                       max_tokens: int | None = None) -> list[ChatSample]:
     """Every row of ``path`` as a ``ChatSample`` (rows longer than ``max_tokens`` are left out with a warning).
     Raises ``ChatDataError`` naming the file, row and message of the first malformed row."""
-    import logging
-
-    from mapo.agent.protocol import ProtocolConfig
-
     proto = ProtocolConfig(**(protocol or {}))
     path = Path(path)
     samples, too_long = [], 0

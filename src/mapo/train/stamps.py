@@ -10,10 +10,24 @@ from typing import Any
 
 STAMP = ".mapo-stamp.json"
 
+#: Config keys that change how fast a step runs, never what it produces (tested to give the same tokens):
+#: left out of the fingerprint, so turning one on or off reuses what was built.
+SPEED_ONLY_KEYS = frozenset({"kv_cache"})
+
 
 def fingerprint(inputs: dict[str, Any]) -> str:
-    """A stable hash of a JSON-serialisable description of a step's inputs."""
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    """A stable hash of a JSON-serialisable description of a step's inputs (``SPEED_ONLY_KEYS`` left out)."""
+    return hashlib.sha256(json.dumps(significant(inputs), sort_keys=True, default=str).encode()
+                          ).hexdigest()[:16]
+
+
+def significant(x: Any) -> Any:
+    """``x`` without ``SPEED_ONLY_KEYS`` at any depth: the part of a step's inputs that its fingerprint covers."""
+    if isinstance(x, dict):
+        return {k: significant(v) for k, v in x.items() if k not in SPEED_ONLY_KEYS}
+    if isinstance(x, (list, tuple)):
+        return [significant(v) for v in x]
+    return x
 
 
 def is_done(out_dir: str | Path, inputs: dict[str, Any]) -> bool:

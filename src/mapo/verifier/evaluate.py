@@ -16,6 +16,8 @@ import random
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from mapo.data.world.config import WorldConfig
+from mapo.data.world.generate import generate_tasks
 from mapo.verifier.base import Verifier
 from mapo.verifier.metrics import roc_auc, top1_accuracy
 from mapo.verifier.pairs import KEYS, PairConfig, PairSet, caption_matches, make_pairs
@@ -113,9 +115,6 @@ def degenerate_label_scores(verifier: Verifier, pairs: PairSet) -> dict[str, dic
 
 def quality_report(verifier: Verifier, cfg: EvalConfig | None = None) -> dict:
     """The full report (a JSON-serialisable dict) on the world's val split."""
-    from mapo.data.world.config import WorldConfig
-    from mapo.data.world.generate import generate_tasks
-
     cfg = cfg or EvalConfig()
     tasks = generate_tasks(WorldConfig(seed=cfg.world_seed), "val", cfg.n_tasks)
     rng = random.Random(cfg.seed)

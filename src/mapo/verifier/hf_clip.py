@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import torch
+import transformers
 from PIL import Image
 
 from mapo.verifier.base import Verifier
@@ -47,7 +48,6 @@ class HFClipVerifier(Verifier):
 
     def __init__(self, cfg: VerifierConfig) -> None:
         super().__init__(cfg)
-        import transformers
 
         model_cls_name, model_types, pil_processor_name = _FAMILIES[cfg.backend]
         path = require_model_dir(cfg.path, cfg.backend)

@@ -22,6 +22,7 @@ from PIL import Image
 
 from mapo.data.world.captions import describe
 from mapo.data.world.render import COLOURS, GLYPHS, SHAPES
+from mapo.verifier.lit import letterbox
 
 #: The attributes a caption may pin down, in code order.
 KEYS = ("colour", "shape", "glyph")
@@ -175,6 +176,4 @@ def make_pairs(tasks, templates: tuple[int, ...] | list[int], rng: random.Random
 
 def crops_to_uint8(crops: list[Image.Image], size: int, pad_value: int = 127) -> torch.Tensor:
     """[N, 3, size, size] uint8 letter-boxed crops (compact storage for training; 12 kB each at 64 px)."""
-    from mapo.verifier.lit import letterbox
-
     return torch.from_numpy(np.stack([np.asarray(letterbox(c, size, pad_value)) for c in crops])).permute(0, 3, 1, 2)

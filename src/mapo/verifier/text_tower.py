@@ -32,7 +32,7 @@ class MiniLMTextEncoder:
     """Frozen sentence encoder: ``encode(texts) -> Tensor[N, 384]`` unit vectors (no gradients)."""
 
     def __init__(self, device: str | torch.device = "cpu", max_tokens: int | None = None) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before transformers: the hub reads it when imported
         from transformers import AutoModel, AutoTokenizer
 
         path = minilm_dir()

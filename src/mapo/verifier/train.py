@@ -20,6 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from mapo.data.world.config import WorldConfig
+from mapo.data.world.generate import make_task
+from mapo.verifier.embedded import save_lit
 from mapo.verifier.lit import LiTConfig, LiTModel
 from mapo.verifier.loss import attribute_accuracy, attribute_probe_loss, lit_loss
 from mapo.verifier.pairs import PairConfig, caption_matches, crops_to_uint8, make_pairs
@@ -54,10 +57,10 @@ class TrainConfig(BaseModel):
     max_seconds: float | None = Field(None, description="Stop early after this many seconds (None: run all).")
     threads: int | None = Field(None, description="torch CPU threads (None: torch's default).")
     glimpse_contrast: int = Field(5, ge=0, description="Local-contrast window of the glimpse reader's extra "
-                                                      "channels (0: plain RGB glimpses, as before).")
+                                                      "channels (0: plain RGB glimpses).")
     reader_lr: float | None = Field(
-        1e-3, gt=0, description="Peak lr of the glimpse reader (same schedule); None: lr. At 2e-3 the "
-                                "flattened reader stops learning (outputs collapse) — measured.")
+        1e-3, gt=0, description="Peak lr of the glimpse reader (same schedule as the rest); None: lr "
+                                "(src/mapo/verifier/README.md: why it is lower).")
     reader_warmup_steps: int = Field(
         250, ge=0, description="Steps before the contrastive phase that train only the glimpse reader, to classify "
                              "the glimpsed object's colour/shape/digit (cheap: no conv stages, no captions).")
@@ -120,9 +123,6 @@ def default_text_bank_path() -> Path:
 
 def pair_batches(cfg: TrainConfig, rng: random.Random) -> Iterator[dict]:
     """Endless batches from fresh tasks of the world's train split (a task index is never reused)."""
-    from mapo.data.world.config import WorldConfig
-    from mapo.data.world.generate import make_task
-
     world = WorldConfig(seed=cfg.world_seed)
     pair_cfg = PairConfig(margin_min=cfg.margin_min, margin_max=cfg.margin_max)
     n_miss = round(cfg.batch_size * cfg.miss_fraction)
@@ -260,8 +260,6 @@ def train_lit(cfg: TrainConfig, progress: bool = True) -> tuple[LiTModel, dict]:
 
 def train_and_save(cfg: TrainConfig, out_dir: str | Path, progress: bool = True) -> dict:
     """Train and write ``model.safetensors`` + ``verifier_config.json`` to ``out_dir``; returns the summary."""
-    from mapo.verifier.embedded import save_lit
-
     model, summary = train_lit(cfg, progress=progress)
     save_lit(model, out_dir, metadata=summary)
     return summary

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Container, Iterator
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from mapo.data.benchmarks.hrbench import iter_hrbench
 from mapo.data.benchmarks.items import BenchmarkFormatError, ItemError
 from mapo.data.benchmarks.mme_realworld import iter_mme_realworld
@@ -66,8 +68,6 @@ def count_items(name: str, path: str | Path) -> int | None:
     path = resolve_data(name, path)
     reader = get_reader(name)
     if path.is_file() and path.suffix.lower() == ".parquet":
-        import pyarrow.parquet as pq
-
         return pq.ParquetFile(path).metadata.num_rows
     if reader is iter_vstar and (path / "test_questions.jsonl").is_file():
         with (path / "test_questions.jsonl").open(encoding="utf-8") as fh:

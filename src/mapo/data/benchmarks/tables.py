@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from mapo.data.benchmarks.items import BenchmarkFormatError
 
 Row = dict[str, Any]
@@ -29,8 +31,6 @@ def iter_rows(path: Path, columns: list[str] | None = None) -> Iterator[Row]:
             for row in csv.DictReader(fh, delimiter="\t"):
                 yield {k: v for k, v in row.items() if k is not None}
     elif suffix == ".parquet":
-        import pyarrow.parquet as pq
-
         pf = pq.ParquetFile(path)
         cols = [c for c in columns if c in pf.schema_arrow.names] if columns else None
         for batch in pf.iter_batches(batch_size=8, columns=cols):
@@ -42,8 +42,6 @@ def iter_rows(path: Path, columns: list[str] | None = None) -> Iterator[Row]:
 def column_names(path: Path) -> list[str]:
     """The header of a TSV or the schema names of a parquet file."""
     if path.suffix.lower() == ".parquet":
-        import pyarrow.parquet as pq
-
         return list(pq.ParquetFile(path).schema_arrow.names)
     csv.field_size_limit(sys.maxsize)
     with path.open(newline="", encoding="utf-8") as fh:

@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Container, Iterator
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
+from mapo.data import parquet as deepeyes
 from mapo.data.benchmarks.items import BenchmarkFormatError, ItemError
 from mapo.data.benchmarks.tables import require_columns
 from mapo.data.images import DEFAULT_DECODE_LIMIT
@@ -18,10 +21,6 @@ from mapo.data.task import Task
 def iter_training_parquet(path: Path, *, max_decode_pixels: int = DEFAULT_DECODE_LIMIT, skip: Container[str] = (),
                           allow_absolute_paths: bool = False) -> Iterator[Task | ItemError]:
     """Tasks of a DeepEyes-schema parquet file; ids in ``skip`` are still decoded (ids live in the row)."""
-    import pyarrow.parquet as pq
-
-    from mapo.data import parquet as deepeyes
-
     path = Path(path)
     if path.is_dir():  # a `mapo world make --out DIR` folder: evaluate its test split
         if not (path / "test.parquet").is_file():

@@ -8,7 +8,10 @@ from collections.abc import Iterator
 from multiprocessing.pool import Pool
 from pathlib import Path
 
-from mapo.data.parquet import task_row
+import yaml
+from tqdm import tqdm
+
+from mapo.data.parquet import task_row, write_rows
 from mapo.data.world.config import WorldConfig
 from mapo.data.world.generate import make_task
 
@@ -46,11 +49,6 @@ def write_world(
     """Write ``out/{split}.parquet`` for each split and ``out/world.yaml`` (the config), rendering in parallel.
 
     The files are byte-identical for any ``workers``. Returns {split: path}."""
-    import yaml
-    from tqdm import tqdm
-
-    from mapo.data.parquet import write_rows
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "world.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=True))

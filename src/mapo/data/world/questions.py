@@ -149,22 +149,18 @@ def plan_digit_sum(rng: random.Random) -> QuestionPlan:
     )
 
 
+#: attribute asked -> its question about the named target (the options: that attribute of the first objects)
+ATTRIBUTE_QUESTIONS = {"glyph": "What digit is written on {}?", "colour": "What colour is {}?",
+                       "pattern": "What pattern is on {}?", "shape": "What shape is {}?"}
+
+
 def ask_question(plan: QuestionPlan, placed: list[dict], rng: random.Random) -> tuple[str, str, list[str]]:
     """The question text, the correct option text and three distractor option texts, for placed objects."""
     targets = placed[: plan.n_targets]
     names = [describe(t, 0, plan.known) for t in targets]
-    if plan.ask == "glyph":
-        t = targets[0]
-        return (f"What digit is written on {names[0]}?", t["glyph"], [d["glyph"] for d in placed[1:4]])
-    if plan.ask == "colour":
-        t = targets[0]
-        return (f"What colour is {names[0]}?", t["colour"], [d["colour"] for d in placed[1:4]])
-    if plan.ask == "pattern":
-        t = targets[0]
-        return (f"What pattern is on {names[0]}?", t["pattern"], [d["pattern"] for d in placed[1:4]])
-    if plan.ask == "shape":
-        t = targets[0]
-        return (f"What shape is {names[0]}?", t["shape"], [d["shape"] for d in placed[1:4]])
+    if plan.ask in ATTRIBUTE_QUESTIONS:
+        key = plan.ask
+        return (ATTRIBUTE_QUESTIONS[key].format(names[0]), targets[0][key], [d[key] for d in placed[1:4]])
     if plan.ask == "relation":
         rel, _ = relation(targets[0], targets[1])
         return (f"Where is {names[0]} relative to {names[1]}?", rel, [r for r in RELATIONS if r != rel])

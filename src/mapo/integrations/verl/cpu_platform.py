@@ -23,13 +23,19 @@ Ray still schedules workers on "GPU" resources: the launch declares logical GPUs
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import types
 from contextlib import contextmanager
 from typing import Any
 
 import torch
+import torch.distributed as dist
+import transformers
+from transformers import AutoProcessor, ProcessorMixin
 
+# verl's names are imported inside the functions below: `import verl` imports this module (through
+# VERL_USE_EXTERNAL_MODULES), so a top-level `import verl...` here would run into a half-initialised verl.
 PLATFORM_NAME = "cpu"
 
 
@@ -214,8 +220,6 @@ def gloo_backend(backend: Any) -> Any:
 
 
 def _install_gloo_backend() -> None:
-    import torch.distributed as dist
-
     if getattr(dist.init_process_group, "_mapo_cpu", False):
         return
     original = dist.init_process_group
@@ -234,9 +238,6 @@ def _install_gloo_backend() -> None:
 
 def _register_processors() -> None:
     """Qwen2-VL / Qwen2.5-VL processors without the torchvision video processor (images only)."""
-    import transformers
-    from transformers import AutoProcessor, ProcessorMixin
-
     for config_name, processor_name in (("Qwen2VLConfig", "Qwen2VLProcessor"),
                                         ("Qwen2_5_VLConfig", "Qwen2_5_VLProcessor")):
         base = getattr(transformers, processor_name)
@@ -256,8 +257,6 @@ def _register_processors() -> None:
 
 
 def torchvision_available() -> bool:
-    import importlib.util
-
     return importlib.util.find_spec("torchvision") is not None
 
 

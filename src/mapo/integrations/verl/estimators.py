@@ -55,10 +55,14 @@ def mapo_params(config: Any | None) -> MAPOParams:
                              f"{verl_flag}; set only algorithm.norm_adv_by_std_in_grpo")
         values.setdefault("norm_by_std", bool(verl_flag))
     try:
-        return MAPOParams.model_validate(values)
+        params = MAPOParams.model_validate(values)
     except ValidationError as exc:
         problems = "; ".join(f"mapo.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ValueError(f"{problems} (known keys: {', '.join(MAPOParams.model_fields)})") from None
+    if params.semantic_claim != "label":  # the zoom tool sees the call, not the task's target names
+        raise ValueError(f"mapo.semantic_claim={params.semantic_claim}: under verl the zoom tool scores each call's "
+                         "label only; remove the key (or set label), or use `mapo train` for referent scoring")
+    return params
 
 
 def _call_core(name: str, token_level_rewards: torch.Tensor, response_mask: torch.Tensor,

@@ -27,8 +27,12 @@ from typing import Any
 
 import ray
 import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
+from verl.utils.tokenizer import hf_processor, hf_tokenizer
 from verl.workers.rollout.base import _ROLLOUT_REGISTRY, BaseRollout
 from verl.workers.rollout.replica import RolloutReplica, RolloutReplicaRegistry, TokenOutput
+
+from mapo.integrations.verl.debug_dump import dump_dir, dump_weights
 
 ROLLOUT_NAME = "hf"
 
@@ -83,10 +87,6 @@ class HFRolloutServer:
     """A Ray actor serving verl's token-in-token-out ``generate`` with a transformers model on CPU."""
 
     def __init__(self, rollout_config: Any, model_path: str, replica_rank: int = 0):
-        from verl.utils.tokenizer import hf_processor, hf_tokenizer
-
-        from mapo.integrations.verl.debug_dump import dump_dir
-
         self.config = rollout_config
         self.replica_rank = replica_rank
         self.tokenizer = hf_tokenizer(model_path)
@@ -103,8 +103,6 @@ class HFRolloutServer:
 
     @staticmethod
     def _load_model(path: str):
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
-
         config = AutoConfig.from_pretrained(path)
         auto = AutoModelForImageTextToText if hasattr(config, "vision_config") else AutoModelForCausalLM
         model = auto.from_pretrained(path, dtype=torch.float32, attn_implementation="sdpa")
@@ -158,8 +156,6 @@ class HFRolloutServer:
 
     async def load_weights(self, state: dict[str, torch.Tensor], global_steps: int | None = None) -> int:
         """Load the actor's weights (HF parameter names); returns how many tensors were loaded."""
-        from mapo.integrations.verl.debug_dump import dump_weights
-
         async with self._lock:
             own = self.model.state_dict()
             missing = [k for k in state if k not in own]

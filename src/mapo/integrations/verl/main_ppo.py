@@ -8,11 +8,13 @@ are passed through untouched either way.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import hydra
 
-from mapo.integrations.verl.estimators import ESTIMATORS
+from mapo.integrations.verl.estimators import ESTIMATORS, mapo_params
+from mapo.integrations.verl.task_runner import MapoTaskRunner
 
 
 def check_config(config: Any) -> None:
@@ -30,7 +32,6 @@ def check_config(config: Any) -> None:
     if rollout.agent.get("default_agent_loop") != "mapo_tool_agent":
         raise ValueError("actor_rollout_ref.rollout.agent.default_agent_loop must be mapo_tool_agent (it carries "
                          "the per-call scores); also set agent_loop_config_path=configs/verl/agent_loops.yaml")
-    from mapo.integrations.verl.estimators import mapo_params
 
     mapo_params(config)
 
@@ -38,8 +39,6 @@ def check_config(config: Any) -> None:
 def absolutize_config_paths(config: Any, cwd: str | None = None) -> None:
     """Make the tool and agent-loop config paths absolute (relative to ``cwd``, default the launch directory)
     when that file exists, so Ray workers started elsewhere find them; other paths are left as given."""
-    import os
-
     from omegaconf import open_dict
 
     cwd = cwd or os.getcwd()
@@ -57,8 +56,6 @@ def run(config: Any) -> None:
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
     from verl.utils.config import validate_config
     from verl.utils.device import auto_set_device
-
-    from mapo.integrations.verl.task_runner import MapoTaskRunner
 
     auto_set_device(config)
     check_config(config)

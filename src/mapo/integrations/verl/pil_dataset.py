@@ -15,6 +15,7 @@ from io import BytesIO
 from typing import Any
 
 from PIL import Image
+from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
 #: qwen_vl_utils' defaults: at least 4 and at most 16384 merged patches per image.
@@ -25,8 +26,6 @@ MAX_PIXELS = 16384 * 28 * 28
 def load_image(item: dict[str, Any], image_patch_size: int = 14) -> Image.Image:
     """A message's ``{"type": "image", "image": PIL | {"bytes": ...} | path}`` as an RGB image whose sides are
     multiples of ``2 * image_patch_size`` (Qwen's 2x2 merge), resized into ``[min_pixels, max_pixels]``."""
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
-
     image = item.get("image")
     if isinstance(image, dict):
         image = image.get("bytes") or image.get("image") or image.get("path")

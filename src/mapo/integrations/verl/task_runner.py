@@ -11,12 +11,12 @@ from typing import Any
 
 import ray
 
+from mapo.integrations.verl.advantage_hook import install_advantage_hook
+from mapo.integrations.verl.estimators import mapo_params, register_estimators
+
 
 def prepare_trainer_process(config: Any) -> None:
     """Register ``mapo`` / ``mapo_turn`` and route verl's ``compute_advantage`` through mapo's hook."""
-    from mapo.integrations.verl.advantage_hook import install_advantage_hook
-    from mapo.integrations.verl.estimators import mapo_params, register_estimators
-
     register_estimators()
     install_advantage_hook(mapo_params(config))
 

@@ -25,6 +25,7 @@ from mapo.agent.call_scores import score_claims
 from mapo.agent.zoom import View, ZoomConfig, ZoomTool
 from mapo.data.task import Box
 from mapo.integrations.verl.turns import TURNS_KEY
+from mapo.verifier import load_verifier
 
 #: Key of the tool's metrics dict that holds ``{"score", "ok", "box"}`` for the agent loop.
 RECORD_KEY = "mapo_record"
@@ -73,8 +74,6 @@ class MapoZoomTool(BaseTool):
 
     def _get_verifier(self):
         if self.verifier is None and self.verifier_cfg is not None:
-            from mapo.verifier import load_verifier
-
             self.verifier = load_verifier(dict(self.verifier_cfg))
         return self.verifier
 
