@@ -11,7 +11,7 @@ TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || ech
 
 # The open_clip backend's tests need torchvision, and PyPI's torchvision wheels are CUDA builds whose compiled ops
 # do not load beside the CPU torch above (import fails: "operator torchvision::nms does not exist"). They run in a
-# venv of their own with a matching pair from PyPI: a CUDA build (about 5.5 GB installed) that runs on the CPU.
+# venv of their own with a matching pair from PyPI: a CUDA build (about 6 GB installed) that runs on the CPU.
 # On aarch64, PyPI's torch 2.9.1 is a CPU build and pairs with torchvision 0.24.1:
 #   make test-openclip OPENCLIP_TORCH="torch==2.9.1 torchvision==0.24.1"
 # --no-compile: byte-compiling all of torch's CUDA build took longer than installing it (395 s vs 146 s on the
@@ -25,7 +25,7 @@ OPENCLIP_TORCH ?= torch==2.14.1 torchvision==0.29.1
 help:
 	@echo "make demo   - set up .venv and run the whole MAPO pipeline on the embedded default"
 	@echo "make test   - set up .venv (with dev + verl extras) and run the test suite"
-	@echo "make test-openclip - set up .venv-openclip (torch + torchvision, ~5.5 GB) and run the open_clip tests"
+	@echo "make test-openclip - set up .venv-openclip (torch + torchvision, ~6 GB) and run the open_clip tests"
 	@echo "make bench  - run the benchmark suite (prints a table, writes benchmarks/results.json)"
 	@echo "make clean  - remove .venv and generated artifacts"
 
