@@ -35,12 +35,18 @@ class OpenClipVerifier(Verifier):
         self.model = model.eval()
         self.preprocess = preprocess
         self.tokenizer = open_clip.get_tokenizer(cfg.open_clip_arch)
-        limit = getattr(self.tokenizer, "context_length", 77)
-        self.max_text_tokens = min(limit, cfg.max_text_tokens) if cfg.max_text_tokens else limit
+        self.context_length = getattr(self.tokenizer, "context_length", 77)
+        limit = cfg.max_text_tokens
+        self.max_text_tokens = min(self.context_length, limit) if limit else self.context_length
+        # the id the tokenizer pads with: 0 for the CLIP BPE, the wrapped tokenizer's own for Hugging Face ones
+        self.pad_id = getattr(getattr(self.tokenizer, "tokenizer", None), "pad_token_id", None) or 0
 
     def _embed_texts(self, texts: list[str]) -> torch.Tensor:
-        # open_clip's tokenizer truncates to its context length (keeping the end-of-text token).
-        tokens = self.tokenizer(texts, context_length=self.max_text_tokens).to(self.device)
+        # open_clip's tokenizer truncates to max_text_tokens (keeping the end-of-text token); the text tower adds
+        # a positional embedding of its whole context, so shorter rows are padded back to that length.
+        tokens = self.tokenizer(texts, context_length=self.max_text_tokens)
+        tokens = torch.nn.functional.pad(tokens, (0, self.context_length - tokens.shape[1]), value=self.pad_id)
+        tokens = tokens.to(self.device)
         return torch.nn.functional.normalize(self.model.encode_text(tokens).float(), dim=-1)
 
     def _embed_images(self, images: list[Image.Image]) -> torch.Tensor:
