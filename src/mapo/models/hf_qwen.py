@@ -229,13 +229,7 @@ class HFQwenBackend(PolicyBackend):
 
         heads = [Context(ids=contexts[rows[0]].ids[:-1], images=contexts[rows[0]].images) for rows in shared]
         batch = self._rope_batch([None] * len(heads), heads)
-        dev = self.device
-        inputs: dict[str, Any] = {
-            "input_ids": batch.input_ids.to(dev), "attention_mask": batch.attention_mask.to(dev),
-            "position_ids": batch.position_ids.to(dev),
-            "mm_token_type_ids": ((batch.input_ids == self.image_token_id).int() * batch.attention_mask).to(dev)}
-        if batch.new_images:
-            inputs.update(self.pixel_inputs(batch.new_images))
+        inputs = self._batch_inputs(batch)
         with self.autocast():
             out = self.model(**inputs, past_key_values=DynamicCache(config=self.model.config), use_cache=True,
                              logits_to_keep=1)
@@ -245,13 +239,8 @@ class HFQwenBackend(PolicyBackend):
             for i in rows:  # the same tensors (never written in place), each row's own image objects
                 contexts[i].kv.state = dataclasses.replace(state, images=list(contexts[i].images))
 
-    def _kept_inputs(self, contexts: list[Context]) -> tuple[dict[str, Any], kv_reuse.CachedBatch]:
-        """Contexts continued from their trajectories' kept caches: only the tokens not yet encoded are fed."""
-        from transformers import DynamicCache
-
-        self._encode_shared_prompts(contexts)
-        states = [c.kv.state if c.kv is not None else None for c in contexts]
-        batch = self._rope_batch(states, contexts)
+    def _batch_inputs(self, batch: kv_reuse.CachedBatch) -> dict[str, Any]:
+        """The model inputs of a batch of new tokens (ids, mask, M-RoPE positions, the new images' pixels)."""
         dev = self.device
         inputs: dict[str, Any] = {
             "input_ids": batch.input_ids.to(dev), "attention_mask": batch.attention_mask.to(dev),
@@ -259,7 +248,18 @@ class HFQwenBackend(PolicyBackend):
             "mm_token_type_ids": ((batch.input_ids == self.image_token_id).int() * batch.attention_mask).to(dev)}
         if batch.new_images:
             inputs.update(self.pixel_inputs(batch.new_images))
+        return inputs
+
+    def _kept_inputs(self, contexts: list[Context]) -> tuple[dict[str, Any], kv_reuse.CachedBatch]:
+        """Contexts continued from their trajectories' kept caches: only the tokens not yet encoded are fed."""
+        from transformers import DynamicCache
+
+        self._encode_shared_prompts(contexts)
+        states = [c.kv.state if c.kv is not None else None for c in contexts]
+        batch = self._rope_batch(states, contexts)
+        inputs = self._batch_inputs(batch)
         if batch.cache is not None:
+            dev = self.device
             inputs["past_key_values"] = DynamicCache([(k.to(dev), v.to(dev)) for k, v in batch.cache],
                                                      config=self.model.config)
         return inputs, batch
