@@ -1,17 +1,16 @@
 """Candidate fixes for what the profiler shows in a rollout, measured against the code as it is.
 
-py-spy and the ``rollout`` split show, besides the model's own forward passes, two costs in mapo's code that
-scale with the batch and the number of turns:
+py-spy and the ``rollout`` split show, besides the model's own forward passes, a cost in mapo's code that
+scales with the batch and the number of turns:
 
 - **image preprocessing**: ``HFQwenBackend.pixel_inputs`` runs the image processor on every image of every
   context at every turn, although the G samples of a prompt share the same task image (and each later turn
   re-sends every earlier image). Fix: preprocess each distinct image once per call and gather the rows.
-- **stop-sequence check**: ``_StopOnSequences`` decodes the tail of every unfinished row after every sampled
-  token. A stop string that was not in the text before the new token can only appear if the new token's text
-  holds the string's last character, so decoding is needed only for those tokens (for the protocol's stops,
-  ``'>'``): precompute that set of token ids once per tokenizer.
 
-Both are applied here as in-process patches (the files belong to the agent layer); each is checked to give
+(The stop-sequence check, the other cost found here, was fixed in ``mapo.models.hf_qwen`` itself: it decodes a
+row's tail only after a token that can close a stop string; tests/models/test_stop_check.py checks it.)
+
+The fix is applied here as an in-process patch (the file belongs to the models layer), checked to give
 bit-identical outputs, then timed interleaved with the unpatched code on the same rollouts.
 """
 
@@ -50,56 +49,23 @@ def dedup_pixel_inputs(original):
     return pixel_inputs
 
 
-def closing_token_ids(tokenizer, stops) -> set[int]:
-    """Ids of tokens whose text holds the last character of some stop string."""
-    last_chars = {s[-1] for s in stops if s}
-    return {tid for tid in range(len(tokenizer))
-            if any(c in tokenizer.decode([tid], skip_special_tokens=False) for c in last_chars)}
-
-
-def fast_stop_call(closers: set[int]):
-    """``_StopOnSequences.__call__`` that decodes a row's tail only when its newest token can close a stop."""
-    import torch
-
-    def __call__(self, input_ids, scores, **kwargs):
-        last = input_ids[:, -1].tolist()
-        done = [t in self.stop_ids for t in last]
-        if self.stop and input_ids.shape[1] > self.prompt_len:
-            start = max(self.prompt_len, input_ids.shape[1] - 8)
-            for i, t in enumerate(last):
-                if not done[i] and t in closers:
-                    tail = self.tokenizer.decode(input_ids[i, start:].tolist(), skip_special_tokens=False)
-                    done[i] = any(s in tail for s in self.stop)
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
-
-    return __call__
-
-
 class Patched:
-    """Context manager applying the chosen fixes to ``backend`` (an ``HFQwenBackend``) and the stop criterion."""
+    """Context manager applying the image-preprocessing fix to ``backend`` (an ``HFQwenBackend``) when asked."""
 
-    def __init__(self, backend, closers: set[int], pixels: bool, stops: bool):
-        self.backend, self.closers, self.pixels, self.stops = backend, closers, pixels, stops
+    def __init__(self, backend, pixels: bool):
+        self.backend, self.pixels = backend, pixels
 
     def __enter__(self):
-        from mapo.models import hf_qwen
-
-        self._stop_call = hf_qwen._StopOnSequences.__call__
         if self.pixels:
             self.backend.pixel_inputs = dedup_pixel_inputs(type(self.backend).pixel_inputs.__get__(self.backend))
-        if self.stops:
-            hf_qwen._StopOnSequences.__call__ = fast_stop_call(self.closers)
         return self
 
     def __exit__(self, *exc):
-        from mapo.models import hf_qwen
-
         self.backend.__dict__.pop("pixel_inputs", None)
-        hf_qwen._StopOnSequences.__call__ = self._stop_call
 
 
-def check_identical(backend, tasks, closers) -> None:
-    """Both fixes leave outputs bit-identical: same pixel rows; same sampled rollouts under the same seed."""
+def check_identical(backend, tasks) -> None:
+    """The fix leaves outputs bit-identical: same pixel rows; same sampled rollouts under the same seed."""
     import torch
 
     from mapo.agent.protocol import ProtocolConfig
@@ -118,7 +84,7 @@ def check_identical(backend, tasks, closers) -> None:
         return [t.response_ids.tolist() for t in engine.run(tasks[:1], 4)]
 
     plain = ids()
-    with Patched(backend, closers, pixels=True, stops=True):
+    with Patched(backend, pixels=True):
         fixed = ids()
     if plain != fixed:
         raise AssertionError("the patched rollout sampled different tokens than the original")
@@ -128,40 +94,36 @@ def run(quick: bool = False) -> list[Figure]:
     import tiny_setup
     import torch
 
-    from mapo.agent import protocol
     from mapo.agent.protocol import ProtocolConfig
     from mapo.agent.rollout import RolloutEngine
-    from mapo.models import hf_qwen
     from mapo.models.hf_qwen import load_policy
 
     n_tasks, group_size, repeats = (1, 2, 1) if quick else (2, 8, 3)
     with tempfile.TemporaryDirectory(prefix="mapo-bench-hot-") as tmp:
         setup = tiny_setup.build(Path(tmp), n_tasks=max(2, n_tasks), family="qwen2_5_vl")
         backend = load_policy(setup.model_dir)
-    closers = closing_token_ids(backend.tokenizer, protocol.STOP_SEQUENCES)
-    check_identical(backend, setup.tasks, closers)
+    check_identical(backend, setup.tasks)
     # expert-paced: zooms, so contexts carry crops from earlier turns, as in a trained policy's rollout
     paced = tiny_setup.expert_paced(backend, setup.tasks)
     engine = RolloutEngine(paced, None, ProtocolConfig(max_turns=3, max_new_tokens_per_turn=128))
     tasks = setup.tasks[:n_tasks]
 
-    def rollout(pixels: bool, stops: bool) -> dict:
+    def rollout(pixels: bool) -> dict:
         torch.manual_seed(0)
-        with Patched(backend, closers, pixels, stops), PhaseTimer() as timer:
+        with Patched(backend, pixels), PhaseTimer() as timer:
             timer.wrap(backend, "pixel_inputs", "image preprocessing", exclusive=False)
-            timer.wrap(hf_qwen._StopOnSequences, "__call__", "stop-sequence check", exclusive=False)
             begin = time.perf_counter()
             engine.run(tasks, group_size)
             total = time.perf_counter() - begin
         return {"rollout": total, **timer.seconds}
 
-    variants = {"as is": (False, False), "fixed": (True, True)}
-    rollout(True, True)  # warm-up
+    variants = {"as is": False, "fixed": True}
+    rollout(True)  # warm-up
     runs: dict[str, list[dict]] = {name: [] for name in variants}
     for _ in range(repeats):  # interleaved, so machine load hits both alike
         for name, flags in variants.items():
             gc.collect()
-            runs[name].append(rollout(*flags))
+            runs[name].append(rollout(flags))
 
     def med(name: str, part: str) -> float:
         return median([r.get(part, 0.0) for r in runs[name]])
@@ -170,14 +132,14 @@ def run(quick: bool = False) -> list[Figure]:
     setting = (f"{n_tasks} prompts x G={group_size}, <= 3 turns, expert-paced tiny Qwen2.5-VL (zooms and crops); "
                f"outputs checked bit-identical")
     figures = []
-    for part in ("image preprocessing", "stop-sequence check"):
+    for part in ("image preprocessing",):
         before, after = med("as is", part), med("fixed", part)
         figures.append(Figure(
             benchmark=NAME, measure=f"fix: {part}", unit="s per rollout", mapo=after, reference=before,
             reference_name="code as it is", speedup=speedup_from_times(after, before),
             note=f"saves {100 * (before - after) / base:.1f}% of a {base:.2f} s rollout; {setting}"))
     figures.append(Figure(
-        benchmark=NAME, measure="fix: both, whole rollout", unit="s", mapo=med("fixed", "rollout"), reference=base,
+        benchmark=NAME, measure="fix: whole rollout", unit="s", mapo=med("fixed", "rollout"), reference=base,
         reference_name="code as it is", speedup=speedup_from_times(med("fixed", "rollout"), base),
         note="end to end; within the machine's noise when the parts above are small", extra=runs))
     return figures
