@@ -19,3 +19,9 @@ def test_sft_and_compare_and_demo_have_their_configs():
     for cmd, key in (("sft", "epochs"), ("compare", "estimators"), ("demo", "eval_limit")):
         result = CliRunner().invoke(app, [cmd, "--show-config"])
         assert result.exit_code == 0 and key in result.output, (cmd, result.output)
+
+
+def test_demo_seeds_that_cannot_be_read_say_how_to_write_them():
+    result = CliRunner().invoke(app, ["demo", "--seeds", "4-1"])
+    assert result.exit_code != 0
+    assert "0-4, 0,2,7 or 3" in result.output

@@ -24,13 +24,16 @@ GOLDEN = Path(__file__).parent / "data" / "demo_stamps.json"
 def _record_demo(cfg: demo.DemoConfig, monkeypatch, tmp_path) -> dict:
     """Every step's inputs of ``run_demo(cfg)`` (nothing is built: steps and the report are recorded)."""
     seen: dict = {}
+    cfg = cfg.model_copy(update={"parallel": False})  # the recorder below cannot be sent to a second process
     tmp_path.mkdir(parents=True, exist_ok=True)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(demo, "_step", lambda name, out, inputs, build: seen.__setitem__(name, inputs))
 
     def done(out, inputs):  # an evaluation: record its inputs, then reuse a (fake) finished summary
-        seen[f"eval {Path(out).name}"] = inputs
-        return True
+        if Path(out).parent.name == "eval":
+            seen[f"eval {Path(out).name}"] = inputs
+            return True
+        return False  # a step's own check (the verifier's, before it goes to the second process)
 
     monkeypatch.setattr(demo, "is_done", done)
     for name in ("sft", "rl"):

@@ -68,11 +68,23 @@ def print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
     Console(width=160).print(table)
 
 
+def stage_rows(stage_seconds: dict[str, float | None], minutes: float | None) -> list[list[str]]:
+    """One row per pipeline step: its seconds, or "reused" for a step an earlier run had built; then the total."""
+    rows = [[name, "reused" if sec is None else f"{sec:.0f}"] for name, sec in stage_seconds.items()]
+    if minutes is not None:
+        rows.append(["total (wall)", f"{minutes * 60:.0f}"])
+    return rows
+
+
 def write_run_report(out: str | Path, *, sft: list[dict[str, Any]], rl: list[dict[str, Any]],
-                     evals: dict[str, dict[str, Any]], minutes: float | None = None) -> dict[str, Any]:
-    """Write ``out/{index.html, rl_curves.png, sft_loss.png, summary.json}``, print the final table, and
-    return the summary dict. ``sft`` and ``rl`` are the runs' metric records (one dict per step, as in their
-    ``metrics.jsonl``): the report draws data, it does not read training logs itself."""
+                     evals: dict[str, dict[str, Any]], minutes: float | None = None,
+                     stage_seconds: dict[str, float | None] | None = None,
+                     parallel: bool | None = None) -> dict[str, Any]:
+    """Write ``out/{index.html, rl_curves.png, sft_loss.png, summary.json}``, print the final table (and the
+    steps' times), and return the summary dict. ``sft`` and ``rl`` are the runs' metric records (one dict per
+    step, as in their ``metrics.jsonl``): the report draws data, it does not read training logs itself.
+    ``stage_seconds``: each step's seconds (None: reused); ``parallel``: whether some ran in a second process
+    (then they overlap, and the total is less than their sum)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     images = [p for p in (
@@ -83,11 +95,17 @@ def write_run_report(out: str | Path, *, sft: list[dict[str, Any]], rl: list[dic
     header = ["model", *[h for h, _ in EVAL_COLUMNS]]
     rows = eval_rows(evals)
     sections = [("Test-split evaluation", table_html(header, rows))]
-    if minutes is not None:
-        sections.append(("Wall time", f"<p>{minutes:.1f} minutes for the whole pipeline</p>"))
+    times = stage_rows(stage_seconds or {}, minutes)
+    time_title = "Seconds per step" + (" (verifier and SFT evaluation in a second process, overlapping the rest)"
+                                       if parallel else "")
+    if times:
+        sections.append((time_title, table_html(["step", "seconds"], times)))
     write_summary(out / "index.html", title="mapo demo", sections=sections, images=images)
     summary = {"evaluation": {name: dict(zip(header[1:], row[1:])) for name, row in zip(evals, rows)},
-               "minutes": minutes, "rl_steps": len(rl), "sft_steps": len(sft)}
+               "minutes": minutes, "stage_seconds": stage_seconds or {}, "parallel": parallel,
+               "rl_steps": len(rl), "sft_steps": len(sft)}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    if times:
+        print_table(time_title, ["step", "seconds"], times)
     print_table("mapo demo: test split", header, rows)
     return summary

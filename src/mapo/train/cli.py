@@ -107,12 +107,22 @@ def train_command(config: Path | None = ConfigOpt, set_: list[str] | None = SetO
     typer.echo(f"RL model written to {train(cfg, resume=resume)}")
 
 
+SeedsOpt = typer.Option(None, "--seeds", help="Run the whole demo once per seed (e.g. 0-4 or 0,2,7), each in "
+                        "<out_dir>_seeds/seed<N>, and print one table of their val/test accuracies.")
+
+
 def demo_command(config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt,
-                 show_config: bool = ShowOpt) -> None:
+                 show_config: bool = ShowOpt, seeds: str | None = SeedsOpt) -> None:
     """World -> verifier -> tiny model -> SFT -> RL (MAPO) -> test evaluation -> report; reuses finished steps."""
     from mapo.train import demo
 
-    _pipeline(demo.DemoConfig, demo.run_demo, "demo.yaml", config, set_, show_config)
+    if seeds is None:
+        return _pipeline(demo.DemoConfig, demo.run_demo, "demo.yaml", config, set_, show_config)
+    from mapo.train import demo_seeds
+
+    wanted = demo_seeds.parse_seeds(seeds)
+    return _pipeline(demo.DemoConfig, lambda cfg: demo_seeds.run_seeds(cfg, wanted), "demo.yaml", config, set_,
+                     show_config)
 
 
 def compare_command(config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt,

@@ -32,6 +32,7 @@ from mapo.train.config import ConfigError, Section, SFTConfig, TrainConfig, load
 from mapo.train.metrics_log import read_metrics
 from mapo.train.rl import RLTrainer
 from mapo.train.sft import run_sft
+from mapo.train.side import SideProcess
 from mapo.train.stamps import is_done, mark_done
 from mapo.verifier import VerifierConfig
 from mapo.verifier.train import TrainConfig as VerifierTrainConfig
@@ -94,6 +95,9 @@ class DemoConfig(Section):
                                      "report/).")
     seed: int = Field(description="Seed of the world, verifier, model, SFT and RL.")
     threads: int | None = Field(description="torch CPU threads of every step (None: torch's default).")
+    parallel: bool = Field(description="Train the verifier, and evaluate the SFT model, in a second process beside "
+                                       "the main chain (world -> model -> SFT -> RL), with `threads` each: the same "
+                                       "results, a 2-core machine's cores both busy. false: one process, in order.")
     world: WorldConfig = Field(description="The embedded world (`mapo world make --help`); its seed is `seed`.")
     verifier: VerifierTrainConfig = Field(description="The embedded verifier's training (`mapo verifier train "
                                                       "--help`); it trains on this world (world_seed = `seed`).")
@@ -152,16 +156,19 @@ def _stamp_of(path: Path) -> str:
         return ""
 
 
-def _step(name: str, out: Path, inputs: dict[str, Any], build) -> None:
-    """Run ``build()`` unless ``out`` already holds a finished result for ``inputs``."""
+def _step(name: str, out: Path, inputs: dict[str, Any], build) -> float | None:
+    """Run ``build()`` unless ``out`` already holds a finished result for ``inputs``; returns the seconds it
+    took (None: reused)."""
     if is_done(out, inputs):
         log.info("[%s] reusing %s", name, out)
-        return
+        return None
     start = time.perf_counter()
     log.info("[%s] building %s", name, out)
     build()
     mark_done(out, inputs)
-    log.info("[%s] done in %.0f s", name, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    log.info("[%s] done in %.0f s", name, seconds)
+    return seconds
 
 
 def sft_config(cfg: DemoConfig, root: Path) -> SFTConfig:
@@ -189,44 +196,73 @@ def rl_config(cfg: DemoConfig, root: Path) -> TrainConfig:
 
 
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
-    """Run (or reuse) every step; returns the report's summary (final evaluation table, wall time)."""
+    """Run (or reuse) every step; returns the report's summary (final evaluation table, stage times)."""
     t0 = time.perf_counter()
-    root = prepare(cfg)
-    ver_dir = root / "verifier"
+    root = Path(cfg.out_dir)
+    times: dict[str, float | None] = {}
+    with SideProcess(root / "logs" / "side.log", cfg.threads, enabled=cfg.parallel) as side:
+        prepare(cfg, side, times)
+        ver_dir = root / "verifier"
+        test = root / "world" / "test.parquet"
+        models = {"SFT": root / "sft" / "final", "SFT + RL (MAPO)": root / "rl" / "final"}
 
-    # 5. RL with MAPO
-    rl_cfg = rl_config(cfg, root)
-    rl_inputs = {"rl": rl_cfg.model_dump(mode="json"), "sft": _stamp_of(root / "sft"),
-                 "verifier": _stamp_of(ver_dir)}
-    _step("rl", root / "rl", rl_inputs, lambda: _run_rl(rl_cfg))
+        # 5. the SFT model's test evaluation, in the second process while RL runs here
+        sft_id = f"sft:{_stamp_of(root / 'sft')}"
+        side.submit("eval SFT", evaluate, cfg, models["SFT"], test, root / "eval" / "sft", ver_dir, sft_id,
+                    inline=evaluated(cfg, test, root / "eval" / "sft", sft_id) is not None)
 
-    # 6. evaluation of both models on the test split
-    results = {}
-    for name, model in (("SFT", root / "sft" / "final"), ("SFT + RL (MAPO)", root / "rl" / "final")):
-        results[name] = evaluate(cfg, model, root / "world" / "test.parquet", root / "eval" / model.parent.name,
-                                 ver_dir, model_id=f"{model.parent.name}:{_stamp_of(model.parent)}")
+        # 6. RL with MAPO
+        rl_cfg = rl_config(cfg, root)
+        rl_inputs = {"rl": rl_cfg.model_dump(mode="json"), "sft": _stamp_of(root / "sft"),
+                     "verifier": _stamp_of(ver_dir)}
+        times["rl"] = _step("rl", root / "rl", rl_inputs, lambda: _run_rl(rl_cfg))
 
-    # 7. report
+        # 7. the RL model's test evaluation
+        start = time.perf_counter()
+        rl_eval = evaluate(cfg, models["SFT + RL (MAPO)"], test, root / "eval" / "rl", ver_dir,
+                           model_id=f"rl:{_stamp_of(root / 'rl')}")
+        times["eval SFT + RL"] = time.perf_counter() - start
+        results = {"SFT": side.result("eval SFT"), "SFT + RL (MAPO)": rl_eval}
+        times["eval SFT"] = side.seconds["eval SFT"]
+
+    # 8. report
     def records(run: Path) -> list[dict[str, Any]]:
         return read_metrics(run) if (run / "metrics.jsonl").exists() else []
 
     return write_run_report(root / "report", sft=records(root / "sft"), rl=records(root / "rl"), evals=results,
-                            minutes=(time.perf_counter() - t0) / 60)
+                            minutes=(time.perf_counter() - t0) / 60, stage_seconds=times,
+                            parallel=cfg.parallel)
 
 
-def prepare(cfg: DemoConfig) -> Path:
-    """Steps 1-4 (world, tiny model, SFT, verifier), each reused when already built; returns ``out_dir``."""
+def prepare(cfg: DemoConfig, side: SideProcess | None = None,
+            times: dict[str, float | None] | None = None) -> Path:
+    """Steps 1-4 (world, tiny model, SFT, verifier), each reused when already built; returns ``out_dir``.
+    The verifier trains in ``side`` (a second process unless ``cfg.parallel`` is false) while the rest runs
+    here; ``times`` gets each step's seconds (None: reused)."""
+    root = Path(cfg.out_dir)
+    if side is None:
+        with SideProcess(root / "logs" / "side.log", cfg.threads, enabled=cfg.parallel) as own:
+            return prepare(cfg, own, times)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    root = Path(cfg.out_dir)
     root.mkdir(parents=True, exist_ok=True)
+    times = {} if times is None else times
 
-    # 1. world
+    # 1. verifier (only RL and evaluation need it): trained on its own renders of the world (`world_seed`), so
+    # it starts at once, beside the chain below
+    ver_cfg = cfg.verifier.model_copy(update={"world_seed": cfg.seed})
+    ver_dir = root / "verifier"
+    ver_inputs = {"verifier": ver_cfg.model_dump()}
+    side.submit("verifier", _step, "verifier", ver_dir, ver_inputs, functools.partial(train_verifier, ver_cfg, ver_dir),
+                inline=is_done(ver_dir, ver_inputs))
+
+    # 2. world
     world_cfg = cfg.world.model_copy(update={"seed": cfg.seed})
     world_dir = root / "world"
-    _step("world", world_dir, {"world": world_cfg.model_dump()}, lambda: write_world(world_cfg, world_dir))
+    times["world"] = _step("world", world_dir, {"world": world_cfg.model_dump()},
+                           lambda: write_world(world_cfg, world_dir))
 
-    # 2. tiny model
+    # 3. tiny model
     model_dir = root / "model"
     model_inputs = {"family": cfg.family, "size": cfg.size, "vocab": cfg.vocab_size, "seed": cfg.seed,
                     "warmup_steps": cfg.warmup_steps, "tokenizer": "qwen-split-digits", "image_stats": cfg.image_stats,
@@ -235,18 +271,14 @@ def prepare(cfg: DemoConfig) -> Path:
                     "protocol": cfg.protocol_overrides(), "freeze_vision_tower": cfg.freeze_vision_tower,
                     "grounding_flips": cfg.grounding_flips,
                     "world": _stamp_of(world_dir)}
-    _step("model", model_dir, model_inputs, lambda: init_model(world_dir, model_dir, cfg))
+    times["model"] = _step("model", model_dir, model_inputs, lambda: init_model(world_dir, model_dir, cfg))
 
-    # 3. cold-start SFT
+    # 4. cold-start SFT
     sft_cfg = sft_config(cfg, root)
-    _step("sft", root / "sft", {"sft": sft_cfg.model_dump(mode="json"), "model": _stamp_of(model_dir)},
-          lambda: _run_sft(sft_cfg))
+    sft_inputs = {"sft": sft_cfg.model_dump(mode="json"), "model": _stamp_of(model_dir)}
+    times["sft"] = _step("sft", root / "sft", sft_inputs, lambda: _run_sft(sft_cfg))
 
-    # 4. verifier (only RL and evaluation need it)
-    ver_cfg = cfg.verifier.model_copy(update={"world_seed": cfg.seed})
-    ver_dir = root / "verifier"
-    _step("verifier", ver_dir, {"verifier": ver_cfg.model_dump()}, lambda: train_verifier(ver_cfg, ver_dir))
-
+    times["verifier"] = side.result("verifier")
     return root
 
 
@@ -294,13 +326,29 @@ def _same_config(out: Path, cfg, cls) -> bool:
         return False
 
 
+def _eval_protocol(cfg: DemoConfig) -> ProtocolConfig:
+    return cfg.protocol.model_copy(update={"temperature": cfg.eval_temperature})
+
+
+def _eval_inputs(cfg: DemoConfig, data: Path, model_id: str) -> dict[str, Any]:
+    return {"model": model_id, "limit": cfg.eval_limit, "protocol": _eval_protocol(cfg).model_dump(),
+            "data": str(data)}
+
+
+def evaluated(cfg: DemoConfig, data: Path, out: Path, model_id: str) -> dict | None:
+    """The summary of a finished evaluation in ``out`` with these settings, or None."""
+    summary_path = out / "summary.json"
+    if is_done(out, _eval_inputs(cfg, data, model_id)) and summary_path.exists():
+        return json.loads(summary_path.read_text())
+    return None
+
+
 def evaluate(cfg: DemoConfig, model: Path, data: Path, out: Path, verifier_dir: Path, model_id: str) -> dict:
     """The evaluation runner of `mapo eval` on the test split (resumable, reused when already complete)."""
-    protocol = cfg.protocol.model_copy(update={"temperature": cfg.eval_temperature})
-    inputs = {"model": model_id, "limit": cfg.eval_limit, "protocol": protocol.model_dump(), "data": str(data)}
-    summary_path = out / "summary.json"
-    if is_done(out, inputs) and summary_path.exists():
-        return json.loads(summary_path.read_text())
+    done = evaluated(cfg, data, out, model_id)
+    if done is not None:
+        return done
+    protocol, inputs, summary_path = _eval_protocol(cfg), _eval_inputs(cfg, data, model_id), out / "summary.json"
     summary = evaluate_policy(model, "world", data, out, protocol=protocol,
                               cfg=EvalConfig(limit=cfg.eval_limit, save_media=True),
                               verifier_cfg=VerifierConfig(backend="embedded", path=verifier_dir),

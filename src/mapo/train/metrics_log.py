@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
+
+if TYPE_CHECKING:  # typing.Self is Python 3.11+; mapo supports 3.10
+    from typing_extensions import Self
 
 
 def _clean(value: Any) -> Any:

@@ -1,0 +1,101 @@
+"""`mapo demo --seeds 0-4`: the whole demo once per seed, each in its own folder, then one table. Does the recipe
+work on every seed (world, verifier, model, SFT and RL all change with it), or only on the one the README shows?
+
+Each seed's run is an ordinary demo (``<out_dir>_seeds/seed<N>``, reused when already built); the table and its
+JSON go to ``<out_dir>_seeds/summary.{md,json}``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from mapo.report.run_report import print_table
+from mapo.train.config import ConfigError
+from mapo.train.demo import DemoConfig, run_demo
+from mapo.train.metrics_log import read_metrics
+from mapo.train.summary import finite, mean_ci95, pm
+
+#: The bar issue 20 sets for every seed: greedy val accuracy after SFT + RL (4 options: chance is 0.25).
+TARGET_VAL_ACCURACY = 0.45
+
+#: Table columns: header, key of a seed's row.
+COLUMNS = (("SFT val acc", "sft_val_accuracy"), ("RL val acc", "rl_val_accuracy"),
+           ("SFT test acc", "sft_test_accuracy"), ("RL test acc", "rl_test_accuracy"),
+           ("SFT crop-hit", "sft_crop_hit"), ("RL crop-hit", "rl_crop_hit"), ("minutes", "minutes"))
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-4"`` -> [0, 1, 2, 3, 4]; ``"0,2,7"`` -> [0, 2, 7]; ``"3"`` -> [3]."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not m or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
+            raise ConfigError(f"--seeds {text!r}: give seeds as 0-4, 0,2,7 or 3 (ranges low-high)")
+        lo = int(m.group(1))
+        seeds.extend(range(lo, int(m.group(2) or lo) + 1))
+    return list(dict.fromkeys(seeds))
+
+
+def sweep_dir(cfg: DemoConfig) -> Path:
+    return Path(f"{cfg.out_dir.rstrip('/')}_seeds")
+
+
+def seed_config(cfg: DemoConfig, seed: int) -> DemoConfig:
+    """``cfg`` with ``seed`` and its own ``out_dir`` (``<out_dir>_seeds/seed<N>``)."""
+    return cfg.model_copy(update={"seed": seed, "out_dir": str(sweep_dir(cfg) / f"seed{seed}")})
+
+
+def seed_row(seed: int, summary: dict[str, Any], rl_records: list[dict[str, Any]]) -> dict[str, Any]:
+    """One seed's row from its demo summary (test split) and its RL metrics (the val-split learning curve: the
+    first evaluation is the SFT model, the last the final RL model)."""
+    evals = [r["eval/accuracy"] for r in rl_records if finite([r.get("eval/accuracy")])]
+    ev = summary.get("evaluation", {})
+    sft, rl = ev.get("SFT", {}), ev.get("SFT + RL (MAPO)", {})
+    return {"seed": seed, "sft_val_accuracy": evals[0] if len(evals) > 1 else None,
+            "rl_val_accuracy": evals[-1] if evals else None,
+            "sft_test_accuracy": sft.get("accuracy"), "rl_test_accuracy": rl.get("accuracy"),
+            "sft_crop_hit": sft.get("crop-hit rate"), "rl_crop_hit": rl.get("crop-hit rate"),
+            "minutes": summary.get("minutes"), "stage_seconds": summary.get("stage_seconds", {})}
+
+
+def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: one per seed, then the mean ± 95% CI over seeds and the worst seed."""
+    header = ["seed", *[h for h, _ in COLUMNS], f"RL val >= {TARGET_VAL_ACCURACY}"]
+
+    def cell(v: Any) -> str:
+        return f"{v:.2f}" if finite([v]) else "—"
+
+    out = [[str(r["seed"]), *[cell(r[k]) for _, k in COLUMNS], _meets(r["rl_val_accuracy"])] for r in rows]
+    if len(rows) > 1:
+        out.append(["mean ± 95% CI", *[pm(*mean_ci95([r[k] for r in rows]), digits=2) for _, k in COLUMNS],
+                    f"{sum(_meets(r['rl_val_accuracy']) == 'yes' for r in rows)} of {len(rows)}"])
+        worst = [min(finite([r[k] for r in rows]), default=float("nan")) for _, k in COLUMNS]
+        out.append(["worst seed", *[cell(v) for v in worst], ""])
+    return header, out
+
+
+def _meets(v: Any) -> str:
+    return "—" if not finite([v]) else ("yes" if v >= TARGET_VAL_ACCURACY else "no")
+
+
+def run_seeds(cfg: DemoConfig, seeds: list[int]) -> dict[str, Any]:
+    """The demo for each of ``seeds`` in turn, then the table (printed and written); returns the summary."""
+    rows = []
+    for seed in seeds:
+        scfg = seed_config(cfg, seed)
+        summary = run_demo(scfg)
+        rl_dir = Path(scfg.out_dir) / "rl"
+        rows.append(seed_row(seed, summary, read_metrics(rl_dir) if (rl_dir / "metrics.jsonl").exists() else []))
+    header, body = table(rows)
+    out = sweep_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"seeds": seeds, "rows": rows, "target_val_accuracy": TARGET_VAL_ACCURACY}
+    (out / "summary.json").write_text(json.dumps(result, indent=1))
+    md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in body)]
+    (out / "summary.md").write_text("\n".join(md) + "\n")
+    print_table(f"mapo demo, seeds {', '.join(map(str, seeds))} (val: greedy, 100 tasks; test: the demo's table)",
+                header, body)
+    return result

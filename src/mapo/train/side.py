@@ -1,0 +1,104 @@
+"""A second process for the pipeline's steps that do not wait on the main chain (world -> tiny model -> SFT ->
+RL): the verifier's training and the SFT model's test evaluation. On a 2-core machine with one torch thread per
+process they run beside the chain instead of after it; what they write is what the main process would write.
+
+The side process writes its logs to a file (two progress bars on one terminal garble each other) and the main
+process says where it is. A step that fails there raises in the main process with that file's name.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # typing.Self is Python 3.11+; mapo supports 3.10
+    from typing_extensions import Self
+
+log = logging.getLogger("mapo.demo")
+
+
+def _start_child(log_path: str, threads: int | None) -> None:
+    """Initializer of the side process: its stdout/stderr (and logging) go to ``log_path``."""
+    stream = open(log_path, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
+    os.dup2(stream.fileno(), 1)
+    os.dup2(stream.fileno(), 2)
+    sys.stdout = sys.stderr = stream
+    logging.basicConfig(level=logging.INFO, stream=stream, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        force=True)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _timed(fn: Callable[..., Any], args: tuple) -> tuple[Any, float]:
+    start = time.perf_counter()
+    result = fn(*args)
+    return result, time.perf_counter() - start
+
+
+class SideProcess:
+    """One worker process (``spawn``: nothing of the parent's torch state is shared) that runs submitted calls in
+    order; ``enabled=False`` runs each call at once in this process instead, so callers need one code path.
+
+    ``submit(name, fn, *args)`` starts ``fn(*args)``; ``result(name)`` waits for it and returns its value (if it
+    failed there: an error naming the step and the log). ``seconds[name]``: how long the call ran.
+    The process starts at the first call that needs it."""
+
+    def __init__(self, log_path: str | Path, threads: int | None, enabled: bool = True):
+        self.log_path = Path(log_path)
+        self.enabled = enabled
+        self.threads = threads
+        self.seconds: dict[str, float] = {}
+        self._futures: dict[str, Future] = {}
+        self._here: set[str] = set()  # names run in this process: their errors are raised as they are
+        self._pool: ProcessPoolExecutor | None = None
+
+    def submit(self, name: str, fn: Callable[..., Any], *args: Any, inline: bool = False) -> None:
+        """Run ``fn(*args)`` in the second process, or at once here when disabled or ``inline`` (a call with
+        nothing to build, e.g. a step already done: not worth starting a process for)."""
+        if not self.enabled or inline:
+            self._here.add(name)
+            future: Future = Future()
+            try:
+                future.set_result(_timed(fn, args))
+            except Exception as exc:  # noqa: BLE001 - raised by result(), as from the second process
+                future.set_exception(exc)
+        else:
+            if self._pool is None:  # started at the first real work
+                self.log_path.parent.mkdir(parents=True, exist_ok=True)
+                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_start_child,
+                                                 initargs=(str(self.log_path), self.threads))
+            log.info("[%s] running in a second process (its log: %s)", name, self.log_path)
+            future = self._pool.submit(_timed, fn, args)
+        self._futures[name] = future
+
+    def result(self, name: str) -> Any:
+        try:
+            value, seconds = self._futures[name].result()
+        except Exception as exc:
+            if name in self._here:
+                raise
+            raise RuntimeError(f"the {name} step failed in the second process; its log: {self.log_path} "
+                               f"(set parallel: false to run it in this process)") from exc
+        self.seconds[name] = seconds
+        return value
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,64 @@
+"""`mapo demo` end to end at toy sizes, with the verifier and the SFT evaluation in the second process: every
+step is built and stamped, the report has each step's time, a second run reuses everything, and the verifier the
+second process trained is the one this process trains from the same config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from mapo.train import demo
+
+TOY = {
+    "seed": 0, "threads": 1, "parallel": True,
+    "world": {"n_train": 8, "n_val": 4, "n_test": 4, "clutter": 4},
+    "verifier": {"steps": 2, "reader_warmup_steps": 2, "batch_size": 4, "warmup_steps": 0},
+    "warmup_steps": 2, "vision_warmup_steps": 2, "grounding_steps": 2,
+    "sft": {"epochs": 1, "batch_size": 4, "micro_batch_size": 4},
+    "rl": {"rollout": {"group_size": 2, "prompts_per_step": 2},
+           "algorithm": {"ppo_epochs": 1, "mini_batch_groups": 1},
+           "run": {"total_steps": 1, "save_every": 1, "eval_every": 1}, "data": {"eval_limit": 2}},
+    "eval_limit": 2,
+}
+
+
+@pytest.fixture(scope="module")
+def toy_demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo") / "demo"
+    cfg = demo.DemoConfig.model_validate({**TOY, "out_dir": str(root)})
+    return cfg, demo.run_demo(cfg)
+
+
+def test_every_step_is_built_stamped_and_timed(toy_demo):
+    cfg, summary = toy_demo
+    root = Path(cfg.out_dir)
+    for step in ("world", "verifier", "model", "sft", "rl", "eval/sft", "eval/rl"):
+        assert (root / step / ".mapo-stamp.json").is_file(), step
+    assert set(summary["stage_seconds"]) == {"world", "verifier", "model", "sft", "rl", "eval SFT",
+                                             "eval SFT + RL"}
+    assert all(s is not None and s >= 0 for s in summary["stage_seconds"].values())
+    assert summary["parallel"] is True and summary["minutes"] > 0
+    assert set(summary["evaluation"]) == {"SFT", "SFT + RL (MAPO)"}
+    saved = json.loads((root / "report" / "summary.json").read_text())
+    assert saved["stage_seconds"] == summary["stage_seconds"]
+    assert "[verifier] done" in (root / "logs" / "side.log").read_text()  # its log, not the terminal's
+
+
+def test_a_second_run_reuses_every_step(toy_demo):
+    cfg, first = toy_demo
+    again = demo.run_demo(cfg)
+    built = {k for k, v in again["stage_seconds"].items() if v is not None and not k.startswith("eval")}
+    assert built == set()
+    assert again["evaluation"] == first["evaluation"]
+
+
+def test_the_second_process_trains_the_verifier_this_process_would(toy_demo, tmp_path):
+    cfg, _ = toy_demo
+    here = tmp_path / "verifier"
+    demo.train_verifier(cfg.verifier.model_copy(update={"world_seed": cfg.seed}), here)
+    side, mine = (load_file(d / "model.safetensors") for d in (Path(cfg.out_dir) / "verifier", here))
+    assert side.keys() == mine.keys()
+    assert all(side[k].equal(mine[k]) for k in side)
