@@ -59,7 +59,7 @@ def test_sft_baseline_row_and_paired_differences():
     rows = table_rows(result)
     assert rows[0][:4] == ["SFT (start)", "0.300", "0.100", "0.400"] and rows[0][6] == "0.020"
     assert rows[1][0] == "grpo"
-    assert result["rows"]["mapo"]["per_seed_accuracy"] == {0: 0.45, 1: 0.56, 2: 0.64, 3: 0.9}
+    assert result["rows"]["mapo"]["per_seed_accuracy"] == {"0": 0.45, "1": 0.56, "2": 0.64, "3": 0.9}
     paired = paired_rows(result)
     assert paired == [["mapo", "0.050 ± 0.025", "0.000 ± 0.000", "0.000 ± 0.000", "—", "3"]]
 

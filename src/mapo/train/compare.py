@@ -22,7 +22,7 @@ from mapo.report.run_report import dig, print_table
 from mapo.train.config import Section, TrainConfig
 from mapo.train.demo import DemoConfig, _run_rl, _stamp_of, _step, deep_merge, evaluate, prepare, rl_config
 from mapo.train.metrics_log import read_metrics
-from mapo.train.summary import collapsed, mean_ci95, pm, window_mean
+from mapo.train.summary import collapsed, finite, mean_ci95, pm, window_mean
 
 log = logging.getLogger("mapo.compare")
 
@@ -117,7 +117,8 @@ def summarise(runs: dict[str, list[dict[str, Any]]], cfg: CompareConfig,
     for est, rs in runs.items():
         row = {
             **{k: over_seeds(rs, path) for k, path in EVAL_COLUMNS.items()},
-            "per_seed_accuracy": {r["seed"]: dig(r["eval"], ("accuracy",)) for r in rs},
+            # keyed by the seed as text: the same mapping before and after results.json
+            "per_seed_accuracy": {str(r["seed"]): dig(r["eval"], ("accuracy",)) for r in rs},
             "train_alignment": mean_ci95([train_side(r, "alignment") for r in rs]),
             # what MAPO's variance argument assumes, over every step of every seed
             "std_ratio": mean_ci95([window_mean(r["metrics"], "theory/std_ratio") for r in rs]),
@@ -153,8 +154,8 @@ def paired_vs_grpo(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str,
 
 
 def _sub(a: Any, b: Any) -> float:
-    ok = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b))
-    return float(a) - float(b) if ok else math.nan
+    both = finite([a, b])
+    return both[0] - both[1] if len(both) == 2 else math.nan
 
 
 def _ratio(a: float, b: float) -> float:
@@ -185,7 +186,7 @@ def _num(x: float) -> str:
 
 
 def _num3(x: Any) -> str:
-    return f"{x:.3f}" if isinstance(x, (int, float)) and math.isfinite(x) else "—"
+    return f"{float(x):.3f}" if finite([x]) else "—"
 
 
 PAIRED_HEADER = ["estimator - GRPO", "test accuracy", "crop-hit rate", "gap", "label drift", "seeds"]
@@ -199,7 +200,7 @@ def paired_rows(result: dict[str, Any]) -> list[list[str]]:
 
 def per_seed_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the per-seed test accuracies."""
-    seeds = sorted({s for r in result["rows"].values() for s in r.get("per_seed_accuracy", {})})
+    seeds = sorted({s for r in result["rows"].values() for s in r.get("per_seed_accuracy", {})}, key=int)
     return ["estimator", *(f"seed {s}" for s in seeds)], [
         [est, *(_num3(r.get("per_seed_accuracy", {}).get(s)) for s in seeds)] for est, r in result["rows"].items()]
 
