@@ -29,6 +29,7 @@ def test_each_seed_gets_its_own_folder_and_only_its_seed_changes():
     one = demo_seeds.seed_config(cfg, 3)
     assert (one.seed, one.out_dir) == (3, str(Path("runs/demo_seeds/seed3")))
     assert one.model_dump(exclude={"seed", "out_dir"}) == cfg.model_dump(exclude={"seed", "out_dir"})
+    assert demo_seeds.seed_config(cfg, cfg.seed) == cfg  # `mapo demo`'s own run is the sweep's for its seed
 
 
 def _summary(sft_acc, rl_acc, minutes=9.0):
@@ -72,7 +73,7 @@ def test_run_seeds_runs_the_demo_per_seed_and_writes_the_table(monkeypatch, tmp_
 
     monkeypatch.setattr(demo_seeds, "run_demo", fake_demo)
     out = demo_seeds.run_seeds(DemoConfig(out_dir=str(tmp_path / "d")), [0, 1])
-    assert ran == [(0, str(tmp_path / "d_seeds" / "seed0")), (1, str(tmp_path / "d_seeds" / "seed1"))]
+    assert ran == [(0, str(tmp_path / "d")), (1, str(tmp_path / "d_seeds" / "seed1"))]
     assert [r["rl_val_accuracy"] for r in out["rows"]] == [0.4, 0.5]
     assert json.loads((tmp_path / "d_seeds" / "summary.json").read_text())["seeds"] == [0, 1]
     md = (tmp_path / "d_seeds" / "summary.md").read_text()

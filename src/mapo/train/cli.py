@@ -107,8 +107,9 @@ def train_command(config: Path | None = ConfigOpt, set_: list[str] | None = SetO
     typer.echo(f"RL model written to {train(cfg, resume=resume)}")
 
 
-SeedsOpt = typer.Option(None, "--seeds", help="Run the whole demo once per seed (e.g. 0-4 or 0,2,7), each in "
-                        "<out_dir>_seeds/seed<N>, and print one table of their val/test accuracies.")
+SeedsOpt = typer.Option(None, "--seeds", help="Run the whole demo once per seed (e.g. 0-4 or 0,2,7) and print one "
+                        "table of their val/test accuracies; the config's own seed runs in out_dir (reusing "
+                        "`mapo demo`'s run), the others in <out_dir>_seeds/seed<N>.")
 
 
 def demo_command(config: Path | None = ConfigOpt, set_: list[str] | None = SetOpt,

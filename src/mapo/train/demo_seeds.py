@@ -1,8 +1,9 @@
 """`mapo demo --seeds 0-4`: the whole demo once per seed, each in its own folder, then one table. Does the recipe
 work on every seed (world, verifier, model, SFT and RL all change with it), or only on the one the README shows?
 
-Each seed's run is an ordinary demo (``<out_dir>_seeds/seed<N>``, reused when already built); the table and its
-JSON go to ``<out_dir>_seeds/summary.{md,json}``.
+Each seed's run is an ordinary demo, reused when already built: the config's own seed in ``out_dir`` (what
+`mapo demo` built there), every other seed in ``<out_dir>_seeds/seed<N>``. The table and its JSON go to
+``<out_dir>_seeds/summary.{md,json}``.
 """
 
 from __future__ import annotations
@@ -44,7 +45,10 @@ def sweep_dir(cfg: DemoConfig) -> Path:
 
 
 def seed_config(cfg: DemoConfig, seed: int) -> DemoConfig:
-    """``cfg`` with ``seed`` and its own ``out_dir`` (``<out_dir>_seeds/seed<N>``)."""
+    """``cfg`` with ``seed``, in ``out_dir`` when it is the config's own seed (so `mapo demo`'s run counts),
+    else in ``<out_dir>_seeds/seed<N>``."""
+    if seed == cfg.seed:
+        return cfg
     return cfg.model_copy(update={"seed": seed, "out_dir": str(sweep_dir(cfg) / f"seed{seed}")})
 
 
