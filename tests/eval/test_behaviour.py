@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from mapo.eval.behaviour import is_repetitive, label_drift, names_referent, repetition_rate
+from mapo.eval.behaviour import (
+    answer_concentration,
+    is_repetitive,
+    label_drift,
+    names_referent,
+    repetition_rate,
+)
 from mapo.eval.scoring import behaviour_statistics
 
 Q = "What pattern is on the red triangle?"
@@ -65,4 +71,12 @@ def test_eval_summary_reports_both():
                    {"kind": "answer", "claim": None, "text": "<answer>answer answer answer answer</answer>"}]},
         {"turns": [{"kind": "tool_call", "claim": "the red triangle", "text": "<tool_call>..</tool_call>"},
                    {"kind": "answer", "claim": None, "text": "<answer>checks</answer>"}]}]}]
-    assert behaviour_statistics(records) == {"label_drift": 0.5, "repetition_rate": 0.5}
+    assert behaviour_statistics(records) == {"label_drift": 0.5, "repetition_rate": 0.5,
+                                             "answer_concentration": None}  # no sample has a prediction
+
+
+def test_answer_concentration_is_the_share_of_the_most_common_answer():
+    assert answer_concentration(["checks", "Checks ", "dots", None, "  "]) == 2 / 3
+    assert answer_concentration(["a", "b", "c", "d"]) == 0.25
+    assert answer_concentration(["horizontal stripes"] * 5) == 1.0
+    assert answer_concentration([None, ""]) is None

@@ -2,7 +2,15 @@ import math
 
 import pytest
 
-from mapo.train.compare import CompareConfig, markdown_table, paired_rows, run_config, summarise, table_rows
+from mapo.train.compare import (
+    HEADER,
+    CompareConfig,
+    markdown_table,
+    paired_rows,
+    run_config,
+    summarise,
+    table_rows,
+)
 
 
 def _run(seed, acc, grad_var, tool_rate=0.8):
@@ -24,7 +32,7 @@ def test_summary_table_from_run_records():
     assert g["collapsed"] == 1 and m["collapsed"] == 0
     rows = table_rows(result)
     assert rows[0][0] == "grpo" and rows[0][1] == "0.500 ± 0.248" and rows[0][-1] == "yes (1/3)"
-    assert rows[1][8] == "0.50"
+    assert rows[1][HEADER.index("grad var / GRPO")] == "0.50"
     md = markdown_table(["a", "b"], [["1", "2"]])
     assert md.splitlines()[1] == "|---|---|"
 

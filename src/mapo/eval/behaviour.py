@@ -8,11 +8,15 @@
   be won without zooming better: describe whatever the crop shows ("the cyan triangle") instead of the intent.
 - **Repetition**: a response containing a unit of 1-3 words repeated ``min_repeats`` times in a row
   ("answer answer answer answer"): the degeneration a too-large policy step produces.
+- **Answer concentration**: the share of answers that are the most common answer. Near 1, the policy gives one
+  answer whatever the question and the image (an answer prior, not a reading), while it may still zoom and
+  label well: the shortcut the gap world (``WorldConfig.answer_prior``) pays for.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from mapo.data.world.render import COLOURS, SHAPES
@@ -62,3 +66,11 @@ def repetition_rate(texts: Iterable[str], min_repeats: int = 4) -> float | None:
     """Share of ``texts`` (whole responses) that are repetitive (None for no text)."""
     flags = [is_repetitive(t, min_repeats) for t in texts]
     return sum(flags) / len(flags) if flags else None
+
+
+def answer_concentration(answers: Iterable[str | None]) -> float | None:
+    """Share of the given answers (case and spacing folded; None = no answer, left out) that equal the most
+    common one (None when there is no answer)."""
+    counts = Counter(" ".join(a.lower().split()) for a in answers if a is not None and a.strip())
+    total = sum(counts.values())
+    return counts.most_common(1)[0][1] / total if total else None

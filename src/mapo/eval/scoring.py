@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from statistics import mean
 from typing import Any
 
-from mapo.eval.behaviour import label_drift, repetition_rate
+from mapo.eval.behaviour import answer_concentration, label_drift, repetition_rate
 
 Record = dict[str, Any]
 
@@ -116,15 +116,18 @@ def box_statistics(records: Sequence[Record]) -> dict[str, float | None]:
 
 
 def behaviour_statistics(records: Sequence[Record]) -> dict[str, float | None]:
-    """``label_drift`` (zoom labels not naming the question's object) and ``repetition_rate`` (degenerate
-    responses) over every sample (``mapo.eval.behaviour``; None when nothing can be judged)."""
-    labels, texts = [], []
+    """``label_drift`` (zoom labels not naming the question's object), ``repetition_rate`` (degenerate
+    responses) and ``answer_concentration`` (share of answers that are the most common one) over every sample
+    (``mapo.eval.behaviour``; None when nothing can be judged)."""
+    labels, texts, answers = [], [], []
     for r in records:
         for s in r.get("samples") or []:
             texts.append("".join(t.get("text") or "" for t in s.get("turns") or []))
             labels.extend((t.get("claim") or "", r.get("question") or "", r.get("target_names") or [])
                           for t in s.get("turns") or [] if t.get("kind") == "tool_call")
-    return {"label_drift": label_drift(labels), "repetition_rate": repetition_rate(texts)}
+            answers.append(s.get("prediction"))
+    return {"label_drift": label_drift(labels), "repetition_rate": repetition_rate(texts),
+            "answer_concentration": answer_concentration(answers)}
 
 
 def summarize(records: Sequence[Record]) -> dict[str, Any]:

@@ -52,6 +52,8 @@ def summary_table(summary: dict) -> Table:
         table.add_row("label drift (label != question's object)", _fmt(behaviour["label_drift"]))
     if behaviour.get("repetition_rate") is not None:
         table.add_row("repetitive responses", _fmt(behaviour["repetition_rate"]))
+    if behaviour.get("answer_concentration") is not None:
+        table.add_row("most common answer's share", _fmt(behaviour["answer_concentration"]))
     table.add_row("items failed", str(summary["n_errors"]))
     if summary.get("label_mismatches"):
         table.add_row("label != annotation (check data)", str(len(summary["label_mismatches"])))

@@ -32,6 +32,7 @@ EVAL_COLUMNS = (
     ("format errors", ("tools", "format_error_rate")),
     ("label drift", ("behaviour", "label_drift")),
     ("repetition", ("behaviour", "repetition_rate")),
+    ("top answer share", ("behaviour", "answer_concentration")),
 )
 
 

@@ -93,7 +93,8 @@ def run_compare(cfg: CompareConfig) -> dict[str, Any]:
 EVAL_COLUMNS = {"test_accuracy": ("accuracy",), "alignment": ("alignment", "mean"),
                 "crop_hit_rate": ("boxes", "hit_rate"), "gap": ("boxes", "gap"),
                 "tool_call_rate": ("tools", "tool_call_rate"), "label_drift": ("behaviour", "label_drift"),
-                "repetition": ("behaviour", "repetition_rate")}
+                "repetition": ("behaviour", "repetition_rate"),
+                "answer_concentration": ("behaviour", "answer_concentration")}
 #: Columns of the paired table: each estimator minus GRPO, seed by seed (runs of one seed share the SFT
 #: checkpoint and the seed, so the paired difference removes the between-seed spread).
 PAIRED_COLUMNS = ("test_accuracy", "crop_hit_rate", "gap", "label_drift")
@@ -163,7 +164,7 @@ def _ratio(a: float, b: float) -> float:
 
 
 HEADER = ["estimator", "test accuracy", "alignment", "crop-hit rate", "gap", "tool-call rate", "label drift",
-          "repetition", "grad var / GRPO", "grad noise-to-signal / GRPO", "std(S)/std(R)", "corr(R, S)",
+          "repetition", "top answer share", "grad var / GRPO", "grad noise-to-signal / GRPO", "std(S)/std(R)", "corr(R, S)",
           "const-R groups moved by S", "collapsed"]
 
 
@@ -174,7 +175,8 @@ def table_rows(result: dict[str, Any]) -> list[list[str]]:
         rows.append(["SFT (start)", *(_num3(result["sft"][k]) for k in EVAL_COLUMNS), *["—"] * 5, "—"])
     for est, r in result["rows"].items():
         rows.append([est, *(pm(*r[k]) for k in ("test_accuracy", "alignment", "crop_hit_rate", "gap",
-                                                 "tool_call_rate", "label_drift", "repetition")),
+                                                 "tool_call_rate", "label_drift", "repetition",
+                                                 "answer_concentration")),
                      _num(r["grad_var_ratio"]), _num(r["grad_var_rel_ratio"]),
                      *(pm(*r[k], digits=2) for k in ("std_ratio", "within_corr", "semantic_only_share")),
                      f"{'yes' if r['collapsed'] else 'no'} ({r['collapsed']}/{r['seeds']})"])

@@ -24,7 +24,9 @@ from mapo.data.expert import ExpertConfig
 from mapo.data.world.config import WorldConfig
 from mapo.data.world.export import write_world
 from mapo.eval.evaluate import evaluate_policy
+from mapo.eval.records import ResultsFile
 from mapo.eval.runner import RESULTS_NAME, EvalConfig
+from mapo.eval.scoring import behaviour_statistics
 from mapo.models.world_warmup import warm_up_for_world, world_image_statistics, world_texts
 from mapo.models.zoo import build_tiny_model, train_tokenizer
 from mapo.report.run_report import first_turn_call_rate, write_run_report
@@ -338,9 +340,14 @@ def _eval_inputs(cfg: DemoConfig, data: Path, model_id: str) -> dict[str, Any]:
 def evaluated(cfg: DemoConfig, data: Path, out: Path, model_id: str) -> dict | None:
     """The summary of a finished evaluation in ``out`` with these settings, or None."""
     summary_path = out / "summary.json"
-    if is_done(out, _eval_inputs(cfg, data, model_id)) and summary_path.exists():
-        return json.loads(summary_path.read_text())
-    return None
+    if not (is_done(out, _eval_inputs(cfg, data, model_id)) and summary_path.exists()):
+        return None
+    summary = json.loads(summary_path.read_text())
+    # rates that are pure functions of the saved responses are recomputed: one added since the run is there too
+    records = ResultsFile(out / RESULTS_NAME).read()
+    if records:
+        summary["behaviour"] = behaviour_statistics(records)
+    return summary
 
 
 def evaluate(cfg: DemoConfig, model: Path, data: Path, out: Path, verifier_dir: Path, model_id: str) -> dict:
