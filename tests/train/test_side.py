@@ -4,6 +4,7 @@ the log's path, and the in-process mode (parallel: false) behaves the same."""
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 
@@ -54,3 +55,12 @@ def test_inline_calls_run_here_and_start_no_process(tmp_path):
         side.submit("inline failure", math.sqrt, -1.0, inline=True)
         with pytest.raises(ValueError):
             side.result("inline failure")
+
+
+def test_a_failure_in_the_main_chain_stops_the_second_process_instead_of_waiting_for_it(tmp_path):
+    start = time.perf_counter()
+    with pytest.raises(KeyError), SideProcess(tmp_path / "side.log", threads=1) as side:
+        side.submit("slow", time.sleep, 120.0)
+        time.sleep(2)  # the call is under way
+        raise KeyError("SFT failed")
+    assert time.perf_counter() - start < 60

@@ -92,13 +92,18 @@ class SideProcess:
         self.seconds[name] = seconds
         return value
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+    def close(self, abort: bool = False) -> None:
+        """Wait for the calls under way; ``abort``: stop them (the main chain failed, nothing will use them)."""
+        if self._pool is None:
+            return
+        if abort:  # concurrent.futures has no public way to stop a running call before Python 3.14
+            for proc in list((getattr(self._pool, "_processes", None) or {}).values()):
+                proc.terminate()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = None
 
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        self.close(abort=exc_type is not None)
