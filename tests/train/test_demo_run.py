@@ -62,3 +62,16 @@ def test_the_second_process_trains_the_verifier_this_process_would(toy_demo, tmp
     side, mine = (load_file(d / "model.safetensors") for d in (Path(cfg.out_dir) / "verifier", here))
     assert side.keys() == mine.keys()
     assert all(side[k].equal(mine[k]) for k in side)
+
+
+@pytest.mark.parametrize("hit, warned", [(0.05, True), (0.85, False)])
+def test_a_grounding_warm_up_that_did_not_take_is_reported(hit, warned, monkeypatch, tmp_path, caplog):
+    for name in ("train_tokenizer", "world_texts", "build_tiny_model"):
+        monkeypatch.setattr(demo, name, lambda *a, **k: None)
+    monkeypatch.setattr(demo, "world_image_statistics", lambda *a, **k: (None, None))
+    monkeypatch.setattr(demo, "warm_up_for_world", lambda *a, **k: {"grounding": {"held_out_hit_rate": hit}})
+    demo.init_model(tmp_path / "world", tmp_path / "model", demo.DemoConfig(seed=1))
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert bool(said) == warned
+    if warned:
+        assert "did not take on seed 1" in said[0] and "0.05" in said[0]

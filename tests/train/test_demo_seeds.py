@@ -41,12 +41,12 @@ def _summary(sft_acc, rl_acc, minutes=9.0):
 def test_a_row_takes_val_from_the_learning_curve_and_test_from_the_demo_table():
     records = [{"step": 0, "eval/accuracy": 0.5}, {"step": 1, "accuracy": 0.3}, {"step": 10, "eval/accuracy": 0.6},
                {"step": 20, "eval/accuracy": 0.62}]
-    row = demo_seeds.seed_row(4, _summary(0.48, 0.55), records)
-    assert row["sft_val_accuracy"] == 0.5 and row["rl_val_accuracy"] == 0.62
+    row = demo_seeds.seed_row(4, _summary(0.48, 0.55), records, {"grounding": {"held_out_hit_rate": 0.05}})
+    assert row["sft_val_accuracy"] == 0.5 and row["rl_val_accuracy"] == 0.62 and row["grounding_hit"] == 0.05
     assert (row["sft_test_accuracy"], row["rl_test_accuracy"], row["rl_crop_hit"]) == (0.48, 0.55, 0.4)
     # no periodic evaluation: no val figures, not a wrong one
     bare = demo_seeds.seed_row(4, _summary(0.48, 0.55), [{"step": 1, "accuracy": 0.3}])
-    assert bare["sft_val_accuracy"] is None and bare["rl_val_accuracy"] is None
+    assert bare["sft_val_accuracy"] is None and bare["rl_val_accuracy"] is None and bare["grounding_hit"] is None
 
 
 def test_the_table_counts_the_seeds_that_reach_the_bar_and_shows_the_worst():
@@ -77,4 +77,4 @@ def test_run_seeds_runs_the_demo_per_seed_and_writes_the_table(monkeypatch, tmp_
     assert [r["rl_val_accuracy"] for r in out["rows"]] == [0.4, 0.5]
     assert json.loads((tmp_path / "d_seeds" / "summary.json").read_text())["seeds"] == [0, 1]
     md = (tmp_path / "d_seeds" / "summary.md").read_text()
-    assert "| 0 | 0.50 | 0.40 |" in md and "1 of 2" in md
+    assert "| 0 | — | 0.50 | 0.40 |" in md and "1 of 2" in md

@@ -23,7 +23,7 @@ from mapo.train.summary import finite, mean_ci95, pm
 TARGET_VAL_ACCURACY = 0.45
 
 #: Table columns: header, key of a seed's row.
-COLUMNS = (("SFT val acc", "sft_val_accuracy"), ("RL val acc", "rl_val_accuracy"),
+COLUMNS = (("grounding hit", "grounding_hit"), ("SFT val acc", "sft_val_accuracy"), ("RL val acc", "rl_val_accuracy"),
            ("SFT test acc", "sft_test_accuracy"), ("RL test acc", "rl_test_accuracy"),
            ("SFT crop-hit", "sft_crop_hit"), ("RL crop-hit", "rl_crop_hit"), ("minutes", "minutes"))
 
@@ -52,13 +52,16 @@ def seed_config(cfg: DemoConfig, seed: int) -> DemoConfig:
     return cfg.model_copy(update={"seed": seed, "out_dir": str(sweep_dir(cfg) / f"seed{seed}")})
 
 
-def seed_row(seed: int, summary: dict[str, Any], rl_records: list[dict[str, Any]]) -> dict[str, Any]:
-    """One seed's row from its demo summary (test split) and its RL metrics (the val-split learning curve: the
-    first evaluation is the SFT model, the last the final RL model)."""
+def seed_row(seed: int, summary: dict[str, Any], rl_records: list[dict[str, Any]],
+             model_info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One seed's row from its demo summary (test split), its RL metrics (the val-split learning curve: the
+    first evaluation is the SFT model, the last the final RL model) and its tiny model's warm-up record
+    (``mapo_model.json``: the grounding warm-up's held-out hit rate, the step that fails on some seeds)."""
     evals = [r["eval/accuracy"] for r in rl_records if finite([r.get("eval/accuracy")])]
     ev = summary.get("evaluation", {})
     sft, rl = ev.get("SFT", {}), ev.get("SFT + RL (MAPO)", {})
-    return {"seed": seed, "sft_val_accuracy": evals[0] if len(evals) > 1 else None,
+    return {"seed": seed, "grounding_hit": ((model_info or {}).get("grounding") or {}).get("held_out_hit_rate"),
+            "sft_val_accuracy": evals[0] if len(evals) > 1 else None,
             "rl_val_accuracy": evals[-1] if evals else None,
             "sft_test_accuracy": sft.get("accuracy"), "rl_test_accuracy": rl.get("accuracy"),
             "sft_crop_hit": sft.get("crop-hit rate"), "rl_crop_hit": rl.get("crop-hit rate"),
@@ -91,8 +94,9 @@ def run_seeds(cfg: DemoConfig, seeds: list[int]) -> dict[str, Any]:
     for seed in seeds:
         scfg = seed_config(cfg, seed)
         summary = run_demo(scfg)
-        rl_dir = Path(scfg.out_dir) / "rl"
-        rows.append(seed_row(seed, summary, read_metrics(rl_dir) if (rl_dir / "metrics.jsonl").exists() else []))
+        rl_dir, model_json = Path(scfg.out_dir) / "rl", Path(scfg.out_dir) / "model" / "mapo_model.json"
+        rows.append(seed_row(seed, summary, read_metrics(rl_dir) if (rl_dir / "metrics.jsonl").exists() else [],
+                             json.loads(model_json.read_text()) if model_json.is_file() else None))
     header, body = table(rows)
     out = sweep_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
