@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from mapo.train import demo
+from mapo.train import demo, demo_seeds
 
 TOY = {
     "seed": 0, "threads": 1, "parallel": True,
@@ -45,6 +45,7 @@ def test_every_step_is_built_stamped_and_timed(toy_demo):
     saved = json.loads((root / "report" / "summary.json").read_text())
     assert saved["stage_seconds"] == summary["stage_seconds"]
     assert "[verifier] done" in (root / "logs" / "side.log").read_text()  # its log, not the terminal's
+    assert demo_seeds.step_minutes(root) > 0  # every step's stamp says how long it took
 
 
 def test_a_second_run_reuses_every_step(toy_demo):
@@ -53,6 +54,7 @@ def test_a_second_run_reuses_every_step(toy_demo):
     built = {k for k, v in again["stage_seconds"].items() if v is not None and not k.startswith("eval")}
     assert built == set()
     assert again["evaluation"] == first["evaluation"]
+    assert demo_seeds.step_minutes(Path(cfg.out_dir)) > 0  # the build times outlive a run that reused them
 
 
 def test_the_second_process_trains_the_verifier_this_process_would(toy_demo, tmp_path):

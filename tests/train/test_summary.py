@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from mapo.train.stamps import is_done, mark_done
+from mapo.train.stamps import built_seconds, is_done, mark_done
 from mapo.train.summary import collapsed, mean_std, pm, window_mean
 
 
@@ -44,3 +44,11 @@ def test_mean_ci95_uses_student_t_over_seeds():
     assert m == 0.5 and abs(half - 4.303 * 0.1 / math.sqrt(3)) < 1e-9
     assert math.isnan(mean_ci95([0.5])[1])
     assert abs(mean_ci95([0.0, 1.0] * 20)[1] - 2.023 * 0.5064 / math.sqrt(40)) < 0.01
+
+
+def test_a_stamp_keeps_how_long_the_build_took_outside_its_fingerprint(tmp_path):
+    mark_done(tmp_path / "a", {"x": 1}, seconds=12.34)
+    mark_done(tmp_path / "b", {"x": 1})
+    assert built_seconds(tmp_path / "a") == 12.3 and built_seconds(tmp_path / "b") is None
+    assert built_seconds(tmp_path / "missing") is None
+    assert is_done(tmp_path / "a", {"x": 1}) and is_done(tmp_path / "b", {"x": 1})

@@ -170,8 +170,8 @@ def _step(name: str, out: Path, inputs: dict[str, Any], build) -> float | None:
     start = time.perf_counter()
     log.info("[%s] building %s", name, out)
     build()
-    mark_done(out, inputs)
     seconds = time.perf_counter() - start
+    mark_done(out, inputs, seconds)
     log.info("[%s] done in %.0f s", name, seconds)
     return seconds
 
@@ -364,6 +364,7 @@ def evaluate(cfg: DemoConfig, model: Path, data: Path, out: Path, verifier_dir: 
     done = evaluated(cfg, data, out, model_id)
     if done is not None:
         return done
+    start = time.perf_counter()
     protocol, inputs, summary_path = _eval_protocol(cfg), _eval_inputs(cfg, data, model_id), out / "summary.json"
     summary = evaluate_policy(model, "world", data, out, protocol=protocol,
                               cfg=EvalConfig(limit=cfg.eval_limit, save_media=True),
@@ -371,5 +372,5 @@ def evaluate(cfg: DemoConfig, model: Path, data: Path, out: Path, verifier_dir: 
                               seed=cfg.seed, fresh=True, log=log.info)
     summary.setdefault("tools", {})["first_turn_call_rate"] = first_turn_call_rate(out / RESULTS_NAME)
     summary_path.write_text(json.dumps(summary, indent=1, default=str))
-    mark_done(out, inputs)
+    mark_done(out, inputs, time.perf_counter() - start)
     return summary

@@ -17,6 +17,7 @@ from mapo.report.run_report import print_table
 from mapo.train.config import ConfigError
 from mapo.train.demo import DemoConfig, run_demo
 from mapo.train.metrics_log import read_metrics
+from mapo.train.stamps import built_seconds
 from mapo.train.summary import finite, mean_ci95, pm
 
 #: The bar issue 20 sets for every seed: greedy val accuracy after SFT + RL (4 options: chance is 0.25).
@@ -25,7 +26,10 @@ TARGET_VAL_ACCURACY = 0.45
 #: Table columns: header, key of a seed's row.
 COLUMNS = (("grounding hit", "grounding_hit"), ("SFT val acc", "sft_val_accuracy"), ("RL val acc", "rl_val_accuracy"),
            ("SFT test acc", "sft_test_accuracy"), ("RL test acc", "rl_test_accuracy"),
-           ("SFT crop-hit", "sft_crop_hit"), ("RL crop-hit", "rl_crop_hit"), ("minutes", "minutes"))
+           ("SFT crop-hit", "sft_crop_hit"), ("RL crop-hit", "rl_crop_hit"), ("step minutes", "step_minutes"))
+
+#: A demo's step folders; their stamps record how long each took to build (`mapo.train.stamps.built_seconds`).
+STEP_DIRS = ("world", "verifier", "model", "sft", "rl", "eval/sft", "eval/rl")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -65,7 +69,14 @@ def seed_row(seed: int, summary: dict[str, Any], rl_records: list[dict[str, Any]
             "rl_val_accuracy": evals[-1] if evals else None,
             "sft_test_accuracy": sft.get("accuracy"), "rl_test_accuracy": rl.get("accuracy"),
             "sft_crop_hit": sft.get("crop-hit rate"), "rl_crop_hit": rl.get("crop-hit rate"),
-            "minutes": summary.get("minutes"), "stage_seconds": summary.get("stage_seconds", {})}
+            "step_minutes": None, "stage_seconds": summary.get("stage_seconds", {})}
+
+
+def step_minutes(out_dir: Path) -> float | None:
+    """The minutes its steps took when they were built (summed: with ``parallel`` two of them overlap the rest,
+    so the wall time was less), from their stamps; None when a stamp does not record it."""
+    seconds = [built_seconds(out_dir / d) for d in STEP_DIRS]
+    return sum(seconds) / 60 if all(s is not None for s in seconds) else None
 
 
 def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
@@ -95,8 +106,10 @@ def run_seeds(cfg: DemoConfig, seeds: list[int]) -> dict[str, Any]:
         scfg = seed_config(cfg, seed)
         summary = run_demo(scfg)
         rl_dir, model_json = Path(scfg.out_dir) / "rl", Path(scfg.out_dir) / "model" / "mapo_model.json"
-        rows.append(seed_row(seed, summary, read_metrics(rl_dir) if (rl_dir / "metrics.jsonl").exists() else [],
-                             json.loads(model_json.read_text()) if model_json.is_file() else None))
+        row = seed_row(seed, summary, read_metrics(rl_dir) if (rl_dir / "metrics.jsonl").exists() else [],
+                       json.loads(model_json.read_text()) if model_json.is_file() else None)
+        row["step_minutes"] = step_minutes(Path(scfg.out_dir))
+        rows.append(row)
     header, body = table(rows)
     out = sweep_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)

@@ -41,10 +41,23 @@ def is_done(out_dir: str | Path, inputs: dict[str, Any]) -> bool:
         return False
 
 
-def mark_done(out_dir: str | Path, inputs: dict[str, Any]) -> None:
-    """Record that ``out_dir`` is complete for ``inputs`` (write last, after every output exists)."""
+def mark_done(out_dir: str | Path, inputs: dict[str, Any], seconds: float | None = None) -> None:
+    """Record that ``out_dir`` is complete for ``inputs`` (write last, after every output exists); ``seconds``:
+    how long building it took (kept beside the fingerprint, not part of it)."""
     path = Path(out_dir) / STAMP
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"fingerprint": fingerprint(inputs), "inputs": inputs}, default=str, indent=1))
+    stamp = {"fingerprint": fingerprint(inputs), "inputs": inputs}
+    if seconds is not None:
+        stamp["seconds"] = round(seconds, 1)
+    tmp.write_text(json.dumps(stamp, default=str, indent=1))
     tmp.replace(path)
+
+
+def built_seconds(out_dir: str | Path) -> float | None:
+    """How long the step that completed ``out_dir`` took to build (None: not recorded, or not built)."""
+    try:
+        seconds = json.loads((Path(out_dir) / STAMP).read_text()).get("seconds")
+    except (OSError, json.JSONDecodeError):
+        return None
+    return float(seconds) if isinstance(seconds, (int, float)) else None
