@@ -1,6 +1,8 @@
-"""`mapo demo` (what `make demo` runs): world -> tiny model -> SFT -> verifier -> RL with MAPO -> evaluation on
-the test split -> a report folder, and a final table. Each step writes into its own folder under ``out_dir``
-with a stamp of its inputs, and is skipped when the stamp matches: a second run reuses what exists.
+"""`mapo demo` (what `make demo` runs): world -> tiny model -> SFT -> RL with MAPO -> evaluation on the test
+split -> a report folder, and a final table; the verifier's training and the SFT model's evaluation run beside
+that chain in a second process (``parallel``, :mod:`mapo.train.side`). Each step writes into its own folder
+under ``out_dir`` with a stamp of its inputs, and is skipped when the stamp matches: a second run reuses what
+exists.
 """
 
 from __future__ import annotations
@@ -300,10 +302,10 @@ def init_model(world_dir: Path, out: Path, cfg: DemoConfig) -> None:
     build_tiny_model(out, tokenizer, family=cfg.family, size=cfg.size, seed=cfg.seed, image_mean=mean,
                      image_std=std, vision_patch=cfg.vision_patch)
     done = warm_up_for_world(out, world_dir, lm_steps=cfg.warmup_steps, vision_steps=cfg.vision_warmup_steps,
-                      grounding_steps=cfg.grounding_steps,
-                      expert=ExpertConfig.model_validate(cfg.sft.expert),  # what SFT will teach
-                      max_pixels=cfg.protocol.image_max_pixels, seed=cfg.seed,
-                      freeze_vision_tower=cfg.freeze_vision_tower, grounding_flips=cfg.grounding_flips)
+                             grounding_steps=cfg.grounding_steps,
+                             expert=ExpertConfig.model_validate(cfg.sft.expert),  # what SFT will teach
+                             max_pixels=cfg.protocol.image_max_pixels, seed=cfg.seed,
+                             freeze_vision_tower=cfg.freeze_vision_tower, grounding_flips=cfg.grounding_flips)
     hit = done.get("grounding", {}).get("held_out_hit_rate")
     if hit is not None and hit < GROUNDING_TOOK:
         log.warning("[model] the grounding warm-up did not take on seed %d: its zoom boxes hit %.2f of held-out "
