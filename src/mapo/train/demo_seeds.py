@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mapo.report.run_report import print_table
+from mapo.train.compare import markdown_table
 from mapo.train.config import ConfigError
 from mapo.train.demo import DemoConfig, run_demo
 from mapo.train.metrics_log import read_metrics
@@ -115,8 +116,7 @@ def run_seeds(cfg: DemoConfig, seeds: list[int]) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     result = {"seeds": seeds, "rows": rows, "target_val_accuracy": TARGET_VAL_ACCURACY}
     (out / "summary.json").write_text(json.dumps(result, indent=1))
-    md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in body)]
-    (out / "summary.md").write_text("\n".join(md) + "\n")
+    (out / "summary.md").write_text(markdown_table(header, body) + "\n")
     print_table(f"mapo demo, seeds {', '.join(map(str, seeds))} (val: greedy, 100 tasks; test: the demo's table)",
                 header, body)
     return result
