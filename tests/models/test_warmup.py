@@ -240,3 +240,93 @@ def test_grounding_hit_rate_counts_boxes_covering_half_the_target_and_nothing_el
     targets = ([10, 10, 30, 30], [40, 40, 100, 100], [0, 0, 8, 8], [0, 0, 8, 8])  # inside, 16% inside, -, -
     checks = [(image, "Where is the red circle? Give its zoom box.", box) for box in targets]
     assert _grounding_hit_rate(backend, checks, 64 * 64) == 0.25
+
+
+def test_lm_and_vision_warm_ups_commute_so_the_demo_runs_them_at_once(tmp_path):
+    """The demo trains the vision tower on a copy beside the LM warm-up and adopts the copy's tower: the weights
+    are those of running the two in turn, tensor for tensor."""
+    import shutil
+
+    from PIL import Image
+    from safetensors.torch import load_file
+
+    from mapo.models.warmup import adopt_vision_tower, warm_up_vision
+
+    train = _examples(40, 1)
+    tok = train_tokenizer([u + "".join(t) for u, t in train], vocab_size=400)
+    colours = [(215, 40, 40), (40, 80, 215), (40, 150, 60)]
+    views = [(Image.new("RGB", (64, 64), colours[k % 3]), {"colour": k % 3}) for k in range(12)]
+    in_turn = build_tiny_model(tmp_path / "in_turn", tok, family="qwen3_vl", seed=0)
+    joined = tmp_path / "joined"
+    shutil.copytree(in_turn, joined)
+    shutil.copytree(in_turn, tmp_path / "tower")
+    initial = load_file(in_turn / "model.safetensors")
+
+    warm_up_language_model(in_turn, train, steps=3, batch_size=8, progress=False)
+    lm_only = load_file(in_turn / "model.safetensors")
+    assert all(torch.equal(initial[k], lm_only[k]) for k in initial if "visual" in k)  # text never reaches the tower
+    warm_up_vision(in_turn, views, {"colour": 3}, steps=3, batch_size=4, max_pixels=64 * 64, progress=False)
+
+    warm_up_vision(tmp_path / "tower", views, {"colour": 3}, steps=3, batch_size=4, max_pixels=64 * 64,
+                   progress=False)
+    warm_up_language_model(joined, train, steps=3, batch_size=8, progress=False)
+    assert adopt_vision_tower(joined, tmp_path / "tower") > 0
+
+    a, b = load_file(in_turn / "model.safetensors"), load_file(joined / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(initial[k], a[k]) for k in a if "visual" in k)  # the tower did train
+    meta = json.loads((joined / "mapo_model.json").read_text())
+    assert meta["vision_warmup"]["steps"] == 3 and meta["warmup"]["steps"] == 3
+
+
+def test_adopting_a_tower_from_another_architecture_is_refused(tmp_path):
+    import pytest
+
+    from mapo.models.warmup import adopt_vision_tower
+
+    tok = train_tokenizer(["What colour is the image? red blue"] * 20, vocab_size=300)
+    a = build_tiny_model(tmp_path / "a", tok, family="qwen3_vl", seed=0)
+    b = build_tiny_model(tmp_path / "b", tok, family="qwen2_vl", seed=0)
+    before = (a / "model.safetensors").read_bytes()
+    with pytest.raises(ValueError, match="vision tower"):
+        adopt_vision_tower(a, b)
+    assert (a / "model.safetensors").read_bytes() == before
+
+
+def _grounding_toy(tmp_path):
+    from PIL import Image
+
+    tok = train_tokenizer(["What colour is the image? red blue [0, 0, 32, 32]"] * 20, vocab_size=300)
+    path = build_tiny_model(tmp_path / "m", tok, family="qwen3_vl", seed=0)
+    examples = [(Image.new("RGB", (64, 64), (200, 40 * k, 40)), "Where is it?", "[0, 0, 32, 32]") for k in range(4)]
+    held_out = [(Image.new("RGB", (64, 64), (200, 30, 40)), "Where is it?", [0, 0, 64, 64])]  # never covered
+    return path, examples, held_out
+
+
+def test_grounding_trains_on_to_its_cap_while_the_held_out_bar_is_not_reached(tmp_path):
+    from mapo.models.warmup import warm_up_grounding
+
+    path, examples, held_out = _grounding_toy(tmp_path)
+    summary = warm_up_grounding(path, examples, steps=2, batch_size=2, max_pixels=64 * 64, held_out=held_out,
+                                target_hit_rate=0.5, max_steps=6, check_every=2, progress=False)
+    assert summary["steps"] == 6
+    assert [step for step, _ in summary["held_out_curve"]] == [2, 4, 6]
+    assert summary["held_out_hit_rate"] == 0.0 and summary["target_hit_rate"] == 0.5
+
+
+def test_grounding_that_reaches_its_bar_stops_and_is_the_run_without_one(tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from mapo.models.warmup import warm_up_grounding
+
+    path, examples, held_out = _grounding_toy(tmp_path)
+    plain = tmp_path / "plain"
+    shutil.copytree(path, plain)
+    summary = warm_up_grounding(path, examples, steps=3, batch_size=2, max_pixels=64 * 64, held_out=held_out,
+                                target_hit_rate=0.0, max_steps=9, check_every=2, progress=False)
+    assert summary["steps"] == 3 and summary["held_out_curve"] == [[3, 0.0]]
+    warm_up_grounding(plain, examples, steps=3, batch_size=2, max_pixels=64 * 64, progress=False)
+    a, b = load_file(path / "model.safetensors"), load_file(plain / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -44,7 +44,11 @@ def test_every_step_is_built_stamped_and_timed(toy_demo):
     assert set(summary["evaluation"]) == {"SFT", "SFT + RL (MAPO)"}
     saved = json.loads((root / "report" / "summary.json").read_text())
     assert saved["stage_seconds"] == summary["stage_seconds"]
-    assert "[verifier] done" in (root / "logs" / "side.log").read_text()  # its log, not the terminal's
+    side_log = (root / "logs" / "side.log").read_text()
+    assert "[verifier] done" in side_log  # its log, not the terminal's
+    assert "vision warm-up" in side_log  # the tower trained there, beside the LM warm-up here, and joined the model
+    warm = json.loads((root / "model" / "mapo_model.json").read_text())
+    assert {"warmup", "vision_warmup", "grounding"} <= set(warm) and not (root / ".model-vision").exists()
     assert demo_seeds.step_minutes(root) > 0  # every step's stamp says how long it took
 
 
@@ -68,12 +72,12 @@ def test_the_second_process_trains_the_verifier_this_process_would(toy_demo, tmp
 
 @pytest.mark.parametrize("hit, warned", [(0.05, True), (0.85, False)])
 def test_a_grounding_warm_up_that_did_not_take_is_reported(hit, warned, monkeypatch, tmp_path, caplog):
-    for name in ("train_tokenizer", "world_texts", "build_tiny_model"):
+    for name in ("train_split", "load_tasks", "train_tokenizer", "world_texts", "build_tiny_model", "lm_warm_up"):
         monkeypatch.setattr(demo, name, lambda *a, **k: None)
     monkeypatch.setattr(demo, "world_image_statistics", lambda *a, **k: (None, None))
-    monkeypatch.setattr(demo, "warm_up_for_world", lambda *a, **k: {"grounding": {"held_out_hit_rate": hit}})
-    demo.init_model(tmp_path / "world", tmp_path / "model", demo.DemoConfig(seed=1))
+    monkeypatch.setattr(demo, "grounding_warm_up", lambda *a, **k: {"held_out_hit_rate": hit, "steps": 800})
+    demo.init_model(tmp_path / "world", tmp_path / "model", demo.DemoConfig(seed=1, vision_warmup_steps=0))
     said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert bool(said) == warned
     if warned:
-        assert "did not take on seed 1" in said[0] and "0.05" in said[0]
+        assert "did not take on seed 1" in said[0] and "after 800 steps" in said[0] and "0.05" in said[0]

@@ -47,6 +47,11 @@ def init_command(
     grounding_steps: Annotated[int, typer.Option(
         help="Image steps on 'Where is the red square?' -> its zoom box, and on reading zooms (0 = none; the "
              "demo: 400). Needs --box-side.")] = 0,
+    grounding_target: Annotated[float | None, typer.Option(
+        help="Go on past --grounding-steps until the held-out hit rate (the world's val targets, checked every 100 "
+             "steps) reaches this, up to --grounding-max-steps (default: stop at --grounding-steps).")] = None,
+    grounding_max_steps: Annotated[int, typer.Option(
+        help="Cap on the grounding steps when --grounding-target is set.")] = 0,
     box_side: Annotated[int, typer.Option(
         help="Side of the expert's grid zoom boxes the warm-ups teach (ExpertConfig.box_side; use the SFT's, e.g. "
              "256; 0 = the LM warm-up's jittered boxes).")] = 0,
@@ -103,7 +108,8 @@ def init_command(
         raise typer.BadParameter("--grounding-steps needs --box-side > 0", param_hint="--box-side")
     done = warm_up_for_world(path, world, lm_steps=warmup_steps, vision_steps=vision_warmup_steps,
                              grounding_steps=grounding_steps, expert=expert, seed=seed,
-                             freeze_vision_tower=freeze_vision_tower, grounding_flips=grounding_flips)
+                             freeze_vision_tower=freeze_vision_tower, grounding_flips=grounding_flips,
+                             grounding_target=grounding_target, grounding_max_steps=grounding_max_steps)
     for stage, summary in done.items():
         held_out = "".join(f", {key.replace('_', ' ').replace('held out', 'held-out')} {summary[key]}"
                            for key in ("held_out_accuracy", "held_out_hit_rate") if key in summary)

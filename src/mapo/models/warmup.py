@@ -99,10 +99,11 @@ def _require(steps: int, examples, what: str) -> None:
 
 
 def _fit(model, params, n_examples: int, batch_loss, *, steps: int, batch_size: int, lr: float,
-         warmup_steps: int, seed: int, desc: str, progress: bool) -> tuple[list[float], float]:
+         warmup_steps: int, seed: int, desc: str, progress: bool, stop=None) -> tuple[list[float], float]:
     """The warm-ups' shared loop: ``steps`` AdamW steps (linear warm-up, then constant) on batches of example
     indices drawn without replacement per pass; ``batch_loss(indices)`` returns the batch's loss. A non-finite
-    loss skips its step. Returns (losses, seconds)."""
+    loss skips its step. ``stop(n)``, called after the n-th step with the model in eval mode, ends the loop early
+    when it returns True (``steps`` is then the cap). Returns (losses, seconds)."""
     rng = random.Random(seed)
     torch.manual_seed(seed)
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
@@ -112,7 +113,7 @@ def _fit(model, params, n_examples: int, batch_loss, *, steps: int, batch_size: 
     losses: list[float] = []
     order: list[int] = []
     bar = tqdm(range(steps), desc=desc, disable=not progress, dynamic_ncols=True)
-    for _ in bar:
+    for n in bar:
         if len(order) < batch_size:
             more = list(range(n_examples))
             rng.shuffle(more)
@@ -129,6 +130,12 @@ def _fit(model, params, n_examples: int, batch_loss, *, steps: int, batch_size: 
         scheduler.step()
         losses.append(float(loss.detach()))
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if stop is not None:
+            model.eval()
+            done = stop(n + 1)
+            model.train()
+            if done:
+                break
     bar.close()
     model.eval()
     return losses, time.time() - start
@@ -156,13 +163,45 @@ def _save_weights(model, model_dir: Path) -> None:
                 os.replace(Path(tmp) / name, model_dir / name)
 
 
+def adopt_vision_tower(model_dir: str | Path, donor_dir: str | Path) -> int:
+    """Copy the vision tower (and its merger: every weight under ``visual``) of the checkpoint in ``donor_dir``
+    into the one in ``model_dir`` (weights replaced atomically), and its ``vision_warmup`` record into
+    ``mapo_model.json``. How a vision warm-up run on a copy, beside the LM warm-up, joins it: the two train
+    disjoint weights. Returns the number of tensors copied."""
+    from safetensors.torch import load_file, save_file
+
+    model_dir, donor_dir = Path(model_dir), Path(donor_dir)
+    names = [n for n in os.listdir(model_dir) if n.endswith(".safetensors")]
+    if names != ["model.safetensors"] or not (donor_dir / "model.safetensors").is_file():
+        raise ValueError(f"adopt_vision_tower needs one model.safetensors in {model_dir} and in {donor_dir}")
+    weights = load_file(model_dir / "model.safetensors")
+    donor = load_file(donor_dir / "model.safetensors")
+    tower = [k for k in weights if k.startswith("visual.") or ".visual." in k]
+    if not tower or any(k not in donor for k in tower):
+        raise ValueError(f"{donor_dir} does not hold the vision tower of {model_dir} (not the same architecture)")
+    weights.update({k: donor[k] for k in tower})
+    with tempfile.TemporaryDirectory(dir=model_dir, prefix=".adopt-") as tmp:
+        save_file(weights, Path(tmp) / "model.safetensors", metadata={"format": "pt"})
+        os.replace(Path(tmp) / "model.safetensors", model_dir / "model.safetensors")
+    donor_meta = json.loads((donor_dir / "mapo_model.json").read_text()) if (donor_dir / "mapo_model.json").is_file() \
+        else {}
+    if "vision_warmup" in donor_meta:
+        meta_path = model_dir / "mapo_model.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        meta["vision_warmup"] = donor_meta["vision_warmup"]
+        meta_path.write_text(json.dumps(meta, indent=2))
+    return len(tower)
+
+
 ImageExample = tuple["Image.Image", str, str]  # (image as the model sees it, user text, assistant answer)
 
 
 def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *, steps: int = 200,
                       batch_size: int = 32, lr: float = 3e-3, warmup_steps: int = 10, seed: int = 0,
                       max_pixels: int = 224 * 224, freeze_vision_tower: bool = False,
-                      held_out: Sequence[tuple[Image.Image, str, Sequence[float]]] = (), progress: bool = True) -> dict:
+                      held_out: Sequence[tuple[Image.Image, str, Sequence[float]]] = (),
+                      target_hit_rate: float | None = None, max_steps: int | None = None, check_every: int = 100,
+                      progress: bool = True) -> dict:
     """Train the checkpoint in ``model_dir`` for ``steps`` AdamW steps on one-turn image questions and write it
     back in place (weights replaced atomically). Returns a summary, also recorded under ``"grounding"`` in
     ``mapo_model.json``.
@@ -174,8 +213,17 @@ def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *
     on the answer and the end of turn. ``freeze_vision_tower``: keep the tower ``warm_up_vision`` trained fixed
     (``mapo.models.freeze``; its merger and the language model train). ``held_out``: ``(image, question, target
     box)`` grounding questions it does not train on; the summary reports ``held_out_hit_rate``, the share whose
-    greedy answer is a box covering at least half of the target (what evaluation calls a hit)."""
+    greedy answer is a box covering at least half of the target (what evaluation calls a hit).
+
+    ``target_hit_rate``: train on past ``steps`` until the held-out hit rate reaches it, measured every
+    ``check_every`` steps, up to ``max_steps`` in all (the same seed's steps are the same either way: a run that
+    reaches the bar at ``steps`` is the run without one). The summary's ``held_out_curve`` lists
+    ``[step, hit rate]`` of every check and ``steps`` the steps trained."""
     _require(steps, examples, "grounding examples")
+    if target_hit_rate is not None and not held_out:
+        raise ValueError("target_hit_rate needs held_out grounding questions to measure the hit rate on (the "
+                         "world's val split: make it with n_val > 0, or drop the target)")
+    cap = max(steps, max_steps or steps) if target_hit_rate is not None else steps
     model_dir = Path(model_dir)
     backend = load_policy(model_dir)
     tok = backend.tokenizer
@@ -198,11 +246,26 @@ def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *
     model = backend.model
     if freeze_vision_tower:
         freeze(model)
+    curve: list[list[float]] = []
+
+    def reached(n: int) -> bool:  # after step n: past `steps`, every `check_every`, is the bar reached?
+        if n < steps or (n - steps) % max(1, check_every) or n == cap:
+            return False
+        curve.append([n, _grounding_hit_rate(backend, held_out, max_pixels)])
+        return curve[-1][1] >= target_hit_rate
+
     losses, seconds = _fit(model, [p for p in model.parameters() if p.requires_grad], len(encoded), batch_loss,
-                           steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, seed=seed,
-                           desc="grounding warm-up", progress=progress)
-    info = {"held_out_hit_rate": _grounding_hit_rate(backend, held_out, max_pixels)} if held_out else {}
-    return _finish(model, model_dir, "grounding", losses, seconds, steps=steps, batch_size=batch_size, lr=lr,
+                           steps=cap, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, seed=seed,
+                           desc="grounding warm-up", progress=progress,
+                           stop=reached if target_hit_rate is not None and cap > steps else None)
+    stopped = bool(curve) and curve[-1][1] >= target_hit_rate
+    trained = curve[-1][0] if stopped else cap
+    info: dict = {}
+    if held_out:
+        if not curve or curve[-1][0] != trained:  # the last step's rate, unless a check just measured it
+            curve.append([trained, _grounding_hit_rate(backend, held_out, max_pixels)])
+        info = {"held_out_hit_rate": curve[-1][1], "held_out_curve": curve, "target_hit_rate": target_hit_rate}
+    return _finish(model, model_dir, "grounding", losses, seconds, steps=trained, batch_size=batch_size, lr=lr,
                    examples=len(encoded), frozen_vision_tower=freeze_vision_tower, **info)
 
 

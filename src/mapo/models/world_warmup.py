@@ -24,13 +24,13 @@ from mapo.models.image_stats import agent_views, view_statistics
 from mapo.models.warmup import warm_up_grounding, warm_up_language_model, warm_up_vision
 
 
-def world_texts(world: Path, max_tasks: int = 600, seed: int = 0) -> list[str]:
+def world_texts(world: Path, max_tasks: int = 600, seed: int = 0, tasks=None) -> list[str]:
     """The text a model of the world will read and write: questions, options, prompts, expert turns.
 
     Expert turns are written in every protocol mode (label / description, pixel / relative boxes) and with
     every imperfection, so the tokenizer covers whatever SFT or RL will show the model. Held-out caption
-    templates stay out (the verifier's unseen wordings)."""
-    tasks = load_tasks(train_split(world), limit=max_tasks)
+    templates stay out (the verifier's unseen wordings). ``tasks``: the train tasks if already decoded."""
+    tasks = tasks[:max_tasks] if tasks is not None else load_tasks(train_split(world), limit=max_tasks)
     rng = random.Random(seed)
     experts = [
         ExpertConfig(
@@ -56,13 +56,14 @@ def world_texts(world: Path, max_tasks: int = 600, seed: int = 0) -> list[str]:
 
 
 def world_dialogues(world: Path, max_tasks: int = 600, seed: int = 0,
-                    expert=None) -> list[tuple[str, list[str]]]:
+                    expert=None, tasks=None) -> list[tuple[str, list[str]]]:
     """(user text, expert assistant turns) of the world's train tasks — the text-only warm-up's examples.
 
     Label mode with pixel boxes (``expert``, an ``ExpertConfig``: pass the SFT's own so the warm-up writes the
     same kind of boxes; default: the demo's imperfection rates with jittered boxes) and description mode with
-    relative boxes, each user text written for its coordinate system."""
-    tasks = load_tasks(train_split(world), limit=max_tasks)
+    relative boxes, each user text written for its coordinate system. ``tasks``: the train tasks if already
+    decoded."""
+    tasks = tasks[:max_tasks] if tasks is not None else load_tasks(train_split(world), limit=max_tasks)
     rng = random.Random(seed + 1)
     experts = [expert or ExpertConfig(no_zoom_rate=0.1, elsewhere_rate=0.15, wrong_label_rate=0.1, guess_rate=0.1),
                ExpertConfig(mode="description", coordinates="relative", elsewhere_rate=0.1)]
@@ -164,47 +165,96 @@ def world_views(world: Path, box_side: int = 256, max_tasks: int = 600,
 
 def warm_up_for_world(model_dir: Path, world: Path, *, lm_steps: int = 300, vision_steps: int = 0,
                       grounding_steps: int = 0, expert=None, max_pixels: int = 224 * 224, seed: int = 0,
-                      freeze_vision_tower: bool = False, grounding_flips: bool = False) -> dict:
+                      freeze_vision_tower: bool = False, grounding_flips: bool = False,
+                      grounding_target: float | None = None, grounding_max_steps: int | None = None) -> dict:
     """The tiny model's warm starts on the world, in order (each skipped at 0 steps): the text-only LM warm-up
     on the expert's dialogues, the vision tower alone on labelled zooms, then grounding and reading on images.
     ``expert``: the SFT's ``ExpertConfig`` (its boxes and answers are what the warm-ups teach; grounding needs
     its ``box_side``). ``freeze_vision_tower``: grounding keeps the tower the vision warm-up trained fixed.
     ``grounding_flips``: the grounding questions also on mirrored images (``world_grounding(flips=True)``).
-    Returns each stage's summary."""
+    ``grounding_target`` / ``grounding_max_steps``: grounding goes on past ``grounding_steps`` until its
+    held-out hit rate reaches the target, up to the cap (``warm_up_grounding``). Returns each stage's summary.
+
+    The LM and vision warm-ups train disjoint parameters (text-only batches never reach the tower; the vision
+    warm-up trains the tower and its merger alone), so they commute: ``mapo demo`` runs them at once in two
+    processes (:func:`lm_warm_up`, :func:`vision_warm_up`, then ``adopt_vision_tower``) with the same result."""
+    if grounding_steps:  # checked before the LM warm-up's minutes, not after
+        _box_side(expert)
+        val = Path(world) / "val.parquet"
+        if grounding_target is not None and not val.is_file():
+            raise ValueError(f"grounding_target needs the world's val split to measure the hit rate on, and {val} "
+                             "is missing: make the world with n_val > 0, or drop the target")
     done: dict = {}
-    if lm_steps:  # no expert given: world_dialogues' own (jittered boxes, the demo's imperfection rates)
-        done["lm"] = warm_up_language_model(model_dir, world_dialogues(world, seed=seed, expert=expert),
-                                            steps=lm_steps, seed=seed)
-    expert = expert or ExpertConfig()
-    if grounding_steps and expert.box_side <= 0:
-        raise ValueError("a grounding warm-up needs the expert's box_side > 0 (the one box per object it "
-                         "teaches); set box_side (e.g. 256) or 0 grounding steps")
-    tasks = val = None
-    if vision_steps or grounding_steps:
-        tasks = load_tasks(train_split(world), limit=600)  # decoded once for both image warm-ups
-        # measured only, never trained on: the val split says whether a warm-up learnt the skill or its examples
-        val = load_tasks(world / "val.parquet", limit=100) if (world / "val.parquet").is_file() else []
+    if lm_steps:
+        done["lm"] = lm_warm_up(model_dir, world, steps=lm_steps, expert=expert, seed=seed)
+    tasks = load_tasks(train_split(world), limit=600) if vision_steps and grounding_steps else None  # decoded once
     if vision_steps:
-        views, classes = world_views(world, box_side=expert.box_side or 256, tasks=tasks)
-        held_out = world_views(world, box_side=expert.box_side or 256, tasks=val)[0] if val else []
-        done["vision"] = warm_up_vision(model_dir, views, classes, steps=vision_steps, seed=seed,
-                                        max_pixels=max_pixels, held_out=held_out)
+        done["vision"] = vision_warm_up(model_dir, world, steps=vision_steps, expert=expert, max_pixels=max_pixels,
+                                        seed=seed, tasks=tasks)
     if grounding_steps:
-        processor = json.loads((Path(model_dir) / "preprocessor_config.json").read_text())
-        examples = world_grounding(world, box_side=expert.box_side, tasks=tasks, flips=grounding_flips,
-                                   max_pixels=max_pixels if grounding_flips else None,  # small mirrored copies
-                                   factor=processor["patch_size"] * processor["merge_size"]) + world_reading(
-            world, box_side=expert.box_side, seed=seed, answer_with=expert.answer_with, tasks=tasks)
-        done["grounding"] = warm_up_grounding(model_dir, examples, steps=grounding_steps, seed=seed,
-                                              max_pixels=max_pixels, freeze_vision_tower=freeze_vision_tower,
-                                              held_out=world_grounding_checks(val))
+        done["grounding"] = grounding_warm_up(model_dir, world, steps=grounding_steps, expert=expert,
+                                              max_pixels=max_pixels, seed=seed, tasks=tasks,
+                                              freeze_vision_tower=freeze_vision_tower, flips=grounding_flips,
+                                              target_hit_rate=grounding_target, max_steps=grounding_max_steps)
     return done
 
 
-def world_image_statistics(world: Path, max_tasks: int = 64) -> tuple[list[float], list[float]]:
+def lm_warm_up(model_dir: Path, world: Path, *, steps: int, expert=None, seed: int = 0, tasks=None) -> dict:
+    """The text-only LM warm-up on the world's expert dialogues (``world_dialogues``; no ``expert``: its own,
+    jittered boxes at the demo's imperfection rates). ``tasks``: the train tasks if already decoded."""
+    return warm_up_language_model(model_dir, world_dialogues(world, seed=seed, expert=expert, tasks=tasks),
+                                  steps=steps, seed=seed)
+
+
+def _val_tasks(world: Path) -> list:
+    """The val split, measured only and never trained on: whether a warm-up learnt the skill or its examples."""
+    return load_tasks(world / "val.parquet", limit=100) if (world / "val.parquet").is_file() else []
+
+
+def vision_warm_up(model_dir: Path, world: Path, *, steps: int, expert=None, max_pixels: int = 224 * 224,
+                   seed: int = 0, tasks=None) -> dict:
+    """The vision tower alone on the expert's labelled zooms (``world_views``), checked on the val split's.
+    ``tasks``: the train tasks if already decoded."""
+    box_side = (expert or ExpertConfig()).box_side or 256
+    tasks = tasks if tasks is not None else load_tasks(train_split(world), limit=600)
+    views, classes = world_views(world, box_side=box_side, tasks=tasks)
+    val = _val_tasks(world)
+    held_out = world_views(world, box_side=box_side, tasks=val)[0] if val else []
+    return warm_up_vision(model_dir, views, classes, steps=steps, seed=seed, max_pixels=max_pixels, held_out=held_out)
+
+
+def grounding_warm_up(model_dir: Path, world: Path, *, steps: int, expert=None, max_pixels: int = 224 * 224,
+                      seed: int = 0, tasks=None, freeze_vision_tower: bool = False, flips: bool = False,
+                      target_hit_rate: float | None = None, max_steps: int | None = None) -> dict:
+    """Grounding and reading on images (``world_grounding`` + ``world_reading``), its hit rate checked on the
+    val split's targets. ``tasks``: the train tasks if already decoded."""
+    expert = expert or ExpertConfig()
+    _box_side(expert)
+    tasks = tasks if tasks is not None else load_tasks(train_split(world), limit=600)
+    processor = json.loads((Path(model_dir) / "preprocessor_config.json").read_text())
+    examples = world_grounding(world, box_side=expert.box_side, tasks=tasks, flips=flips,
+                               max_pixels=max_pixels if flips else None,  # small mirrored copies
+                               factor=processor["patch_size"] * processor["merge_size"]) + world_reading(
+        world, box_side=expert.box_side, seed=seed, answer_with=expert.answer_with, tasks=tasks)
+    return warm_up_grounding(model_dir, examples, steps=steps, seed=seed, max_pixels=max_pixels,
+                             freeze_vision_tower=freeze_vision_tower,
+                             held_out=world_grounding_checks(_val_tasks(world)),
+                             target_hit_rate=target_hit_rate, max_steps=max_steps)
+
+
+def _box_side(expert) -> int:
+    side = (expert or ExpertConfig()).box_side
+    if side <= 0:
+        raise ValueError("a grounding warm-up needs the expert's box_side > 0 (the one box per object it "
+                         "teaches); set box_side (e.g. 256) or 0 grounding steps")
+    return side
+
+
+def world_image_statistics(world: Path, max_tasks: int = 64, tasks=None) -> tuple[list[float], list[float]]:
     """Per-channel pixel mean and std of the views an agent sees of the world's first ``max_tasks`` train
     tasks (whole images and zooms on targets): the tiny model's input normalisation."""
-    return view_statistics(agent_views(load_tasks(train_split(world), limit=max_tasks)))
+    return view_statistics(agent_views(tasks[:max_tasks] if tasks is not None
+                                       else load_tasks(train_split(world), limit=max_tasks)))
 
 
 def train_split(world: Path) -> Path:

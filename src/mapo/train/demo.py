@@ -13,6 +13,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,13 +24,22 @@ from pydantic import Field, model_validator
 
 from mapo.agent.protocol import ProtocolConfig
 from mapo.data.expert import ExpertConfig
+from mapo.data.parquet import load_tasks
 from mapo.data.world.config import WorldConfig
 from mapo.data.world.export import write_world
 from mapo.eval.evaluate import evaluate_policy
 from mapo.eval.records import ResultsFile
 from mapo.eval.runner import RESULTS_NAME, EvalConfig
 from mapo.eval.scoring import behaviour_statistics
-from mapo.models.world_warmup import warm_up_for_world, world_image_statistics, world_texts
+from mapo.models.warmup import adopt_vision_tower
+from mapo.models.world_warmup import (
+    grounding_warm_up,
+    lm_warm_up,
+    train_split,
+    vision_warm_up,
+    world_image_statistics,
+    world_texts,
+)
 from mapo.models.zoo import build_tiny_model, train_tokenizer
 from mapo.report.run_report import first_turn_call_rate, write_run_report
 from mapo.train.config import ConfigError, Section, SFTConfig, TrainConfig, load_config
@@ -117,6 +127,13 @@ class DemoConfig(Section):
                                                        "attribute of labelled zooms (warm_up_vision).")
     grounding_steps: int = Field(ge=0, description="Image grounding warm-up steps ('Where is the red square?' -> "
                                                    "its zoom box, warm_up_grounding); needs sft.expert.box_side.")
+    grounding_target: float | None = Field(default=None, ge=0, le=1,
+                                           description="Held-out hit rate the grounding warm-up trains on for, "
+                                                       "past grounding_steps, up to grounding_max_steps (checked "
+                                                       "every 100 steps on the val split's targets; null: "
+                                                       "grounding_steps, whatever the rate).")
+    grounding_max_steps: int = Field(default=0, ge=0, description="Cap on the grounding warm-up's steps when "
+                                                                  "grounding_target is set.")
     grounding_flips: bool = Field(description="Also ask the grounding questions on the train images mirrored "
                                               "three ways (4x the examples, no new rendering).")
     freeze_vision_tower: bool = Field(description="After its warm-up, keep the vision tower fixed in the grounding "
@@ -255,13 +272,16 @@ def prepare(cfg: DemoConfig, side: SideProcess | None = None,
     root.mkdir(parents=True, exist_ok=True)
     times = {} if times is None else times
 
-    # 1. verifier (only RL and evaluation need it): trained on its own renders of the world (`world_seed`), so
-    # it starts at once, beside the chain below
+    # 1. verifier (only RL and evaluation need it): trained on its own renders of the world (`world_seed`), beside
+    # the chain below; when the model is to be built, after its vision warm-up (which the chain waits on)
     ver_cfg = cfg.verifier.model_copy(update={"world_seed": cfg.seed})
     ver_dir = root / "verifier"
     ver_inputs = {"verifier": ver_cfg.model_dump()}
-    side.submit("verifier", _step, "verifier", ver_dir, ver_inputs, functools.partial(train_verifier, ver_cfg, ver_dir),
-                inline=is_done(ver_dir, ver_inputs))
+
+    def start_verifier() -> None:
+        if "verifier" not in side:
+            side.submit("verifier", _step, "verifier", ver_dir, ver_inputs,
+                        functools.partial(train_verifier, ver_cfg, ver_dir), inline=is_done(ver_dir, ver_inputs))
 
     # 2. world
     world_cfg = cfg.world.model_copy(update={"seed": cfg.seed})
@@ -277,8 +297,14 @@ def prepare(cfg: DemoConfig, side: SideProcess | None = None,
                     "grounding_steps": cfg.grounding_steps, "vision_warmup_steps": cfg.vision_warmup_steps,
                     "protocol": cfg.protocol_overrides(), "freeze_vision_tower": cfg.freeze_vision_tower,
                     "grounding_flips": cfg.grounding_flips,
+                    **({"grounding_target": cfg.grounding_target, "grounding_max_steps": cfg.grounding_max_steps}
+                       if cfg.grounding_target is not None else {}),
                     "world": _stamp_of(world_dir)}
-    times["model"] = _step("model", model_dir, model_inputs, lambda: init_model(world_dir, model_dir, cfg))
+    if is_done(model_dir, model_inputs):
+        start_verifier()
+    times["model"] = _step("model", model_dir, model_inputs,
+                           lambda: init_model(world_dir, model_dir, cfg, side, then=start_verifier))
+    start_verifier()
 
     # 4. cold-start SFT
     sft_cfg = sft_config(cfg, root)
@@ -294,24 +320,49 @@ def train_verifier(ver_cfg: VerifierTrainConfig, out: Path) -> None:
     (out / "train_summary.json").write_text(json.dumps(summary, indent=1, default=str))
 
 
-def init_model(world_dir: Path, out: Path, cfg: DemoConfig) -> None:
+def init_model(world_dir: Path, out: Path, cfg: DemoConfig, side: SideProcess | None = None,
+               then: Callable[[], None] | None = None) -> None:
+    """Tokenizer, tiny model and its warm-ups. The vision warm-up trains a copy in ``side`` while the LM warm-up
+    runs here (they train disjoint weights: the result is the one of running them in turn), then the copy's
+    tower joins the model before grounding. ``then()`` is called once the vision warm-up is submitted (what
+    else ``side`` should run queues behind it)."""
     if out.exists():
         shutil.rmtree(out)
-    tokenizer = train_tokenizer(world_texts(world_dir, seed=cfg.seed), vocab_size=cfg.vocab_size)
-    mean, std = world_image_statistics(world_dir) if cfg.image_stats else (None, None)
+    tasks = load_tasks(train_split(world_dir), limit=600)  # decoded once for the text, the statistics, grounding
+    tokenizer = train_tokenizer(world_texts(world_dir, seed=cfg.seed, tasks=tasks), vocab_size=cfg.vocab_size)
+    mean, std = world_image_statistics(world_dir, tasks=tasks) if cfg.image_stats else (None, None)
     build_tiny_model(out, tokenizer, family=cfg.family, size=cfg.size, seed=cfg.seed, image_mean=mean,
                      image_std=std, vision_patch=cfg.vision_patch)
-    done = warm_up_for_world(out, world_dir, lm_steps=cfg.warmup_steps, vision_steps=cfg.vision_warmup_steps,
-                             grounding_steps=cfg.grounding_steps,
-                             expert=ExpertConfig.model_validate(cfg.sft.expert),  # what SFT will teach
-                             max_pixels=cfg.protocol.image_max_pixels, seed=cfg.seed,
-                             freeze_vision_tower=cfg.freeze_vision_tower, grounding_flips=cfg.grounding_flips)
-    hit = done.get("grounding", {}).get("held_out_hit_rate")
+    expert = ExpertConfig.model_validate(cfg.sft.expert)  # what SFT will teach
+    side = side or SideProcess(out.parent / "logs" / "side.log", cfg.threads, enabled=False)
+    tower = out.parent / f".{out.name}-vision"
+    if cfg.vision_warmup_steps:
+        if tower.exists():
+            shutil.rmtree(tower)
+        shutil.copytree(out, tower)
+        side.submit("vision warm-up", functools.partial(vision_warm_up, steps=cfg.vision_warmup_steps, expert=expert,
+                                                        max_pixels=cfg.protocol.image_max_pixels, seed=cfg.seed),
+                    tower, world_dir)
+    if then is not None:
+        then()
+    if cfg.warmup_steps:
+        lm_warm_up(out, world_dir, steps=cfg.warmup_steps, expert=expert, seed=cfg.seed, tasks=tasks)
+    if cfg.vision_warmup_steps:
+        side.result("vision warm-up")
+        adopt_vision_tower(out, tower)
+        shutil.rmtree(tower)
+    if not cfg.grounding_steps:
+        return
+    done = grounding_warm_up(out, world_dir, steps=cfg.grounding_steps, expert=expert,
+                             max_pixels=cfg.protocol.image_max_pixels, seed=cfg.seed, tasks=tasks,
+                             freeze_vision_tower=cfg.freeze_vision_tower, flips=cfg.grounding_flips,
+                             target_hit_rate=cfg.grounding_target, max_steps=cfg.grounding_max_steps)
+    hit = done.get("held_out_hit_rate")
     if hit is not None and hit < GROUNDING_TOOK:
-        log.warning("[model] the grounding warm-up did not take on seed %d: its zoom boxes hit %.2f of held-out "
-                    "targets (0.8-0.9 where it took). SFT and RL start from a policy that cannot find the target and "
-                    "stay near chance (docs/results.md, section 10); try another seed or more grounding_steps.",
-                    cfg.seed, hit)
+        log.warning("[model] the grounding warm-up did not take on seed %d: after %d steps its zoom boxes hit %.2f "
+                    "of held-out targets (0.8-0.9 where it took). SFT and RL start from a policy that cannot find the "
+                    "target and stay near chance (docs/results.md, section 10); try another seed or a larger "
+                    "grounding_max_steps.", cfg.seed, done.get("steps", cfg.grounding_steps), hit)
 
 
 def _run_sft(sft_cfg: SFTConfig) -> None:

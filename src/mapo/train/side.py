@@ -81,6 +81,10 @@ class SideProcess:
             future = self._pool.submit(_timed, fn, args)
         self._futures[name] = future
 
+    def __contains__(self, name: str) -> bool:
+        """Whether a call named ``name`` was submitted."""
+        return name in self._futures
+
     def result(self, name: str) -> Any:
         try:
             value, seconds = self._futures[name].result()
