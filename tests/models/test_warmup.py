@@ -330,3 +330,38 @@ def test_grounding_that_reaches_its_bar_stops_and_is_the_run_without_one(tmp_pat
     warm_up_grounding(plain, examples, steps=3, batch_size=2, max_pixels=64 * 64, progress=False)
     a, b = load_file(path / "model.safetensors"), load_file(plain / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_world_grounding_shifts_roll_the_scene_and_move_the_box_with_the_target(tmp_path):
+    import numpy as np
+
+    from mapo.data.parquet import load_tasks
+    from mapo.data.world import WorldConfig
+    from mapo.data.world.export import write_world
+    from mapo.models.world_warmup import world_grounding
+
+    world = WorldConfig(canvas_width=512, canvas_height=512, clutter=6, families=["attribute"],
+                        attribute_asks=["pattern"], target_size_min=48, target_size_max=56, n_train=4, n_val=1,
+                        n_test=1)
+    write_world(world, tmp_path / "w")
+    tasks = load_tasks(tmp_path / "w" / "train.parquet")
+    plain = world_grounding(tmp_path / "w", box_side=256, tasks=tasks)
+    shifted = world_grounding(tmp_path / "w", box_side=256, tasks=tasks, shifts=2, seed=3)
+    assert len(shifted) == 3 * len(plain)
+    assert [a for _, _, a in shifted[0::3]] == [a for _, _, a in plain]  # the unshifted scene comes first
+    moved_some = False
+    for k, (image, question, answer) in enumerate(shifted):
+        base, obj = tasks[k // 3].image, tasks[k // 3].extra["objects"][0]
+        assert obj["role"] == "target" and question == plain[k // 3][1]
+        pixels = np.asarray(image)
+        x1, y1, x2, y2 = obj["box"]
+        match = [(dx, dy) for dx in range(-512, 513, 128) for dy in range(-512, 513, 128)
+                 if np.array_equal(pixels, np.roll(np.asarray(base), (dy, dx), axis=(0, 1)))
+                 and 0 <= x1 + dx and x2 + dx <= 512 and 0 <= y1 + dy and y2 + dy <= 512]
+        assert match, k  # a whole number of grid strides, wrapped around, the target whole
+        dx, dy = match[0]
+        box = json.loads(answer)
+        centre = ((x1 + x2) / 2 + dx, (y1 + y2) / 2 + dy)
+        assert box[0] <= centre[0] <= box[2] and box[1] <= centre[1] <= box[3]  # the box is where the target went
+        moved_some |= (dx, dy) != (0, 0)
+    assert moved_some

@@ -47,6 +47,9 @@ def init_command(
     grounding_steps: Annotated[int, typer.Option(
         help="Image steps on 'Where is the red square?' -> its zoom box, and on reading zooms (0 = none; the "
              "demo: 400). Needs --box-side.")] = 0,
+    grounding_shifts: Annotated[int, typer.Option(
+        help="Also ask each grounding question on that many copies of its image rolled by whole grid strides, "
+             "the box moved with the target (0 = none).")] = 0,
     grounding_target: Annotated[float | None, typer.Option(
         help="Go on past --grounding-steps until the held-out hit rate (the world's val targets, checked every 100 "
              "steps) reaches this, up to --grounding-max-steps (default: stop at --grounding-steps).")] = None,
@@ -109,7 +112,8 @@ def init_command(
     done = warm_up_for_world(path, world, lm_steps=warmup_steps, vision_steps=vision_warmup_steps,
                              grounding_steps=grounding_steps, expert=expert, seed=seed,
                              freeze_vision_tower=freeze_vision_tower, grounding_flips=grounding_flips,
-                             grounding_target=grounding_target, grounding_max_steps=grounding_max_steps)
+                             grounding_target=grounding_target, grounding_max_steps=grounding_max_steps,
+                             grounding_shifts=grounding_shifts)
     for stage, summary in done.items():
         held_out = "".join(f", {key.replace('_', ' ').replace('held out', 'held-out')} {summary[key]}"
                            for key in ("held_out_accuracy", "held_out_hit_rate") if key in summary)

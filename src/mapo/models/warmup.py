@@ -15,6 +15,7 @@ observation turns. The loss is on the assistant turns only.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import random
@@ -38,6 +39,8 @@ from mapo.models.hf_qwen import load_policy
 
 if TYPE_CHECKING:
     from PIL import Image
+
+log = logging.getLogger(__name__)
 
 Example = tuple[str, Sequence[str]]
 
@@ -252,6 +255,8 @@ def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *
         if n < steps or (n - steps) % max(1, check_every) or n == cap:
             return False
         curve.append([n, _grounding_hit_rate(backend, held_out, max_pixels)])
+        log.info("grounding warm-up: held-out hit rate %.2f after %d steps (target %.2f)", curve[-1][1], n,
+                 target_hit_rate)
         return curve[-1][1] >= target_hit_rate
 
     losses, seconds = _fit(model, [p for p in model.parameters() if p.requires_grad], len(encoded), batch_loss,

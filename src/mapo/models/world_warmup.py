@@ -77,13 +77,18 @@ def world_dialogues(world: Path, max_tasks: int = 600, seed: int = 0,
 
 
 def world_grounding(world: Path, box_side: int = 256, max_tasks: int = 600, tasks=None, flips: bool = False,
-                    max_pixels: int | None = None, factor: int = 28) -> list[tuple[object, str, str]]:
+                    max_pixels: int | None = None, factor: int = 28, shifts: int = 0,
+                    seed: int = 0) -> list[tuple[object, str, str]]:
     """(image, question, answer) grounding examples of the world's train tasks for ``warm_up_grounding``: "Where
     is the red square?" -> the expert's zoom box around it, ``[x1, y1, x2, y2]`` (``grid_box`` with
     ``box_side``), one per target. ``flips``: each image also mirrored left-right, top-bottom and both, with the
     box of the mirrored target (4x the examples; the question names colour and shape, which mirroring keeps).
+    ``shifts``: each of those also that many times rolled (wrapped around) by a random whole number of grid
+    strides along each axis, the target kept whole, with the box of the moved target: the same scene at other
+    places, so a box cannot be recalled from the clutter around it ((1 + shifts)x the examples).
     ``max_pixels``: images are returned fitted to that budget on the model's grid ``factor`` (``fit_to_budget``),
     as ``warm_up_grounding`` would fit them, which keeps the copies small."""
+    rng = random.Random(seed)
     out: list[tuple[object, str, str]] = []
     for task in tasks if tasks is not None else load_tasks(train_split(world), limit=max_tasks):
         known = _known(task)
@@ -100,9 +105,31 @@ def world_grounding(world: Path, box_side: int = 256, max_tasks: int = 600, task
                     x1, x2, view = width - x2, width - x1, view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
                 if mirror_y:
                     y1, y2, view = height - y2, height - y1, view.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
-                box = [int(v) for v in grid_box({**obj, "box": [x1, y1, x2, y2]}, box_side, width, height)]
-                out.append((view, question, json.dumps(box)))
+                for dx, dy in [(0, 0)] + [_shift(rng, (x1, y1, x2, y2), box_side // 2, width, height)
+                                          for _ in range(shifts)]:
+                    moved = view if not (dx or dy) else _roll(view, round(dx * view.width / width),
+                                                              round(dy * view.height / height))
+                    box = grid_box({**obj, "box": [x1 + dx, y1 + dy, x2 + dx, y2 + dy]}, box_side, width, height)
+                    out.append((moved, question, json.dumps([int(v) for v in box])))
     return out
+
+
+def _shift(rng: random.Random, box, stride: int, width: int, height: int) -> tuple[int, int]:
+    """A random (dx, dy), each a whole number of ``stride``, that keeps ``box`` inside the image (not wrapped)."""
+    x1, y1, x2, y2 = box
+
+    def fits(lo: float, hi: float, limit: int) -> list[int]:
+        return [k * stride for k in range(-(limit // stride), limit // stride + 1)
+                if 0 <= lo + k * stride and hi + k * stride <= limit]
+
+    return rng.choice(fits(x1, x2, width)), rng.choice(fits(y1, y2, height))
+
+
+def _roll(image, dx: int, dy: int):
+    """``image`` shifted by (dx, dy) pixels, what leaves one edge coming back at the other."""
+    import numpy as np
+
+    return Image.fromarray(np.roll(np.asarray(image), (dy, dx), axis=(0, 1)))
 
 
 def where_question(obj: dict, known: tuple[str, ...] = ("colour", "shape")) -> str:
@@ -166,12 +193,14 @@ def world_views(world: Path, box_side: int = 256, max_tasks: int = 600,
 def warm_up_for_world(model_dir: Path, world: Path, *, lm_steps: int = 300, vision_steps: int = 0,
                       grounding_steps: int = 0, expert=None, max_pixels: int = 224 * 224, seed: int = 0,
                       freeze_vision_tower: bool = False, grounding_flips: bool = False,
-                      grounding_target: float | None = None, grounding_max_steps: int | None = None) -> dict:
+                      grounding_target: float | None = None, grounding_max_steps: int | None = None,
+                      grounding_shifts: int = 0) -> dict:
     """The tiny model's warm starts on the world, in order (each skipped at 0 steps): the text-only LM warm-up
     on the expert's dialogues, the vision tower alone on labelled zooms, then grounding and reading on images.
     ``expert``: the SFT's ``ExpertConfig`` (its boxes and answers are what the warm-ups teach; grounding needs
     its ``box_side``). ``freeze_vision_tower``: grounding keeps the tower the vision warm-up trained fixed.
-    ``grounding_flips``: the grounding questions also on mirrored images (``world_grounding(flips=True)``).
+    ``grounding_flips`` / ``grounding_shifts``: the grounding questions also on mirrored and on rolled images
+    (``world_grounding``).
     ``grounding_target`` / ``grounding_max_steps``: grounding goes on past ``grounding_steps`` until its
     held-out hit rate reaches the target, up to the cap (``warm_up_grounding``). Returns each stage's summary.
 
@@ -195,7 +224,8 @@ def warm_up_for_world(model_dir: Path, world: Path, *, lm_steps: int = 300, visi
         done["grounding"] = grounding_warm_up(model_dir, world, steps=grounding_steps, expert=expert,
                                               max_pixels=max_pixels, seed=seed, tasks=tasks,
                                               freeze_vision_tower=freeze_vision_tower, flips=grounding_flips,
-                                              target_hit_rate=grounding_target, max_steps=grounding_max_steps)
+                                              target_hit_rate=grounding_target, max_steps=grounding_max_steps,
+                                              shifts=grounding_shifts)
     return done
 
 
@@ -225,15 +255,15 @@ def vision_warm_up(model_dir: Path, world: Path, *, steps: int, expert=None, max
 
 def grounding_warm_up(model_dir: Path, world: Path, *, steps: int, expert=None, max_pixels: int = 224 * 224,
                       seed: int = 0, tasks=None, freeze_vision_tower: bool = False, flips: bool = False,
-                      target_hit_rate: float | None = None, max_steps: int | None = None) -> dict:
+                      target_hit_rate: float | None = None, max_steps: int | None = None, shifts: int = 0) -> dict:
     """Grounding and reading on images (``world_grounding`` + ``world_reading``), its hit rate checked on the
     val split's targets. ``tasks``: the train tasks if already decoded."""
     expert = expert or ExpertConfig()
     _box_side(expert)
     tasks = tasks if tasks is not None else load_tasks(train_split(world), limit=600)
     processor = json.loads((Path(model_dir) / "preprocessor_config.json").read_text())
-    examples = world_grounding(world, box_side=expert.box_side, tasks=tasks, flips=flips,
-                               max_pixels=max_pixels if flips else None,  # small mirrored copies
+    examples = world_grounding(world, box_side=expert.box_side, tasks=tasks, flips=flips, shifts=shifts, seed=seed,
+                               max_pixels=max_pixels if flips or shifts else None,  # small copies
                                factor=processor["patch_size"] * processor["merge_size"]) + world_reading(
         world, box_side=expert.box_side, seed=seed, answer_with=expert.answer_with, tasks=tasks)
     return warm_up_grounding(model_dir, examples, steps=steps, seed=seed, max_pixels=max_pixels,

@@ -134,6 +134,10 @@ class DemoConfig(Section):
                                                        "grounding_steps, whatever the rate).")
     grounding_max_steps: int = Field(default=0, ge=0, description="Cap on the grounding warm-up's steps when "
                                                                   "grounding_target is set.")
+    grounding_shifts: int = Field(default=0, ge=0, description="Also ask each grounding question on that many copies "
+                                                               "of its image rolled (wrapped around) by whole grid "
+                                                               "strides, the box moved with the target "
+                                                               "(world_grounding(shifts=...)).")
     grounding_flips: bool = Field(description="Also ask the grounding questions on the train images mirrored "
                                               "three ways (4x the examples, no new rendering).")
     freeze_vision_tower: bool = Field(description="After its warm-up, keep the vision tower fixed in the grounding "
@@ -297,8 +301,10 @@ def prepare(cfg: DemoConfig, side: SideProcess | None = None,
                     "grounding_steps": cfg.grounding_steps, "vision_warmup_steps": cfg.vision_warmup_steps,
                     "protocol": cfg.protocol_overrides(), "freeze_vision_tower": cfg.freeze_vision_tower,
                     "grounding_flips": cfg.grounding_flips,
+                    # keys added later enter the stamp only when set: models built before them stay valid
                     **({"grounding_target": cfg.grounding_target, "grounding_max_steps": cfg.grounding_max_steps}
                        if cfg.grounding_target is not None else {}),
+                    **({"grounding_shifts": cfg.grounding_shifts} if cfg.grounding_shifts else {}),
                     "world": _stamp_of(world_dir)}
     if is_done(model_dir, model_inputs):
         start_verifier()
@@ -356,7 +362,8 @@ def init_model(world_dir: Path, out: Path, cfg: DemoConfig, side: SideProcess | 
     done = grounding_warm_up(out, world_dir, steps=cfg.grounding_steps, expert=expert,
                              max_pixels=cfg.protocol.image_max_pixels, seed=cfg.seed, tasks=tasks,
                              freeze_vision_tower=cfg.freeze_vision_tower, flips=cfg.grounding_flips,
-                             target_hit_rate=cfg.grounding_target, max_steps=cfg.grounding_max_steps)
+                             target_hit_rate=cfg.grounding_target, max_steps=cfg.grounding_max_steps,
+                             shifts=cfg.grounding_shifts)
     hit = done.get("held_out_hit_rate")
     if hit is not None and hit < GROUNDING_TOOK:
         log.warning("[model] the grounding warm-up did not take on seed %d: after %d steps its zoom boxes hit %.2f "
