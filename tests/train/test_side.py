@@ -64,3 +64,36 @@ def test_a_failure_in_the_main_chain_stops_the_second_process_instead_of_waiting
         time.sleep(2)  # the call is under way
         raise KeyError("SFT failed")
     assert time.perf_counter() - start < 60
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_the_second_process_dies_with_a_killed_main_process(tmp_path):
+    """A demo killed outright (SIGKILL: no shutdown runs) must not leave its worker training on for nobody."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = ("import os, sys, time\n"
+              "from mapo.train.side import SideProcess\n"
+              f"side = SideProcess({str(tmp_path / 'side.log')!r}, threads=1)\n"
+              "side.submit('pid', os.getpid)\n"
+              "print(side.result('pid'), flush=True)\n"
+              "side.submit('sleep', time.sleep, 600)\n"
+              "time.sleep(600)\n")
+    main = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(main.stdout.readline())
+        os.kill(main.pid, signal.SIGKILL)
+        main.wait(30)
+        for _ in range(100):
+            try:
+                os.kill(worker, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(worker, signal.SIGKILL)
+            pytest.fail("the worker outlived the main process by 10 s")
+    finally:
+        main.kill()
