@@ -140,3 +140,11 @@ def test_a_typo_or_a_key_the_demo_sets_is_an_error_naming_it(override, word):
 
     with pytest.raises(ConfigError, match=word):
         load_config(DemoConfig, None, [override])
+
+
+def test_a_grounding_target_without_steps_to_reach_it_is_an_error():
+    from mapo.train.demo import DemoConfig
+
+    with pytest.raises(ConfigError, match="grounding_max_steps=400 leaves .* set it higher"):
+        load_config(DemoConfig, None, ["grounding_max_steps=400"])
+    assert load_config(DemoConfig, None, ["grounding_target=null", "grounding_max_steps=0"]).grounding_target is None

@@ -1,8 +1,8 @@
 """`mapo demo` (what `make demo` runs): world -> tiny model -> SFT -> RL with MAPO -> evaluation on the test
-split -> a report folder, and a final table; the verifier's training and the SFT model's evaluation run beside
-that chain in a second process (``parallel``, :mod:`mapo.train.side`). Each step writes into its own folder
-under ``out_dir`` with a stamp of its inputs, and is skipped when the stamp matches: a second run reuses what
-exists.
+split -> a report folder, and a final table; the vision warm-up, the verifier's training and the SFT model's
+evaluation run beside that chain in a second process (``parallel``, :mod:`mapo.train.side`). Each step writes
+into its own folder under ``out_dir`` with a stamp of its inputs, and is skipped when the stamp matches: a
+second run reuses what exists.
 """
 
 from __future__ import annotations
@@ -127,14 +127,14 @@ class DemoConfig(Section):
                                                        "attribute of labelled zooms (warm_up_vision).")
     grounding_steps: int = Field(ge=0, description="Image grounding warm-up steps ('Where is the red square?' -> "
                                                    "its zoom box, warm_up_grounding); needs sft.expert.box_side.")
-    grounding_target: float | None = Field(default=None, ge=0, le=1,
+    grounding_target: float | None = Field(ge=0, le=1,
                                            description="Held-out hit rate the grounding warm-up trains on for, "
                                                        "past grounding_steps, up to grounding_max_steps (checked "
                                                        "every 100 steps on the val split's targets; null: "
                                                        "grounding_steps, whatever the rate).")
-    grounding_max_steps: int = Field(default=0, ge=0, description="Cap on the grounding warm-up's steps when "
+    grounding_max_steps: int = Field(ge=0, description="Cap on the grounding warm-up's steps when "
                                                                   "grounding_target is set.")
-    grounding_shifts: int = Field(default=0, ge=0, description="Also ask each grounding question on that many copies "
+    grounding_shifts: int = Field(ge=0, description="Also ask each grounding question on that many copies "
                                                                "of its image rolled (wrapped around) by whole grid "
                                                                "strides, the box moved with the target "
                                                                "(world_grounding(shifts=...)).")
@@ -160,6 +160,14 @@ class DemoConfig(Section):
     def _onto_the_recipe(cls, data: Any) -> Any:
         """What a config gives is merged onto the packaged defaults, so it names only what it changes."""
         return deep_merge(recipe(), data) if isinstance(data, dict) else data
+
+    @model_validator(mode="after")
+    def _grounding_cap_above_its_steps(self) -> DemoConfig:
+        if self.grounding_target is not None and self.grounding_max_steps <= self.grounding_steps:
+            raise ConfigError(f"grounding_max_steps={self.grounding_max_steps} leaves the grounding warm-up no steps "
+                              f"past grounding_steps={self.grounding_steps} to reach grounding_target; set it higher "
+                              "(the demo: 1600) or grounding_target: null")
+        return self
 
     @model_validator(mode="after")
     def _demo_keys_are_not_set(self) -> DemoConfig:
