@@ -72,7 +72,8 @@ def test_the_second_process_trains_the_verifier_this_process_would(toy_demo, tmp
 
 @pytest.mark.parametrize("hit, warned", [(0.05, True), (0.85, False)])
 def test_a_grounding_warm_up_that_did_not_take_is_reported(hit, warned, monkeypatch, tmp_path, caplog):
-    for name in ("train_split", "load_tasks", "train_tokenizer", "world_texts", "build_tiny_model", "lm_warm_up"):
+    for name in ("train_split", "load_tasks", "train_tokenizer", "world_texts", "build_tiny_model", "lm_warm_up",
+                 "grounding_examples"):
         monkeypatch.setattr(demo, name, lambda *a, **k: None)
     monkeypatch.setattr(demo, "world_image_statistics", lambda *a, **k: (None, None))
     monkeypatch.setattr(demo, "grounding_warm_up", lambda *a, **k: {"held_out_hit_rate": hit, "steps": 800})
@@ -81,3 +82,28 @@ def test_a_grounding_warm_up_that_did_not_take_is_reported(hit, warned, monkeypa
     assert bool(said) == warned
     if warned:
         assert "did not take on seed 1" in said[0] and "after 800 steps" in said[0] and "0.05" in said[0]
+
+
+def test_the_model_built_in_one_process_is_the_one_built_in_two(toy_demo, tmp_path):
+    """parallel: false runs the vision warm-up here, before the LM warm-up; the weights are the same."""
+    cfg, _ = toy_demo
+    root = Path(cfg.out_dir)
+    demo.init_model(root / "world", tmp_path / "model", cfg.model_copy(update={"parallel": False}))
+    one, two = (load_file(d / "model.safetensors") for d in (tmp_path / "model", root / "model"))
+    assert one.keys() == two.keys() and all(one[k].equal(two[k]) for k in one)
+
+
+def test_an_interrupted_run_resumes_only_when_it_began_from_the_same_inputs(tmp_path):
+    """A run folder's config names its model by path, and a rebuilt model sits at the same path: what was
+    interrupted is resumed only when it began from the same upstream stamps; otherwise it starts clean."""
+    from mapo.train.config import SFTConfig, dump_config
+
+    out = tmp_path / "sft"
+    cfg = SFTConfig.model_validate({"train": "w/train.parquet", "out_dir": str(out), "model": {"path": "m"}})
+    assert not demo._resumable(out, cfg, SFTConfig, {"model": "old"})  # nothing there: a fresh start, recorded
+    dump_config(cfg, out / "config.yaml")
+    (out / "checkpoints").mkdir()
+    assert demo._resumable(out, cfg, SFTConfig, {"model": "old"})  # the same inputs and config: resume
+    assert (out / "checkpoints").is_dir()
+    assert not demo._resumable(out, cfg, SFTConfig, {"model": "rebuilt"})  # same config, another model: clean
+    assert not (out / "checkpoints").exists() and not (out / "config.yaml").exists()

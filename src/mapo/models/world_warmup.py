@@ -253,19 +253,29 @@ def vision_warm_up(model_dir: Path, world: Path, *, steps: int, expert=None, max
     return warm_up_vision(model_dir, views, classes, steps=steps, seed=seed, max_pixels=max_pixels, held_out=held_out)
 
 
-def grounding_warm_up(model_dir: Path, world: Path, *, steps: int, expert=None, max_pixels: int = 224 * 224,
-                      seed: int = 0, tasks=None, freeze_vision_tower: bool = False, flips: bool = False,
-                      target_hit_rate: float | None = None, max_steps: int | None = None, shifts: int = 0) -> dict:
-    """Grounding and reading on images (``world_grounding`` + ``world_reading``), its hit rate checked on the
-    val split's targets. ``tasks``: the train tasks if already decoded."""
+def grounding_examples(model_dir: Path, world: Path, *, expert=None, max_pixels: int = 224 * 224, seed: int = 0,
+                       tasks=None, flips: bool = False, shifts: int = 0) -> list[tuple[object, str, str]]:
+    """The grounding warm-up's examples: ``world_grounding`` (on the model's image grid) + ``world_reading``.
+    With ``flips`` or ``shifts`` they hold small copies of the images, not ``tasks``' own."""
     expert = expert or ExpertConfig()
     _box_side(expert)
     tasks = tasks if tasks is not None else load_tasks(train_split(world), limit=600)
     processor = json.loads((Path(model_dir) / "preprocessor_config.json").read_text())
-    examples = world_grounding(world, box_side=expert.box_side, tasks=tasks, flips=flips, shifts=shifts, seed=seed,
-                               max_pixels=max_pixels if flips or shifts else None,  # small copies
-                               factor=processor["patch_size"] * processor["merge_size"]) + world_reading(
+    return world_grounding(world, box_side=expert.box_side, tasks=tasks, flips=flips, shifts=shifts, seed=seed,
+                           max_pixels=max_pixels if flips or shifts else None,  # small copies
+                           factor=processor["patch_size"] * processor["merge_size"]) + world_reading(
         world, box_side=expert.box_side, seed=seed, answer_with=expert.answer_with, tasks=tasks)
+
+
+def grounding_warm_up(model_dir: Path, world: Path, *, steps: int, expert=None, max_pixels: int = 224 * 224,
+                      seed: int = 0, tasks=None, freeze_vision_tower: bool = False, flips: bool = False,
+                      target_hit_rate: float | None = None, max_steps: int | None = None, shifts: int = 0,
+                      examples=None) -> dict:
+    """Grounding and reading on images (``grounding_examples``, or ``examples`` if already built), its hit rate
+    checked on the val split's targets. ``tasks``: the train tasks if already decoded."""
+    if examples is None:
+        examples = grounding_examples(model_dir, world, expert=expert, max_pixels=max_pixels, seed=seed, tasks=tasks,
+                                      flips=flips, shifts=shifts)
     return warm_up_grounding(model_dir, examples, steps=steps, seed=seed, max_pixels=max_pixels,
                              freeze_vision_tower=freeze_vision_tower,
                              held_out=world_grounding_checks(_val_tasks(world)),

@@ -78,7 +78,7 @@ def run_compare(cfg: CompareConfig) -> dict[str, Any]:
             run_dir = Path(rcfg.run.out_dir)
             inputs = {"rl": rcfg.model_dump(mode="json"), "sft": _stamp_of(root / "sft"),
                       "verifier": _stamp_of(root / "verifier")}
-            _step(f"{estimator} seed {seed}", run_dir, inputs, lambda rcfg=rcfg: _run_rl(rcfg))
+            _step(f"{estimator} seed {seed}", run_dir, inputs, lambda rcfg=rcfg, inputs=inputs: _run_rl(rcfg, inputs))
             summary = evaluate(demo_eval, run_dir / "final", test, run_dir / "eval",
                                root / "verifier", model_id=f"{run_dir.name}:{_stamp_of(run_dir)}")
             runs.setdefault(estimator, []).append({"seed": seed, "metrics": read_metrics(run_dir), "eval": summary,

@@ -33,6 +33,7 @@ from mapo.eval.runner import RESULTS_NAME, EvalConfig
 from mapo.eval.scoring import behaviour_statistics
 from mapo.models.warmup import adopt_vision_tower
 from mapo.models.world_warmup import (
+    grounding_examples,
     grounding_warm_up,
     lm_warm_up,
     train_split,
@@ -47,7 +48,7 @@ from mapo.train.metrics_log import read_metrics
 from mapo.train.rl import RLTrainer
 from mapo.train.sft import run_sft
 from mapo.train.side import SideProcess
-from mapo.train.stamps import is_done, mark_done
+from mapo.train.stamps import is_done, mark_done, mark_started, started_with
 from mapo.verifier import VerifierConfig
 from mapo.verifier.train import TrainConfig as VerifierTrainConfig
 from mapo.verifier.train import train_and_save
@@ -251,7 +252,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         rl_cfg = rl_config(cfg, root)
         rl_inputs = {"rl": rl_cfg.model_dump(mode="json"), "sft": _stamp_of(root / "sft"),
                      "verifier": _stamp_of(ver_dir)}
-        times["rl"] = _step("rl", root / "rl", rl_inputs, lambda: _run_rl(rl_cfg))
+        times["rl"] = _step("rl", root / "rl", rl_inputs, lambda: _run_rl(rl_cfg, rl_inputs))
 
         # 7. the RL model's test evaluation
         start = time.perf_counter()
@@ -323,7 +324,7 @@ def prepare(cfg: DemoConfig, side: SideProcess | None = None,
     # 4. cold-start SFT
     sft_cfg = sft_config(cfg, root)
     sft_inputs = {"sft": sft_cfg.model_dump(mode="json"), "model": _stamp_of(model_dir)}
-    times["sft"] = _step("sft", root / "sft", sft_inputs, lambda: _run_sft(sft_cfg))
+    times["sft"] = _step("sft", root / "sft", sft_inputs, lambda: _run_sft(sft_cfg, sft_inputs))
 
     times["verifier"] = side.result("verifier")
     return root
@@ -354,8 +355,10 @@ def init_model(world_dir: Path, out: Path, cfg: DemoConfig, side: SideProcess | 
         if tower.exists():
             shutil.rmtree(tower)
         shutil.copytree(out, tower)
+        # a second process decodes the tasks itself (not pickled over); in this one they are at hand
         side.submit("vision warm-up", functools.partial(vision_warm_up, steps=cfg.vision_warmup_steps, expert=expert,
-                                                        max_pixels=cfg.protocol.image_max_pixels, seed=cfg.seed),
+                                                        max_pixels=cfg.protocol.image_max_pixels, seed=cfg.seed,
+                                                        **({} if side.enabled else {"tasks": tasks})),
                     tower, world_dir)
     if then is not None:
         then()
@@ -367,11 +370,13 @@ def init_model(world_dir: Path, out: Path, cfg: DemoConfig, side: SideProcess | 
         shutil.rmtree(tower)
     if not cfg.grounding_steps:
         return
+    examples = grounding_examples(out, world_dir, expert=expert, max_pixels=cfg.protocol.image_max_pixels,
+                                  seed=cfg.seed, tasks=tasks, flips=cfg.grounding_flips, shifts=cfg.grounding_shifts)
+    del tasks  # ~2 GB of decoded 1024-px images the grounding examples no longer need (they hold small copies)
     done = grounding_warm_up(out, world_dir, steps=cfg.grounding_steps, expert=expert,
-                             max_pixels=cfg.protocol.image_max_pixels, seed=cfg.seed, tasks=tasks,
-                             freeze_vision_tower=cfg.freeze_vision_tower, flips=cfg.grounding_flips,
-                             target_hit_rate=cfg.grounding_target, max_steps=cfg.grounding_max_steps,
-                             shifts=cfg.grounding_shifts)
+                             max_pixels=cfg.protocol.image_max_pixels, seed=cfg.seed, examples=examples,
+                             freeze_vision_tower=cfg.freeze_vision_tower,
+                             target_hit_rate=cfg.grounding_target, max_steps=cfg.grounding_max_steps)
     hit = done.get("held_out_hit_rate")
     if hit is not None and hit < GROUNDING_TOOK:
         log.warning("[model] the grounding warm-up did not take on seed %d: after %d steps its zoom boxes hit %.2f "
@@ -380,29 +385,32 @@ def init_model(world_dir: Path, out: Path, cfg: DemoConfig, side: SideProcess | 
                     "grounding_max_steps.", cfg.seed, done.get("steps", cfg.grounding_steps), hit)
 
 
-def _run_sft(sft_cfg: SFTConfig) -> None:
+def _run_sft(sft_cfg: SFTConfig, inputs: dict[str, Any]) -> None:
     out = Path(sft_cfg.out_dir)
-    resume = _same_config(out, sft_cfg, SFTConfig)
-    if not resume and out.exists():
-        shutil.rmtree(out)
+    resume = _resumable(out, sft_cfg, SFTConfig, inputs)
     run_sft(sft_cfg, resume=resume)
 
 
-def _run_rl(rl_cfg: TrainConfig) -> None:
+def _run_rl(rl_cfg: TrainConfig, inputs: dict[str, Any]) -> None:
     out = Path(rl_cfg.run.out_dir)
-    resume = _same_config(out, rl_cfg, TrainConfig)
-    if not resume and out.exists():
-        shutil.rmtree(out)
+    resume = _resumable(out, rl_cfg, TrainConfig, inputs)
     RLTrainer(rl_cfg, resume=resume).train()
 
 
-def _same_config(out: Path, cfg, cls) -> bool:
-    """An interrupted run in ``out`` with the same config can be resumed (its inputs are stamped upstream)."""
+def _resumable(out: Path, cfg, cls, inputs: dict[str, Any]) -> bool:
+    """Whether ``out`` holds an interrupted run to resume: one begun with the same ``inputs`` (the upstream
+    checkpoints' stamps, not only the same config: a rebuilt model sits at the same path) and the same config.
+    Otherwise ``out`` is cleared and this build is recorded as begun."""
     path = out / "config.yaml"
     try:
-        return path.exists() and load_config(cls, path) == cfg
+        same = started_with(out, inputs) and path.exists() and load_config(cls, path) == cfg
     except Exception:  # noqa: BLE001 - an unreadable old config just means: start clean
-        return False
+        same = False
+    if not same:
+        if out.exists():
+            shutil.rmtree(out)
+        mark_started(out, inputs)
+    return same
 
 
 def _eval_protocol(cfg: DemoConfig) -> ProtocolConfig:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 STAMP = ".mapo-stamp.json"
+STARTED = ".mapo-started.json"  # the inputs a build began with: only an interrupted build of the same is resumed
 
 #: Config keys that change how fast a step runs, never what it produces (tested to give the same tokens):
 #: left out of the fingerprint, so turning one on or off reuses what was built.
@@ -61,3 +62,19 @@ def built_seconds(out_dir: str | Path) -> float | None:
     except (OSError, json.JSONDecodeError):
         return None
     return float(seconds) if isinstance(seconds, (int, float)) else None
+
+
+def mark_started(out_dir: str | Path, inputs: dict[str, Any]) -> None:
+    """Record that a build of ``out_dir`` for ``inputs`` has begun (a later run may resume it only with the same
+    inputs: a run directory's own config does not say which upstream checkpoint it trained)."""
+    path = Path(out_dir) / STARTED
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"fingerprint": fingerprint(inputs)}))
+
+
+def started_with(out_dir: str | Path, inputs: dict[str, Any]) -> bool:
+    """True when the build under way (or interrupted) in ``out_dir`` began with exactly these ``inputs``."""
+    try:
+        return json.loads((Path(out_dir) / STARTED).read_text()).get("fingerprint") == fingerprint(inputs)
+    except (OSError, json.JSONDecodeError):
+        return False
