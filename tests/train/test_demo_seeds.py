@@ -41,8 +41,10 @@ def _summary(sft_acc, rl_acc, minutes=9.0):
 def test_a_row_takes_val_from_the_learning_curve_and_test_from_the_demo_table():
     records = [{"step": 0, "eval/accuracy": 0.5}, {"step": 1, "accuracy": 0.3}, {"step": 10, "eval/accuracy": 0.6},
                {"step": 20, "eval/accuracy": 0.62}]
-    row = demo_seeds.seed_row(4, _summary(0.48, 0.55), records, {"grounding": {"held_out_hit_rate": 0.05}})
-    assert row["sft_val_accuracy"] == 0.5 and row["rl_val_accuracy"] == 0.62 and row["grounding_hit"] == 0.05
+    row = demo_seeds.seed_row(4, _summary(0.48, 0.55), records, {"grounding": {"held_out_hit_rate": 0.6,
+                                                                             "steps": 800}})
+    assert row["sft_val_accuracy"] == 0.5 and row["rl_val_accuracy"] == 0.62 and row["grounding_hit"] == 0.6
+    assert row["grounding_steps"] == 800
     assert (row["sft_test_accuracy"], row["rl_test_accuracy"], row["rl_crop_hit"]) == (0.48, 0.55, 0.4)
     # no periodic evaluation: no val figures, not a wrong one
     bare = demo_seeds.seed_row(4, _summary(0.48, 0.55), [{"step": 1, "accuracy": 0.3}])
@@ -58,6 +60,15 @@ def test_the_table_counts_the_seeds_that_reach_the_bar_and_shows_the_worst():
     assert body[3][0] == "mean ± 95% CI" and body[3][-1] == "2 of 3"
     assert body[3][header.index("RL val acc")].startswith("0.51 ± ")
     assert body[4][0] == "worst seed" and body[4][header.index("RL val acc")] == "0.44"
+
+
+def test_the_table_shows_the_steps_grounding_took_and_the_most_as_the_worst():
+    rows = [demo_seeds.seed_row(s, _summary(0.4, 0.5), [{"eval/accuracy": 0.4}, {"eval/accuracy": 0.5}],
+                                {"grounding": {"held_out_hit_rate": 0.8, "steps": steps}})
+            for s, steps in enumerate([400, 800, 500])]
+    header, body = demo_seeds.table(rows)
+    col = header.index("grounding steps")
+    assert [r[col] for r in body[:3]] == ["400", "800", "500"] and body[4][col] == "800"
 
 
 def test_run_seeds_runs_the_demo_per_seed_and_writes_the_table(monkeypatch, tmp_path):
@@ -77,4 +88,4 @@ def test_run_seeds_runs_the_demo_per_seed_and_writes_the_table(monkeypatch, tmp_
     assert [r["rl_val_accuracy"] for r in out["rows"]] == [0.4, 0.5]
     assert json.loads((tmp_path / "d_seeds" / "summary.json").read_text())["seeds"] == [0, 1]
     md = (tmp_path / "d_seeds" / "summary.md").read_text()
-    assert "| 0 | — | 0.50 | 0.40 |" in md and "1 of 2" in md
+    assert "| 0 | — | — | 0.50 | 0.40 |" in md and "1 of 2" in md

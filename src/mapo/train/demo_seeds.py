@@ -24,10 +24,11 @@ from mapo.train.summary import finite, mean_ci95, pm
 #: The bar issue 20 sets for every seed: greedy val accuracy after SFT + RL (4 options: chance is 0.25).
 TARGET_VAL_ACCURACY = 0.45
 
-#: Table columns: header, key of a seed's row.
-COLUMNS = (("grounding hit", "grounding_hit"), ("SFT val acc", "sft_val_accuracy"), ("RL val acc", "rl_val_accuracy"),
-           ("SFT test acc", "sft_test_accuracy"), ("RL test acc", "rl_test_accuracy"),
-           ("SFT crop-hit", "sft_crop_hit"), ("RL crop-hit", "rl_crop_hit"), ("step minutes", "step_minutes"))
+#: Table columns: header, key of a seed's row, decimals shown.
+COLUMNS = (("grounding steps", "grounding_steps", 0), ("grounding hit", "grounding_hit", 2),
+           ("SFT val acc", "sft_val_accuracy", 2), ("RL val acc", "rl_val_accuracy", 2),
+           ("SFT test acc", "sft_test_accuracy", 2), ("RL test acc", "rl_test_accuracy", 2),
+           ("SFT crop-hit", "sft_crop_hit", 2), ("RL crop-hit", "rl_crop_hit", 2), ("step minutes", "step_minutes", 2))
 
 #: A demo's step folders; their stamps record how long each took to build (`mapo.train.stamps.built_seconds`).
 STEP_DIRS = ("world", "verifier", "model", "sft", "rl", "eval/sft", "eval/rl")
@@ -65,7 +66,8 @@ def seed_row(seed: int, summary: dict[str, Any], rl_records: list[dict[str, Any]
     evals = [r["eval/accuracy"] for r in rl_records if finite([r.get("eval/accuracy")])]
     ev = summary.get("evaluation", {})
     sft, rl = ev.get("SFT", {}), ev.get("SFT + RL (MAPO)", {})
-    return {"seed": seed, "grounding_hit": ((model_info or {}).get("grounding") or {}).get("held_out_hit_rate"),
+    grounding = (model_info or {}).get("grounding") or {}
+    return {"seed": seed, "grounding_steps": grounding.get("steps"), "grounding_hit": grounding.get("held_out_hit_rate"),
             "sft_val_accuracy": evals[0] if len(evals) > 1 else None,
             "rl_val_accuracy": evals[-1] if evals else None,
             "sft_test_accuracy": sft.get("accuracy"), "rl_test_accuracy": rl.get("accuracy"),
@@ -82,17 +84,19 @@ def step_minutes(out_dir: Path) -> float | None:
 
 def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and rows: one per seed, then the mean ± 95% CI over seeds and the worst seed."""
-    header = ["seed", *[h for h, _ in COLUMNS], f"RL val >= {TARGET_VAL_ACCURACY}"]
+    header = ["seed", *[h for h, _, _ in COLUMNS], f"RL val >= {TARGET_VAL_ACCURACY}"]
 
-    def cell(v: Any) -> str:
-        return f"{v:.2f}" if finite([v]) else "—"
+    def cell(v: Any, digits: int) -> str:
+        return f"{v:.{digits}f}" if finite([v]) else "—"
 
-    out = [[str(r["seed"]), *[cell(r[k]) for _, k in COLUMNS], _meets(r["rl_val_accuracy"])] for r in rows]
+    out = [[str(r["seed"]), *[cell(r.get(k), d) for _, k, d in COLUMNS], _meets(r["rl_val_accuracy"])] for r in rows]
     if len(rows) > 1:
-        out.append(["mean ± 95% CI", *[pm(*mean_ci95([r[k] for r in rows]), digits=2) for _, k in COLUMNS],
+        out.append(["mean ± 95% CI", *[pm(*mean_ci95([r.get(k) for r in rows]), digits=d) for _, k, d in COLUMNS],
                     f"{sum(_meets(r['rl_val_accuracy']) == 'yes' for r in rows)} of {len(rows)}"])
-        worst = [min(finite([r[k] for r in rows]), default=float("nan")) for _, k in COLUMNS]
-        out.append(["worst seed", *[cell(v) for v in worst], ""])
+        # the worst seed is the one lowest on every column, except the steps grounding needed (most is worst)
+        worst = [(max if k == "grounding_steps" else min)(finite([r.get(k) for r in rows]), default=float("nan"))
+                 for _, k, _ in COLUMNS]
+        out.append(["worst seed", *[cell(v, d) for v, (_, _, d) in zip(worst, COLUMNS)], ""])
     return header, out
 
 
