@@ -16,7 +16,7 @@ TOY = {
     "seed": 0, "threads": 1, "parallel": True,
     "world": {"n_train": 8, "n_val": 4, "n_test": 4, "clutter": 4},
     "verifier": {"steps": 2, "reader_warmup_steps": 2, "batch_size": 4, "warmup_steps": 0},
-    "warmup_steps": 2, "vision_warmup_steps": 2, "grounding_steps": 2,
+    "warmup_steps": 2, "vision_warmup_steps": 2, "grounding_steps": 2, "grounding_max_steps": 4,
     "sft": {"epochs": 1, "batch_size": 4, "micro_batch_size": 4},
     "rl": {"rollout": {"group_size": 2, "prompts_per_step": 2},
            "algorithm": {"ppo_epochs": 1, "mini_batch_groups": 1},
@@ -49,6 +49,8 @@ def test_every_step_is_built_stamped_and_timed(toy_demo):
     assert "vision warm-up" in side_log  # the tower trained there, beside the LM warm-up here, and joined the model
     warm = json.loads((root / "model" / "mapo_model.json").read_text())
     assert {"warmup", "vision_warmup", "grounding"} <= set(warm) and not (root / ".model-vision").exists()
+    # the toy's grounding never reaches the bar: checked after its 2 steps, then trained to the cap of 4
+    assert warm["grounding"]["steps"] == 4 and [s for s, _ in warm["grounding"]["held_out_curve"]] == [2, 4]
     assert demo_seeds.step_minutes(root) > 0  # every step's stamp says how long it took
 
 
