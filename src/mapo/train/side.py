@@ -36,7 +36,9 @@ def _libc():
 
 def _die_with_parent() -> None:
     """Linux: the side process gets SIGTERM when the main process dies, however it dies (a killed demo must not
-    leave a worker training on for nobody). Elsewhere nothing: the pool's own shutdown still applies."""
+    leave a worker training on for nobody). Elsewhere nothing: the pool's own shutdown still applies. The signal
+    follows the *thread* that started the worker: submit the first call from a thread that outlives the work
+    (the demo's main thread does)."""
     if sys.platform.startswith("linux"):
         try:
             _libc().prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
