@@ -315,8 +315,6 @@ def prepare(cfg: DemoConfig, side: SideProcess | None = None,
                        if cfg.grounding_target is not None else {}),
                     **({"grounding_shifts": cfg.grounding_shifts} if cfg.grounding_shifts else {}),
                     "world": _stamp_of(world_dir)}
-    if is_done(model_dir, model_inputs):
-        start_verifier()
     times["model"] = _step("model", model_dir, model_inputs,
                            lambda: init_model(world_dir, model_dir, cfg, side, then=start_verifier))
     start_verifier()
