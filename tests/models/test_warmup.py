@@ -307,9 +307,11 @@ def test_grounding_trains_on_to_its_cap_while_the_held_out_bar_is_not_reached(tm
     from mapo.models.warmup import warm_up_grounding
 
     path, examples, held_out = _grounding_toy(tmp_path)
+    called: list[int] = []
     summary = warm_up_grounding(path, examples, steps=2, batch_size=2, max_pixels=64 * 64, held_out=held_out,
-                                target_hit_rate=0.5, max_steps=6, check_every=2, progress=False)
-    assert summary["steps"] == 6
+                                target_hit_rate=0.5, max_steps=6, check_every=2, progress=False,
+                                on_step=called.append)
+    assert summary["steps"] == 6 and called == [1, 2, 3, 4, 5, 6]  # the demo's hook runs before every step
     assert [step for step, _ in summary["held_out_curve"]] == [2, 4, 6]
     assert summary["held_out_hit_rate"] == 0.0 and summary["target_hit_rate"] == 0.5
 

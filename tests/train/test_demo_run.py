@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from mapo.train import demo, demo_seeds
 
 TOY = {
-    "seed": 0, "threads": 1, "parallel": True,
+    "seed": 0, "threads": 1, "threads_alone": 1, "parallel": True,
     "world": {"n_train": 8, "n_val": 4, "n_test": 4, "clutter": 4},
     "verifier": {"steps": 2, "reader_warmup_steps": 2, "batch_size": 4, "warmup_steps": 0},
     "warmup_steps": 2, "vision_warmup_steps": 2, "grounding_steps": 2, "grounding_max_steps": 4,

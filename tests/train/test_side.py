@@ -7,8 +7,9 @@ import math
 import time
 
 import pytest
+import torch
 
-from mapo.train.side import SideProcess
+from mapo.train.side import MainThreads, SideProcess, usable_cpus
 
 
 @pytest.mark.parametrize("enabled", [True, False])
@@ -97,3 +98,21 @@ def test_the_second_process_dies_with_a_killed_main_process(tmp_path):
             pytest.fail("the worker outlived the main process by 10 s")
     finally:
         main.kill()
+
+
+def test_the_main_process_leaves_a_core_to_the_second_while_it_works(tmp_path):
+    """Two threads here while a call runs there would spin against it: ``shared`` then, ``alone`` once idle."""
+    before = torch.get_num_threads()
+    try:
+        with SideProcess(tmp_path / "side.log", threads=1) as side:
+            threads = MainThreads(side, shared=1, alone=3)
+            assert threads.update() == 3  # nothing submitted yet
+            side.submit("sleep", time.sleep, 5.0)
+            assert side.running() and threads.update(7) == 1  # a step number is accepted and ignored
+            side.result("sleep")
+            assert not side.running() and threads.update() == 3
+        with SideProcess(tmp_path / "side.log", threads=1, enabled=False) as inline:
+            inline.submit("sleep", time.sleep, 0.0)  # parallel: false runs calls here: never "running" there
+            assert not inline.running() and MainThreads(inline, 1, None).update() == usable_cpus()
+    finally:
+        torch.set_num_threads(before)

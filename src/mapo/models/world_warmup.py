@@ -270,16 +270,17 @@ def grounding_examples(model_dir: Path, world: Path, *, expert=None, max_pixels:
 def grounding_warm_up(model_dir: Path, world: Path, *, steps: int, expert=None, max_pixels: int = 224 * 224,
                       seed: int = 0, tasks=None, freeze_vision_tower: bool = False, flips: bool = False,
                       target_hit_rate: float | None = None, max_steps: int | None = None, shifts: int = 0,
-                      examples=None) -> dict:
+                      examples=None, on_step=None) -> dict:
     """Grounding and reading on images (``grounding_examples``, or ``examples`` if already built), its hit rate
-    checked on the val split's targets. ``tasks``: the train tasks if already decoded."""
+    checked on the val split's targets. ``tasks``: the train tasks if already decoded. ``on_step(n)``: called
+    before step n."""
     if examples is None:
         examples = grounding_examples(model_dir, world, expert=expert, max_pixels=max_pixels, seed=seed, tasks=tasks,
                                       flips=flips, shifts=shifts)
     return warm_up_grounding(model_dir, examples, steps=steps, seed=seed, max_pixels=max_pixels,
                              freeze_vision_tower=freeze_vision_tower,
                              held_out=world_grounding_checks(_val_tasks(world)),
-                             target_hit_rate=target_hit_rate, max_steps=max_steps)
+                             target_hit_rate=target_hit_rate, max_steps=max_steps, on_step=on_step)
 
 
 def _box_side(expert) -> int:

@@ -18,7 +18,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
-import torch
 import yaml
 from pydantic import Field, model_validator
 
@@ -47,7 +46,7 @@ from mapo.train.config import ConfigError, Section, SFTConfig, TrainConfig, load
 from mapo.train.metrics_log import read_metrics
 from mapo.train.rl import RLTrainer
 from mapo.train.sft import run_sft
-from mapo.train.side import SideProcess
+from mapo.train.side import MainThreads, SideProcess
 from mapo.train.stamps import is_done, mark_done, mark_started, started_with
 from mapo.verifier import VerifierConfig
 from mapo.verifier.train import TrainConfig as VerifierTrainConfig
@@ -112,7 +111,11 @@ class DemoConfig(Section):
     out_dir: str = Field(description="Where every step writes (world/, verifier/, model/, sft/, rl/, eval/, "
                                      "report/).")
     seed: int = Field(description="Seed of the world, verifier, model, SFT and RL.")
-    threads: int | None = Field(description="torch CPU threads of every step (None: torch's default).")
+    threads: int | None = Field(description="torch CPU threads of each process while two run (None: torch's "
+                                            "default).")
+    threads_alone: int | None = Field(description="torch CPU threads of the main process while the second is "
+                                                  "idle, switched between steps (None: every usable CPU; 1 on a "
+                                                  "machine other jobs keep busy).")
     parallel: bool = Field(description="Train the verifier, and evaluate the SFT model, in a second process beside "
                                        "the main chain (world -> model -> SFT -> RL), with `threads` each: the same "
                                        "results, a 2-core machine's cores both busy. false: one process, in order.")
@@ -252,9 +255,12 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         rl_cfg = rl_config(cfg, root)
         rl_inputs = {"rl": rl_cfg.model_dump(mode="json"), "sft": _stamp_of(root / "sft"),
                      "verifier": _stamp_of(ver_dir)}
-        times["rl"] = _step("rl", root / "rl", rl_inputs, lambda: _run_rl(rl_cfg, rl_inputs))
+        threads = MainThreads(side, cfg.threads, cfg.threads_alone)
+        threads.update()
+        times["rl"] = _step("rl", root / "rl", rl_inputs, lambda: _run_rl(rl_cfg, rl_inputs, on_step=threads.update))
 
         # 7. the RL model's test evaluation
+        threads.update()
         start = time.perf_counter()
         rl_eval = evaluate(cfg, models["SFT + RL (MAPO)"], test, root / "eval" / "rl", ver_dir,
                            model_id=f"rl:{_stamp_of(root / 'rl')}")
@@ -280,8 +286,8 @@ def prepare(cfg: DemoConfig, side: SideProcess | None = None,
     if side is None:
         with SideProcess(root / "logs" / "side.log", cfg.threads, enabled=cfg.parallel) as own:
             return prepare(cfg, own, times)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    threads = MainThreads(side, cfg.threads, cfg.threads_alone)
+    threads.update()
     root.mkdir(parents=True, exist_ok=True)
     times = {} if times is None else times
 
@@ -295,6 +301,7 @@ def prepare(cfg: DemoConfig, side: SideProcess | None = None,
         if "verifier" not in side:
             side.submit("verifier", _step, "verifier", ver_dir, ver_inputs,
                         functools.partial(train_verifier, ver_cfg, ver_dir), inline=is_done(ver_dir, ver_inputs))
+        threads.update()  # the second process has work: the main one leaves it a core
 
     # 2. world
     world_cfg = cfg.world.model_copy(update={"seed": cfg.seed})
@@ -316,13 +323,15 @@ def prepare(cfg: DemoConfig, side: SideProcess | None = None,
                     **({"grounding_shifts": cfg.grounding_shifts} if cfg.grounding_shifts else {}),
                     "world": _stamp_of(world_dir)}
     times["model"] = _step("model", model_dir, model_inputs,
-                           lambda: init_model(world_dir, model_dir, cfg, side, then=start_verifier))
+                           lambda: init_model(world_dir, model_dir, cfg, side, then=start_verifier,
+                                              on_step=threads.update))
     start_verifier()
 
     # 4. cold-start SFT
     sft_cfg = sft_config(cfg, root)
     sft_inputs = {"sft": sft_cfg.model_dump(mode="json"), "model": _stamp_of(model_dir)}
-    times["sft"] = _step("sft", root / "sft", sft_inputs, lambda: _run_sft(sft_cfg, sft_inputs))
+    times["sft"] = _step("sft", root / "sft", sft_inputs,
+                         lambda: _run_sft(sft_cfg, sft_inputs, on_step=threads.update))
 
     times["verifier"] = side.result("verifier")
     return root
@@ -334,11 +343,11 @@ def train_verifier(ver_cfg: VerifierTrainConfig, out: Path) -> None:
 
 
 def init_model(world_dir: Path, out: Path, cfg: DemoConfig, side: SideProcess | None = None,
-               then: Callable[[], None] | None = None) -> None:
+               then: Callable[[], None] | None = None, on_step: Callable[[int], object] | None = None) -> None:
     """Tokenizer, tiny model and its warm-ups. The vision warm-up trains a copy in ``side`` while the LM warm-up
     runs here (they train disjoint weights: the result is the one of running them in turn), then the copy's
     tower joins the model before grounding. ``then()`` is called once the vision warm-up is submitted (what
-    else ``side`` should run queues behind it)."""
+    else ``side`` should run queues behind it); ``on_step(n)`` before each grounding step."""
     if out.exists():
         shutil.rmtree(out)
     tasks = load_tasks(train_split(world_dir), limit=600)  # decoded once for the text, the statistics, grounding
@@ -374,7 +383,8 @@ def init_model(world_dir: Path, out: Path, cfg: DemoConfig, side: SideProcess | 
     done = grounding_warm_up(out, world_dir, steps=cfg.grounding_steps, expert=expert,
                              max_pixels=cfg.protocol.image_max_pixels, seed=cfg.seed, examples=examples,
                              freeze_vision_tower=cfg.freeze_vision_tower,
-                             target_hit_rate=cfg.grounding_target, max_steps=cfg.grounding_max_steps)
+                             target_hit_rate=cfg.grounding_target, max_steps=cfg.grounding_max_steps,
+                             on_step=on_step)
     hit = done.get("held_out_hit_rate")
     if hit is not None and hit < GROUNDING_TOOK:
         log.warning("[model] the grounding warm-up did not take on seed %d: after %d steps its zoom boxes hit %.2f "
@@ -383,16 +393,16 @@ def init_model(world_dir: Path, out: Path, cfg: DemoConfig, side: SideProcess | 
                     "grounding_max_steps.", cfg.seed, done.get("steps", cfg.grounding_steps), hit)
 
 
-def _run_sft(sft_cfg: SFTConfig, inputs: dict[str, Any]) -> None:
+def _run_sft(sft_cfg: SFTConfig, inputs: dict[str, Any], on_step: Callable[[int], object] | None = None) -> None:
     out = Path(sft_cfg.out_dir)
     resume = _resumable(out, sft_cfg, SFTConfig, inputs)
-    run_sft(sft_cfg, resume=resume)
+    run_sft(sft_cfg, resume=resume, on_step=on_step)
 
 
-def _run_rl(rl_cfg: TrainConfig, inputs: dict[str, Any]) -> None:
+def _run_rl(rl_cfg: TrainConfig, inputs: dict[str, Any], on_step: Callable[[int], object] | None = None) -> None:
     out = Path(rl_cfg.run.out_dir)
     resume = _resumable(out, rl_cfg, TrainConfig, inputs)
-    RLTrainer(rl_cfg, resume=resume).train()
+    RLTrainer(rl_cfg, resume=resume).train(on_step=on_step)
 
 
 def _resumable(out: Path, cfg, cls, inputs: dict[str, Any]) -> bool:
