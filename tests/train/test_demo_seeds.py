@@ -71,6 +71,17 @@ def test_the_table_shows_the_steps_grounding_took_and_the_most_as_the_worst():
     assert [r[col] for r in body[:3]] == ["400", "800", "500"] and body[4][col] == "800"
 
 
+def test_the_wall_time_column_counts_only_runs_that_built_every_step():
+    built = {**_summary(0.4, 0.5, minutes=7.3), "stage_seconds": {"model": 200.0, "rl": 100.0}}
+    reused = {**_summary(0.4, 0.5, minutes=0.2), "stage_seconds": {"model": None, "rl": 100.0}}
+    rows = [demo_seeds.seed_row(s, summary, [{"eval/accuracy": 0.4}, {"eval/accuracy": 0.5}])
+            for s, summary in enumerate([built, {**built, "minutes": 9.1}, reused])]
+    assert [r["wall_minutes"] for r in rows] == [7.3, 9.1, None]
+    header, body = demo_seeds.table(rows)
+    col = header.index("wall minutes")
+    assert [r[col] for r in body[:3]] == ["7.3", "9.1", "—"] and body[4][col] == "9.1"  # the slowest is the worst
+
+
 def test_run_seeds_runs_the_demo_per_seed_and_writes_the_table(monkeypatch, tmp_path):
     ran = []
 

@@ -28,7 +28,11 @@ TARGET_VAL_ACCURACY = 0.45
 COLUMNS = (("grounding steps", "grounding_steps", 0), ("grounding hit", "grounding_hit", 2),
            ("SFT val acc", "sft_val_accuracy", 2), ("RL val acc", "rl_val_accuracy", 2),
            ("SFT test acc", "sft_test_accuracy", 2), ("RL test acc", "rl_test_accuracy", 2),
-           ("SFT crop-hit", "sft_crop_hit", 2), ("RL crop-hit", "rl_crop_hit", 2), ("step minutes", "step_minutes", 2))
+           ("SFT crop-hit", "sft_crop_hit", 2), ("RL crop-hit", "rl_crop_hit", 2), ("step minutes", "step_minutes", 2),
+           ("wall minutes", "wall_minutes", 1))
+
+#: Columns where the worst seed has the most, not the least.
+MOST_IS_WORST = ("grounding_steps", "wall_minutes")
 
 #: A demo's step folders; their stamps record how long each took to build (`mapo.train.stamps.built_seconds`).
 STEP_DIRS = ("world", "verifier", "model", "sft", "rl", "eval/sft", "eval/rl")
@@ -72,7 +76,16 @@ def seed_row(seed: int, summary: dict[str, Any], rl_records: list[dict[str, Any]
             "rl_val_accuracy": evals[-1] if evals else None,
             "sft_test_accuracy": sft.get("accuracy"), "rl_test_accuracy": rl.get("accuracy"),
             "sft_crop_hit": sft.get("crop-hit rate"), "rl_crop_hit": rl.get("crop-hit rate"),
-            "step_minutes": None, "stage_seconds": summary.get("stage_seconds", {})}
+            "step_minutes": None, "wall_minutes": wall_minutes(summary),
+            "stage_seconds": summary.get("stage_seconds", {})}
+
+
+def wall_minutes(summary: dict[str, Any]) -> float | None:
+    """The demo's wall time when this run built every step (what a newcomer waits); None when it reused one (a
+    reused step takes no time, so the figure would not be the demo's)."""
+    stages = summary.get("stage_seconds") or {}
+    built = bool(stages) and all(v is not None for v in stages.values())
+    return summary.get("minutes") if built else None
 
 
 def step_minutes(out_dir: Path) -> float | None:
@@ -93,8 +106,8 @@ def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     if len(rows) > 1:
         out.append(["mean ± 95% CI", *[pm(*mean_ci95([r.get(k) for r in rows]), digits=d) for _, k, d in COLUMNS],
                     f"{sum(_meets(r['rl_val_accuracy']) == 'yes' for r in rows)} of {len(rows)}"])
-        # the worst seed is the one lowest on every column, except the steps grounding needed (most is worst)
-        worst = [(max if k == "grounding_steps" else min)(finite([r.get(k) for r in rows]), default=float("nan"))
+        # the worst seed is the one lowest on every column, except the steps grounding needed and the wall time
+        worst = [(max if k in MOST_IS_WORST else min)(finite([r.get(k) for r in rows]), default=float("nan"))
                  for _, k, _ in COLUMNS]
         out.append(["worst seed", *[cell(v, d) for v, (_, _, d) in zip(worst, COLUMNS)], ""])
     return header, out
