@@ -65,10 +65,7 @@ def test_sft_with_a_frozen_vision_tower_leaves_the_tower_as_it_was(tmp_path, tin
     cfg = _cfg(tmp_path, tiny_model_dir)
     cfg.model.freeze_vision_tower = True
     cfg.epochs = 1
-    called: list[int] = []
-    start = load_policy(tiny_model_dir).model
-    final = load_policy(run_sft(cfg, tasks=world_tasks, on_step=called.append)).model
-    assert called == [r["step"] for r in read_metrics(cfg.out_dir)] == [1, 2]  # the hook runs before each step
+    start, final = load_policy(tiny_model_dir).model, load_policy(run_sft(cfg, tasks=world_tasks)).model
     assert all(torch.equal(a, b) for a, b in zip(vision_tower_parameters(start), vision_tower_parameters(final)))
     before, after = start.state_dict(), final.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}

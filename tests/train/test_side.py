@@ -100,19 +100,21 @@ def test_the_second_process_dies_with_a_killed_main_process(tmp_path):
         main.kill()
 
 
-def test_the_main_process_leaves_a_core_to_the_second_while_it_works(tmp_path):
-    """Two threads here while a call runs there would spin against it: ``shared`` then, ``alone`` once idle."""
+def test_the_main_process_shares_the_cores_by_phase_and_waits_for_the_second_before_taking_them(tmp_path):
+    """``shared()`` beside a call there; ``alone()`` only once it finished: the thread count (which moves a
+    gradient's last bits) follows the phase, never the clock."""
     before = torch.get_num_threads()
     try:
         with SideProcess(tmp_path / "side.log", threads=1) as side:
             threads = MainThreads(side, shared=1, alone=3)
-            assert threads.update() == 3  # nothing submitted yet
-            side.submit("sleep", time.sleep, 5.0)
-            assert side.running() and threads.update(7) == 1  # a step number is accepted and ignored
-            side.result("sleep")
-            assert not side.running() and threads.update() == 3
+            side.submit("sleep", time.sleep, 3.0)
+            assert threads.shared() == 1 and side.running()
+            start = time.perf_counter()
+            assert threads.alone(7) == 3  # a step number is accepted and ignored
+            assert not side.running() and time.perf_counter() - start > 1.0  # it waited for the call
+            assert threads.shared() == 1 and threads.alone() == 3  # nothing left to wait for
         with SideProcess(tmp_path / "side.log", threads=1, enabled=False) as inline:
-            inline.submit("sleep", time.sleep, 0.0)  # parallel: false runs calls here: never "running" there
-            assert not inline.running() and MainThreads(inline, 1, None).update() == usable_cpus()
+            inline.submit("sleep", time.sleep, 0.0)  # parallel: false runs calls here
+            assert MainThreads(inline, 1, None).alone() == usable_cpus()
     finally:
         torch.set_num_threads(before)

@@ -97,7 +97,7 @@ def write_run_report(out: str | Path, *, sft: list[dict[str, Any]], rl: list[dic
     rows = eval_rows(evals)
     sections = [("Test-split evaluation", table_html(header, rows))]
     times = stage_rows(stage_seconds or {}, minutes)
-    time_title = "Seconds per step" + (" (verifier and SFT evaluation in a second process, overlapping the rest)"
+    time_title = "Seconds per step" + (" (vision warm-up and verifier in a second process, overlapping the rest)"
                                        if parallel else "")
     if times:
         sections.append((time_title, table_html(["step", "seconds"], times)))

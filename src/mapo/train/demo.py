@@ -111,13 +111,14 @@ class DemoConfig(Section):
     out_dir: str = Field(description="Where every step writes (world/, verifier/, model/, sft/, rl/, eval/, "
                                      "report/).")
     seed: int = Field(description="Seed of the world, verifier, model, SFT and RL.")
-    threads: int | None = Field(description="torch CPU threads of each process while two run (None: torch's "
-                                            "default).")
-    threads_alone: int | None = Field(description="torch CPU threads of the main process while the second is "
-                                                  "idle, switched between steps (None: every usable CPU; 1 on a "
-                                                  "machine other jobs keep busy).")
-    parallel: bool = Field(description="Train the verifier, and evaluate the SFT model, in a second process beside "
-                                       "the main chain (world -> model -> SFT -> RL), with `threads` each: the same "
+    threads: int | None = Field(description="torch CPU threads of each process while two run: the vision "
+                                            "warm-up and the verifier beside the LM and grounding warm-ups "
+                                            "(None: torch's default).")
+    threads_alone: int | None = Field(description="torch CPU threads of the main process once the second is "
+                                                  "done: grounding past grounding_steps, SFT, RL, evaluation "
+                                                  "(None: every usable CPU; 1 on a machine other jobs keep busy).")
+    parallel: bool = Field(description="Train the vision warm-up and the verifier in a second process beside the "
+                                       "main chain (world -> model -> SFT -> RL), with `threads` each: the same "
                                        "results, a 2-core machine's cores both busy. false: one process, in order.")
     world: WorldConfig = Field(description="The embedded world (`mapo world make --help`); its seed is `seed`.")
     verifier: VerifierTrainConfig = Field(description="The embedded verifier's training (`mapo verifier train "
@@ -246,27 +247,23 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         test = root / "world" / "test.parquet"
         models = {"SFT": root / "sft" / "final", "SFT + RL (MAPO)": root / "rl" / "final"}
 
-        # 5. the SFT model's test evaluation, in the second process while RL runs here
-        sft_id = f"sft:{_stamp_of(root / 'sft')}"
-        side.submit("eval SFT", evaluate, cfg, models["SFT"], test, root / "eval" / "sft", ver_dir, sft_id,
-                    inline=evaluated(cfg, test, root / "eval" / "sft", sft_id) is not None)
+        # 5. the SFT model's test evaluation; the second process is done by now, so this and the rest take both
+        # cores here (in that process, beside RL, it would leave RL one thread for a clock-dependent number of
+        # steps: MainThreads)
+        MainThreads(side, cfg.threads, cfg.threads_alone).alone()
+        results = {"SFT": _evaluation(cfg, "SFT", models["SFT"], f"sft:{_stamp_of(root / 'sft')}", test,
+                                      root / "eval" / "sft", ver_dir, times)}
 
         # 6. RL with MAPO
         rl_cfg = rl_config(cfg, root)
         rl_inputs = {"rl": rl_cfg.model_dump(mode="json"), "sft": _stamp_of(root / "sft"),
                      "verifier": _stamp_of(ver_dir)}
-        threads = MainThreads(side, cfg.threads, cfg.threads_alone)
-        threads.update()
-        times["rl"] = _step("rl", root / "rl", rl_inputs, lambda: _run_rl(rl_cfg, rl_inputs, on_step=threads.update))
+        times["rl"] = _step("rl", root / "rl", rl_inputs, lambda: _run_rl(rl_cfg, rl_inputs))
 
         # 7. the RL model's test evaluation
-        threads.update()
-        start = time.perf_counter()
-        rl_eval = evaluate(cfg, models["SFT + RL (MAPO)"], test, root / "eval" / "rl", ver_dir,
-                           model_id=f"rl:{_stamp_of(root / 'rl')}")
-        times["eval SFT + RL"] = time.perf_counter() - start
-        results = {"SFT": side.result("eval SFT"), "SFT + RL (MAPO)": rl_eval}
-        times["eval SFT"] = side.seconds["eval SFT"]
+        results["SFT + RL (MAPO)"] = _evaluation(cfg, "SFT + RL", models["SFT + RL (MAPO)"],
+                                                 f"rl:{_stamp_of(root / 'rl')}", test, root / "eval" / "rl", ver_dir,
+                                                 times)
 
     # 8. report
     def records(run: Path) -> list[dict[str, Any]]:
@@ -287,7 +284,7 @@ def prepare(cfg: DemoConfig, side: SideProcess | None = None,
         with SideProcess(root / "logs" / "side.log", cfg.threads, enabled=cfg.parallel) as own:
             return prepare(cfg, own, times)
     threads = MainThreads(side, cfg.threads, cfg.threads_alone)
-    threads.update()
+    threads.alone()  # the world: nothing runs beside it
     root.mkdir(parents=True, exist_ok=True)
     times = {} if times is None else times
 
@@ -301,7 +298,6 @@ def prepare(cfg: DemoConfig, side: SideProcess | None = None,
         if "verifier" not in side:
             side.submit("verifier", _step, "verifier", ver_dir, ver_inputs,
                         functools.partial(train_verifier, ver_cfg, ver_dir), inline=is_done(ver_dir, ver_inputs))
-        threads.update()  # the second process has work: the main one leaves it a core
 
     # 2. world
     world_cfg = cfg.world.model_copy(update={"seed": cfg.seed})
@@ -322,16 +318,19 @@ def prepare(cfg: DemoConfig, side: SideProcess | None = None,
                        if cfg.grounding_target is not None else {}),
                     **({"grounding_shifts": cfg.grounding_shifts} if cfg.grounding_shifts else {}),
                     "world": _stamp_of(world_dir)}
+    # its LM warm-up and grounding run beside the vision warm-up and the verifier; the steps past
+    # `grounding_steps` (a slow seed's, trained to the bar) alone, once the verifier is done
+    threads.shared()
     times["model"] = _step("model", model_dir, model_inputs,
                            lambda: init_model(world_dir, model_dir, cfg, side, then=start_verifier,
-                                              on_step=threads.update))
+                                              on_step=lambda n: threads.alone() if n > cfg.grounding_steps else None))
     start_verifier()
 
     # 4. cold-start SFT
     sft_cfg = sft_config(cfg, root)
     sft_inputs = {"sft": sft_cfg.model_dump(mode="json"), "model": _stamp_of(model_dir)}
-    times["sft"] = _step("sft", root / "sft", sft_inputs,
-                         lambda: _run_sft(sft_cfg, sft_inputs, on_step=threads.update))
+    threads.alone()  # SFT and the rest alone (the verifier, trained beside grounding, is done by now)
+    times["sft"] = _step("sft", root / "sft", sft_inputs, lambda: _run_sft(sft_cfg, sft_inputs))
 
     times["verifier"] = side.result("verifier")
     return root
@@ -393,16 +392,26 @@ def init_model(world_dir: Path, out: Path, cfg: DemoConfig, side: SideProcess | 
                     "grounding_max_steps.", cfg.seed, done.get("steps", cfg.grounding_steps), hit)
 
 
-def _run_sft(sft_cfg: SFTConfig, inputs: dict[str, Any], on_step: Callable[[int], object] | None = None) -> None:
+def _evaluation(cfg: DemoConfig, name: str, model: Path, model_id: str, test: Path, out: Path, ver_dir: Path,
+                times: dict[str, float | None]) -> dict:
+    """``model``'s test evaluation, reused when done; ``times[f"eval {name}"]``: its seconds (None: reused)."""
+    start = time.perf_counter()
+    reused = evaluated(cfg, test, out, model_id) is not None
+    summary = evaluate(cfg, model, test, out, ver_dir, model_id)
+    times[f"eval {name}"] = None if reused else time.perf_counter() - start
+    return summary
+
+
+def _run_sft(sft_cfg: SFTConfig, inputs: dict[str, Any]) -> None:
     out = Path(sft_cfg.out_dir)
     resume = _resumable(out, sft_cfg, SFTConfig, inputs)
-    run_sft(sft_cfg, resume=resume, on_step=on_step)
+    run_sft(sft_cfg, resume=resume)
 
 
-def _run_rl(rl_cfg: TrainConfig, inputs: dict[str, Any], on_step: Callable[[int], object] | None = None) -> None:
+def _run_rl(rl_cfg: TrainConfig, inputs: dict[str, Any]) -> None:
     out = Path(rl_cfg.run.out_dir)
     resume = _resumable(out, rl_cfg, TrainConfig, inputs)
-    RLTrainer(rl_cfg, resume=resume).train(on_step=on_step)
+    RLTrainer(rl_cfg, resume=resume).train()
 
 
 def _resumable(out: Path, cfg, cls, inputs: dict[str, Any]) -> bool:

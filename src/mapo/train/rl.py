@@ -365,10 +365,9 @@ class RLTrainer:
                                optimizer=self.optimizer, scheduler=self.scheduler,
                                state={"estimator": self.cfg.algorithm.estimator}, keep_last=self.cfg.run.keep_last)
 
-    def train(self, stop_after: int | None = None, on_step: Callable[[int], object] | None = None) -> Path:
+    def train(self, stop_after: int | None = None) -> Path:
         """Run until ``run.total_steps`` (or ``stop_after`` more steps: used to simulate an interruption).
-        ``on_step(n)``: called before step n (the demo sets its torch threads there). Returns the directory of
-        the final model (``out_dir/final``)."""
+        Returns the directory of the final model (``out_dir/final``)."""
         cfg = self.cfg
         last = cfg.run.total_steps if stop_after is None else min(cfg.run.total_steps, self.step + stop_after)
         with MetricsLogger(self.out_dir, total_steps=cfg.run.total_steps, start_step=self.step,
@@ -379,8 +378,6 @@ class RLTrainer:
             if evaluating and cfg.run.eval_at_start and self.step == 0:
                 logger.log(0, self.evaluate_all(), advance=False)
             while self.step < last:
-                if on_step is not None:
-                    on_step(self.step + 1)
                 metrics = self.train_step()
                 if evaluating and self.step % cfg.run.eval_every == 0:
                     metrics.update(self.evaluate_all())

@@ -14,7 +14,6 @@ import logging
 import math
 import random
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -92,10 +91,9 @@ def nll_loss(logprobs: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, 
 
 
 def run_sft(cfg: SFTConfig, *, resume: bool = False, backend=None, tasks: list[Task] | None = None,
-            stop_after: int | None = None, on_step: Callable[[int], object] | None = None) -> Path:
+            stop_after: int | None = None) -> Path:
     """`mapo sft`: fine-tune ``cfg.model.path`` on expert trajectories; returns ``out_dir/final`` (written
-    only when the run completes). ``stop_after``: stop after this many optimizer steps (simulates a kill).
-    ``on_step(n)``: called before the n-th optimizer step (the demo sets its torch threads there)."""
+    only when the run completes). ``stop_after``: stop after this many optimizer steps (simulates a kill)."""
     out_dir = Path(cfg.out_dir)
     ckpt_root = out_dir / "checkpoints"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -139,8 +137,6 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False, backend=None, tasks: list[T
         while step < last:
             batch = batches[step]
             step += 1
-            if on_step is not None:
-                on_step(step)
             optimizer.zero_grad(set_to_none=True)
             total_nll, total_tokens = 0.0, float(sum(int(trajs[i].response_mask.sum()) for i in batch))
             for k in range(0, len(batch), cfg.micro_batch_size):

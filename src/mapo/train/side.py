@@ -1,5 +1,5 @@
 """A second process for the pipeline's steps that do not wait on the main chain (world -> tiny model -> SFT ->
-RL): the verifier's training and the SFT model's test evaluation. On a 2-core machine with one torch thread per
+RL): the vision warm-up and the verifier's training. On a 2-core machine with one torch thread per
 process they run beside the chain instead of after it; what they write is what the main process would write.
 
 The side process writes its logs to a file (two progress bars on one terminal garble each other) and the main
@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,6 +126,10 @@ class SideProcess:
         """Whether a call is under way (or queued) in the second process: it then holds a core."""
         return any(not f.done() for n, f in self._futures.items() if n not in self._here)
 
+    def wait(self) -> None:
+        """Wait until every call in the second process has finished (a failure is raised by ``result``)."""
+        wait([f for n, f in self._futures.items() if n not in self._here])
+
     def result(self, name: str) -> Any:
         try:
             value, seconds = self._futures[name].result()
@@ -163,26 +167,36 @@ def usable_cpus() -> int:
 
 
 class MainThreads:
-    """The main process's torch threads, following the second process: ``shared`` while a call runs there (the
-    two share the cores: more threads than cores spin against each other), ``alone`` (None: every usable CPU)
-    while it is idle. On the 2-core machine an SFT step ran 1.6x faster, and an RL update 1.5x, with two threads
-    than with one when nothing else ran (docs/results.md section 12).
+    """The main process's torch threads, set by phase: ``shared()`` (``shared`` threads) for work that may run
+    beside a call in the second process, where more threads than cores would spin against each other;
+    ``alone()`` (``alone`` threads, None: every usable CPU) for work after it, once the second process has
+    finished. On the 2-core machine an SFT step ran 1.66x faster, an RL update 1.5x, with two threads than with
+    one when nothing else ran (docs/results.md section 12).
 
-    Call ``update()`` between steps, from the main thread: torch's thread count belongs to the thread that sets
-    it, so a background watcher could not change it for the main thread's work."""
+    Phases, not the second process's progress, decide the count: two threads round a gradient's sums in
+    another order than one, so a count that followed the clock would make the run's numbers depend on how fast
+    the verifier happened to train. ``alone()`` waits for the second process instead (in the demo it is done
+    by then). Call both from the main thread: torch's thread count belongs to the thread that sets it."""
 
     def __init__(self, side: SideProcess, shared: int | None, alone: int | None):
         self.side = side
-        self.shared = shared
-        self.alone = alone or usable_cpus()
+        self.shared_threads = shared
+        self.alone_threads = alone or usable_cpus()
 
-    def update(self, *_: object) -> int:
-        """Set, and return, the thread count for what comes next. Accepts (and ignores) a step number, so it
-        can be handed to a trainer as its ``on_step`` callback."""
+    def shared(self) -> int:
+        """Set, and return, the thread count for work beside the second process."""
+        return self._set(self.shared_threads)
+
+    def alone(self, *_: object) -> int:
+        """Wait for the second process's calls, then set and return the thread count for work alone. Accepts
+        (and ignores) a step number, so it can be handed to a trainer as its ``on_step`` callback."""
+        self.side.wait()
+        return self._set(self.alone_threads)
+
+    @staticmethod
+    def _set(n: int | None) -> int:
         import torch
 
-        want = self.shared if self.side.running() else self.alone
-        if want and want != torch.get_num_threads():
-            torch.set_num_threads(want)
-            log.debug("main process: %d torch threads", want)
+        if n and n != torch.get_num_threads():
+            torch.set_num_threads(n)
         return torch.get_num_threads()
