@@ -170,7 +170,7 @@ class MainThreads:
     """The main process's torch threads, set by phase: ``shared()`` (``shared`` threads) for work that may run
     beside a call in the second process, where more threads than cores would spin against each other;
     ``alone()`` (``alone`` threads, None: every usable CPU) for work after it, once the second process has
-    finished. On the 2-core machine an SFT step ran 1.66x faster, an RL update 1.5x, with two threads than with
+    finished. On the 2-core machine an SFT step ran 1.6x faster, an RL update 1.5x, with two threads than with
     one when nothing else ran (docs/results.md section 12).
 
     Phases, not the second process's progress, decide the count: two threads round a gradient's sums in
