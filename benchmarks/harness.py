@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import functools
 import gc
-import os
 import resource
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from mapo.train.side import usable_cpus
 
 
 @dataclass
@@ -118,11 +119,8 @@ def rss_mib() -> float:
 
 
 def cpu_count() -> int:
-    """CPUs this process may use (respects affinity masks, unlike os.cpu_count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return os.cpu_count() or 1
+    """CPUs this process may use (respects affinity masks, unlike os.cpu_count): the count the demo uses."""
+    return usable_cpus()
 
 
 class Skip(Exception):

@@ -247,10 +247,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         test = root / "world" / "test.parquet"
         models = {"SFT": root / "sft" / "final", "SFT + RL (MAPO)": root / "rl" / "final"}
 
-        # 5. the SFT model's test evaluation; the second process is done by now, so this and the rest take both
-        # cores here (in that process, beside RL, it would leave RL one thread for a clock-dependent number of
-        # steps: MainThreads)
-        MainThreads(side, cfg.threads, cfg.threads_alone).alone()
+        # 5. the SFT model's test evaluation, here: prepare() left this process at `threads_alone` with the second
+        # one done (there, beside RL, it would hold RL at one thread for a clock-dependent number of steps)
         results = {"SFT": _evaluation(cfg, "SFT", models["SFT"], f"sft:{_stamp_of(root / 'sft')}", test,
                                       root / "eval" / "sft", ver_dir, times)}
 

@@ -122,10 +122,6 @@ class SideProcess:
         """Whether a call named ``name`` was submitted."""
         return name in self._futures
 
-    def running(self) -> bool:
-        """Whether a call is under way (or queued) in the second process: it then holds a core."""
-        return any(not f.done() for n, f in self._futures.items() if n not in self._here)
-
     def wait(self) -> None:
         """Wait until every call in the second process has finished (a failure is raised by ``result``)."""
         wait([f for n, f in self._futures.items() if n not in self._here])
@@ -187,9 +183,8 @@ class MainThreads:
         """Set, and return, the thread count for work beside the second process."""
         return self._set(self.shared_threads)
 
-    def alone(self, *_: object) -> int:
-        """Wait for the second process's calls, then set and return the thread count for work alone. Accepts
-        (and ignores) a step number, so it can be handed to a trainer as its ``on_step`` callback."""
+    def alone(self) -> int:
+        """Wait for the second process's calls, then set and return the thread count for work alone."""
         self.side.wait()
         return self._set(self.alone_threads)
 
