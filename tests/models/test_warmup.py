@@ -367,3 +367,48 @@ def test_world_grounding_shifts_roll_the_scene_and_move_the_box_with_the_target(
         assert box[0] <= centre[0] <= box[2] and box[1] <= centre[1] <= box[3]  # the box is where the target went
         moved_some |= (dx, dy) != (0, 0)
     assert moved_some
+
+
+def test_agent_grounding_asks_in_the_agent_prompt_and_answers_with_the_clean_first_turn(tmp_path):
+    from mapo.agent.parser import parse_turn
+    from mapo.agent.protocol import ProtocolConfig, prompt_messages
+    from mapo.data.expert import ExpertConfig, grid_box
+    from mapo.data.parquet import load_tasks
+    from mapo.data.world import WorldConfig
+    from mapo.data.world.export import write_world
+    from mapo.models.world_warmup import agent_grounding, world_grounding_checks
+
+    world = WorldConfig(canvas_width=512, canvas_height=512, clutter=4, families=["attribute"], n_train=3, n_val=1,
+                        n_test=1, target_size_min=40, target_size_max=48)
+    write_world(world, tmp_path / "w")
+    tasks = load_tasks(tmp_path / "w" / "train.parquet")
+    protocol = ProtocolConfig(tools_prompt="compact")
+    # the SFT expert's imperfections are left out: every first turn zooms on the target
+    expert = ExpertConfig(box_side=256, elsewhere_rate=0.5, no_zoom_rate=0.5)
+    examples = agent_grounding(tasks, protocol, expert, flips=True, max_pixels=128 * 128, factor=32)
+    assert len(examples) == 4 * len(tasks)
+    target = tasks[0].extra["objects"][0]
+    x1, y1, x2, y2 = target["box"]
+    for k, box in enumerate([[x1, y1, x2, y2], [512 - x2, y1, 512 - x1, y2], [x1, 512 - y2, x2, 512 - y1]]):
+        image, prompt, turn = examples[k]
+        assert image.size == (128, 128)
+        assert prompt == prompt_messages(tasks[0].question, tasks[0].options_block(), 512, 512, protocol)
+        call = parse_turn(turn).tool_call
+        assert call is not None and call.bbox == [int(v) for v in grid_box({**target, "box": box}, 256, 512, 512)]
+    # the held-out checks ask the same prompt and score the first target's box
+    checks = world_grounding_checks(tasks, protocol)
+    assert len(checks) == len(tasks) and checks[0][1] == examples[0][1] and checks[0][2] == list(target["box"])
+
+
+def test_answer_box_reads_a_bare_box_or_a_zoom_call_and_nothing_else():
+    from mapo.data.task import Box
+    from mapo.models.warmup import answer_box
+
+    call = '<think>It is small.</think>\n<tool_call>{"name": "image_zoom_in_tool", "arguments": {"bbox_2d": [0, 256, 256, 512], "label": "a red square"}}'
+    assert answer_box("[0, 0, 64, 64]<|im_end|>", 100, 100) == Box(0, 0, 64, 64)
+    assert answer_box(call, 1024, 1024) == Box(0, 256, 256, 512)  # generation stopped at </tool_call>, cut off
+    assert answer_box(call + "</tool_call>", 1024, 1024) == Box(0, 256, 256, 512)
+    relative = call.replace("[0, 256, 256, 512]", "[0.0, 0.25, 0.25, 0.5]")
+    assert answer_box(relative, 1024, 1024) == Box(0, 256, 256, 512)  # fractions of the image
+    for text in ("not a box", "[0, 0, 64]", "<think>x</think>\n<answer>A</answer>"):
+        assert answer_box(text, 100, 100) is None

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForImageTextToText, AutoTokenizer
 
 from mapo.agent.backend import Context
+from mapo.agent.parser import parse_turn
 from mapo.agent.protocol import observation_text
 from mapo.data.images import fit_to_budget
 from mapo.data.task import Box
@@ -233,22 +234,10 @@ def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *
     cap = max(steps, max_steps or steps) if target_hit_rate is not None else steps
     model_dir = Path(model_dir)
     backend = load_policy(model_dir)
-    tok = backend.tokenizer
-    eos = tok.convert_tokens_to_ids("<|im_end|>")
-    encoded = []
-    for image, question, answer in examples:
-        image = fit_to_budget(image, max_pixels, factor=backend.image_factor)
-        prompt = _image_prompt(question)
-        response = tok(answer, add_special_tokens=False)["input_ids"] + [eos]
-        encoded.append(_Example(torch.tensor(backend.encode(prompt, [image])), torch.tensor(response),
-                                torch.ones(len(response), dtype=torch.long), [image]))
+    encoded = encode_image_questions(backend, examples, max_pixels)
 
     def batch_loss(idx: list[int]):
-        batch = [encoded[i] for i in idx]
-        logprobs, _ = backend.sequence_logprobs(batch)
-        mask = torch.nn.utils.rnn.pad_sequence([b.response_mask for b in batch], batch_first=True)
-        mask = mask[:, : logprobs.shape[1]].to(logprobs.dtype)
-        return -(logprobs * mask).sum() / mask.sum()
+        return image_question_loss(backend, [encoded[i] for i in idx])
 
     model = backend.model
     if freeze_vision_tower:
@@ -278,23 +267,69 @@ def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *
                    examples=len(encoded), frozen_vision_tower=freeze_vision_tower, **info)
 
 
+def encode_image_questions(backend, examples: Sequence[ImageExample], max_pixels: int) -> list[_Example]:
+    """``(image, question, answer)`` examples as one-turn chat sequences for ``backend``, each image fitted to
+    ``max_pixels`` on the model's grid; the loss mask covers the answer and its end of turn."""
+    tok = backend.tokenizer
+    eos = tok.convert_tokens_to_ids("<|im_end|>")
+    encoded = []
+    for image, question, answer in examples:
+        image = fit_to_budget(image, max_pixels, factor=backend.image_factor)
+        response = tok(answer, add_special_tokens=False)["input_ids"] + [eos]
+        encoded.append(_Example(torch.tensor(backend.encode(_prompt(backend, question), [image])),
+                                torch.tensor(response), torch.ones(len(response), dtype=torch.long), [image]))
+    return encoded
+
+
+def image_question_loss(backend, batch: Sequence[_Example]) -> torch.Tensor:
+    """Mean negative log-likelihood of the answers' tokens of encoded image questions (one forward pass)."""
+    logprobs, _ = backend.sequence_logprobs(list(batch))
+    mask = torch.nn.utils.rnn.pad_sequence([b.response_mask for b in batch], batch_first=True)
+    mask = mask[:, : logprobs.shape[1]].to(logprobs.dtype)
+    return -(logprobs * mask).sum() / mask.sum()
+
+
 def _grounding_hit_rate(backend, examples, max_pixels: int, chunk: int = 25) -> float:
-    """Share of ``(image, question, target box)`` whose greedy answer parses as a box that covers at least half
-    of the target; an answer that is no box counts as a miss."""
+    """Share of ``(image, question, target box)`` whose greedy answer is a box that covers at least half of the
+    target: the answer itself (``[x1, y1, x2, y2]``) or, asked in the agent's prompt, the zoom call's
+    ``bbox_2d`` (relative coordinates are scaled to the image). An answer that holds no box counts as a miss."""
     hits = 0
     for start in range(0, len(examples), chunk):
         part = examples[start:start + chunk]
         contexts = []
         for image, question, _ in part:
             image = fit_to_budget(image, max_pixels, factor=backend.image_factor)
-            contexts.append(Context(ids=backend.encode(_image_prompt(question), [image]), images=[image]))
-        for gen, (_, _, target) in zip(backend.generate(contexts, 32, ["<|im_end|>"], temperature=0.0), part):
-            try:
-                box = Box(*(float(v) for v in json.loads(gen.text.split("<|im_end|>")[0])))  # text keeps the stop
-            except (ValueError, TypeError):  # not JSON, or not four numbers
-                continue
-            hits += box.contains(Box(*(float(v) for v in target)), 0.5)
+            contexts.append(Context(ids=backend.encode(_prompt(backend, question), [image]), images=[image]))
+        turns = any(not isinstance(q, str) for _, q, _ in part)  # a whole turn before the box: room for it
+        for gen, (image, _, target) in zip(backend.generate(contexts, 128 if turns else 32,
+                                                            ["<|im_end|>", "</tool_call>"], temperature=0.0), part):
+            box = answer_box(gen.text, *image.size)
+            hits += box is not None and box.contains(Box(*(float(v) for v in target)), 0.5)
     return round(hits / len(examples), 3)
+
+
+def answer_box(text: str, width: int, height: int) -> Box | None:
+    """The box a grounding answer gives: ``[x1, y1, x2, y2]`` alone, or a zoom call's ``bbox_2d`` (fractions of
+    the image when every value is at most 1); None when there is none."""
+    text = text.split("<|im_end|>")[0]  # generated text keeps its stop
+    try:
+        values = [float(v) for v in json.loads(text)]
+    except (ValueError, TypeError):  # not JSON, or not numbers: a turn with a tool call?
+        call = parse_turn(text if text.endswith("</tool_call>") or "<tool_call>" not in text
+                          else text + "</tool_call>", require_label=False).tool_call
+        values = [float(v) for v in call.bbox] if call is not None else []
+    if len(values) != 4:
+        return None
+    if all(0 <= v <= 1 for v in values):
+        values = [values[0] * width, values[1] * height, values[2] * width, values[3] * height]
+    return Box(*values)
+
+
+def _prompt(backend, question) -> str:
+    """The prompt of one image question: a question (str) asked alone (``_image_prompt``), or chat messages (the
+    agent's own prompt, ``mapo.agent.protocol.prompt_messages``) in the model's chat template."""
+    return _image_prompt(question) if isinstance(question, str) else backend.render_chat(question,
+                                                                                         add_generation_prompt=True)
 
 
 def _image_prompt(question: str) -> str:

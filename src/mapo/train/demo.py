@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import Field, model_validator
@@ -143,6 +143,11 @@ class DemoConfig(Section):
                                                                "of its image rolled (wrapped around) by whole grid "
                                                                "strides, the box moved with the target "
                                                                "(world_grounding(shifts=...)).")
+    grounding_prompt: Literal["agent", "where"] = Field(
+        description="How the grounding warm-up asks for a target's zoom box. agent: in the agent's own prompt "
+                    "(system prompt, image, question and options) answered by the expert's first turn, so SFT starts "
+                    "from zooms that already aim; where: 'Where is the red square? Give its zoom box.' alone, which "
+                    "reached the agent's zooms on some seeds only (docs/results.md section 13).")
     grounding_flips: bool = Field(description="Also ask the grounding questions on the train images mirrored "
                                               "three ways (4x the examples, no new rendering).")
     freeze_vision_tower: bool = Field(description="After its warm-up, keep the vision tower fixed in the grounding "
@@ -315,6 +320,7 @@ def prepare(cfg: DemoConfig, side: SideProcess | None = None,
                     **({"grounding_target": cfg.grounding_target, "grounding_max_steps": cfg.grounding_max_steps}
                        if cfg.grounding_target is not None else {}),
                     **({"grounding_shifts": cfg.grounding_shifts} if cfg.grounding_shifts else {}),
+                    **({"grounding_prompt": cfg.grounding_prompt} if cfg.grounding_prompt != "where" else {}),
                     "world": _stamp_of(world_dir)}
     # its LM warm-up and grounding run beside the vision warm-up and the verifier; the steps past
     # `grounding_steps` (a slow seed's, trained to the bar) alone, once the verifier is done
@@ -374,14 +380,16 @@ def init_model(world_dir: Path, out: Path, cfg: DemoConfig, side: SideProcess | 
         shutil.rmtree(tower)
     if not cfg.grounding_steps:
         return
+    grounding_protocol = cfg.protocol if cfg.grounding_prompt == "agent" else None
     examples = grounding_examples(out, world_dir, expert=expert, max_pixels=cfg.protocol.image_max_pixels,
-                                  seed=cfg.seed, tasks=tasks, flips=cfg.grounding_flips, shifts=cfg.grounding_shifts)
+                                  seed=cfg.seed, tasks=tasks, flips=cfg.grounding_flips, shifts=cfg.grounding_shifts,
+                                  protocol=grounding_protocol)
     del tasks  # ~2 GB of decoded 1024-px images the grounding examples no longer need (they hold small copies)
     done = grounding_warm_up(out, world_dir, steps=cfg.grounding_steps, expert=expert,
                              max_pixels=cfg.protocol.image_max_pixels, seed=cfg.seed, examples=examples,
                              freeze_vision_tower=cfg.freeze_vision_tower,
                              target_hit_rate=cfg.grounding_target, max_steps=cfg.grounding_max_steps,
-                             on_step=on_step)
+                             on_step=on_step, protocol=grounding_protocol)
     hit = done.get("held_out_hit_rate")
     if hit is not None and hit < GROUNDING_TOOK:
         log.warning("[model] the grounding warm-up did not take on seed %d: after %d steps its zoom boxes hit %.2f "
