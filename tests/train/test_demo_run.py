@@ -109,3 +109,27 @@ def test_an_interrupted_run_resumes_only_when_it_began_from_the_same_inputs(tmp_
     assert (out / "checkpoints").is_dir()
     assert not demo._resumable(out, cfg, SFTConfig, {"model": "rebuilt"})  # same config, another model: clean
     assert not (out / "checkpoints").exists() and not (out / "config.yaml").exists()
+
+
+def test_grounding_goes_alone_after_its_shared_steps_whatever_the_clock(tmp_path, monkeypatch):
+    """The main process's thread count follows the grounding step number: beside the second process for
+    ``shared_grounding_steps``, then alone (waiting for it), and alone again for SFT."""
+    calls: list = []
+    monkeypatch.setattr(demo.MainThreads, "alone", lambda self: calls.append("alone"))
+    monkeypatch.setattr(demo.MainThreads, "shared", lambda self: calls.append("shared"))
+
+    class Stop(Exception):
+        pass
+
+    def init_model(world_dir, out, cfg, side=None, then=None, on_step=None):
+        for n in (1, 2, 3, 4):
+            calls.append(n)
+            on_step(n)
+        raise Stop
+
+    monkeypatch.setattr(demo, "init_model", init_model)
+    cfg = demo.DemoConfig.model_validate({**TOY, "parallel": False, "shared_grounding_steps": 2,
+                                          "out_dir": str(tmp_path / "demo")})
+    with pytest.raises(Stop):
+        demo.prepare(cfg)
+    assert calls == ["alone", "shared", 1, 2, 3, "alone", 4, "alone"]  # the world alone; step 3 on alone

@@ -115,7 +115,7 @@ class DemoConfig(Section):
                                             "warm-up and the verifier beside the LM and grounding warm-ups "
                                             "(None: torch's default).")
     threads_alone: int | None = Field(description="torch CPU threads of the main process once the second is "
-                                                  "done: grounding past grounding_steps, SFT, RL, evaluation "
+                                                  "done: grounding past shared_grounding_steps, SFT, RL, evaluation "
                                                   "(None: every usable CPU; 1 on a machine other jobs keep busy).")
     parallel: bool = Field(description="Train the vision warm-up and the verifier in a second process beside the "
                                        "main chain (world -> model -> SFT -> RL), with `threads` each: the same "
@@ -132,6 +132,11 @@ class DemoConfig(Section):
                                                        "attribute of labelled zooms (warm_up_vision).")
     grounding_steps: int = Field(ge=0, description="Image grounding warm-up steps ('Where is the red square?' -> "
                                                    "its zoom box, warm_up_grounding); needs sft.expert.box_side.")
+    shared_grounding_steps: int = Field(ge=0, description="Grounding steps run at `threads` beside the second "
+                                                          "process; before the next one the main process waits for "
+                                                          "it and goes on alone at `threads_alone`. A step number, "
+                                                          "not the clock, so that a run's result does not depend "
+                                                          "on when the verifier finishes.")
     grounding_target: float | None = Field(ge=0, le=1,
                                            description="Held-out hit rate the grounding warm-up trains on for, "
                                                        "past grounding_steps, up to grounding_max_steps (checked "
@@ -322,12 +327,13 @@ def prepare(cfg: DemoConfig, side: SideProcess | None = None,
                     **({"grounding_shifts": cfg.grounding_shifts} if cfg.grounding_shifts else {}),
                     **({"grounding_prompt": cfg.grounding_prompt} if cfg.grounding_prompt != "where" else {}),
                     "world": _stamp_of(world_dir)}
-    # its LM warm-up and grounding run beside the vision warm-up and the verifier; the steps past
-    # `grounding_steps` (a slow seed's, trained to the bar) alone, once the verifier is done
+    # its LM warm-up and first grounding steps run beside the vision warm-up and the verifier; the steps past
+    # `shared_grounding_steps` alone, once the verifier is done
     threads.shared()
     times["model"] = _step("model", model_dir, model_inputs,
                            lambda: init_model(world_dir, model_dir, cfg, side, then=start_verifier,
-                                              on_step=lambda n: threads.alone() if n > cfg.grounding_steps else None))
+                                              on_step=lambda n: threads.alone() if n > cfg.shared_grounding_steps
+                                              else None))
     start_verifier()
 
     # 4. cold-start SFT
