@@ -101,3 +101,22 @@ def test_model_init_runs_the_image_warm_ups_and_refuses_grounding_without_grid_b
     assert 0 <= meta["grounding"]["held_out_hit_rate"] <= 1 and "held-out hit rate" in result.output
     assert "vision warm-up: 2 steps" in result.output and "grounding warm-up: 2 steps" in result.output
     assert meta["grounding"]["examples"] == 2 * 6  # one where-question and one reading per train task
+
+
+def test_model_init_grounds_in_the_agent_prompt_when_asked_and_names_a_bad_choice(tmp_path):
+    runner = CliRunner()
+    world = tmp_path / "w"
+    pattern = ["--set", "families=[attribute]", "--set", "attribute_asks=[pattern]", "--set", "target_size_min=60",
+               "--set", "target_size_max=70"]
+    assert runner.invoke(app, ["world", "make", "--out", str(world), *SMALL, *pattern]).exit_code == 0
+    common = ["--world", str(world), "--family", "qwen3_vl", "--warmup-steps", "0", "--grounding-steps", "1",
+              "--box-side", "256"]
+    result = runner.invoke(app, ["model", "init", "--out", str(tmp_path / "bad"), *common,
+                                 "--grounding-prompt", "there"])
+    assert result.exit_code != 0 and "where or agent" in result.output
+    result = runner.invoke(app, ["model", "init", "--out", str(tmp_path / "m"), *common, "--grounding-prompt", "agent",
+                                 "--tools-prompt", "compact"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "m" / "mapo_model.json").read_text())
+    assert meta["grounding"]["examples"] == 2 * 6  # one agent first turn and one reading per train task
+    assert 0 <= meta["grounding"]["held_out_hit_rate"] <= 1

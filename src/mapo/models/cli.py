@@ -45,8 +45,15 @@ def init_command(
         help="Steps pretraining the vision tower alone on labelled zooms of the targets (0 = none; the demo: "
              "200).")] = 0,
     grounding_steps: Annotated[int, typer.Option(
-        help="Image steps on 'Where is the red square?' -> its zoom box, and on reading zooms (0 = none; the "
-             "demo: 400). Needs --box-side.")] = 0,
+        help="Image steps on a question -> the target's zoom box (as --grounding-prompt asks it), and on reading "
+             "zooms (0 = none; the demo: 400). Needs --box-side.")] = 0,
+    grounding_prompt: Annotated[str, typer.Option(
+        help="where: ask 'Where is the red square? Give its zoom box.' alone; agent: ask in the agent's own prompt "
+             "(system prompt with the tool, image, question and options) and answer with the expert's first turn, "
+             "which SFT then starts from (the demo's; docs/results.md section 13).")] = "where",
+    tools_prompt: Annotated[str, typer.Option(
+        help="With --grounding-prompt agent: the protocol's tools prompt, hermes or compact (use the SFT's; the "
+             "demo: compact).")] = "hermes",
     grounding_shifts: Annotated[int, typer.Option(
         help="Also ask each grounding question on that many copies of its image rolled by whole grid strides, "
              "the box moved with the target (0 = none).")] = 0,
@@ -83,6 +90,15 @@ def init_command(
         )
     if size not in SIZES:
         raise typer.BadParameter(f"unknown size {size!r}; use one of {', '.join(SIZES)}", param_hint="--size")
+    if grounding_prompt not in ("where", "agent"):
+        raise typer.BadParameter(f"unknown grounding prompt {grounding_prompt!r}; use where or agent",
+                                 param_hint="--grounding-prompt")
+    if tools_prompt not in ("hermes", "compact"):
+        raise typer.BadParameter(f"unknown tools prompt {tools_prompt!r}; use hermes or compact",
+                                 param_hint="--tools-prompt")
+    from mapo.agent.protocol import ProtocolConfig
+
+    protocol = ProtocolConfig(tools_prompt=tools_prompt) if grounding_prompt == "agent" else None
     try:
         train_split(world)
     except FileNotFoundError as exc:
@@ -113,7 +129,7 @@ def init_command(
                              grounding_steps=grounding_steps, expert=expert, seed=seed,
                              freeze_vision_tower=freeze_vision_tower, grounding_flips=grounding_flips,
                              grounding_target=grounding_target, grounding_max_steps=grounding_max_steps,
-                             grounding_shifts=grounding_shifts)
+                             grounding_shifts=grounding_shifts, grounding_protocol=protocol)
     for stage, summary in done.items():
         held_out = "".join(f", {key.replace('_', ' ').replace('held out', 'held-out')} {summary[key]}"
                            for key in ("held_out_accuracy", "held_out_hit_rate") if key in summary)

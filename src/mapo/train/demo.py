@@ -57,7 +57,7 @@ log = logging.getLogger("mapo.demo")
 #: The demo's defaults, written once: the packaged YAML (configs/demo.yaml links to it).
 RECIPE = "demo.yaml"
 
-#: Below this held-out hit rate the grounding warm-up is reported as not taken (it is 0.8-0.9 where it took).
+#: Below this held-out hit rate the grounding warm-up is reported as not taken (it is 0.5-0.95 where it took).
 GROUNDING_TOOK = 0.3
 
 #: Keys of the stage sections the demo fills in itself (from ``seed``, ``out_dir``, ``protocol`` and
@@ -130,8 +130,9 @@ class DemoConfig(Section):
                                                 "(mapo.models.warmup).")
     vision_warmup_steps: int = Field(ge=0, description="Steps training the vision tower alone to name the asked "
                                                        "attribute of labelled zooms (warm_up_vision).")
-    grounding_steps: int = Field(ge=0, description="Image grounding warm-up steps ('Where is the red square?' -> "
-                                                   "its zoom box, warm_up_grounding); needs sft.expert.box_side.")
+    grounding_steps: int = Field(ge=0, description="Image grounding warm-up steps (a question about an image -> "
+                                                   "the expert's zoom box on its target, as grounding_prompt asks "
+                                                   "it; warm_up_grounding); needs sft.expert.box_side.")
     shared_grounding_steps: int = Field(ge=0, description="Grounding steps run at `threads` beside the second "
                                                           "process; before the next one the main process waits for "
                                                           "it and goes on alone at `threads_alone`. A step number, "
@@ -399,7 +400,7 @@ def init_model(world_dir: Path, out: Path, cfg: DemoConfig, side: SideProcess | 
     hit = done.get("held_out_hit_rate")
     if hit is not None and hit < GROUNDING_TOOK:
         log.warning("[model] the grounding warm-up did not take on seed %d: after %d steps its zoom boxes hit %.2f "
-                    "of held-out targets (0.8-0.9 where it took). SFT and RL start from a policy that cannot find the "
+                    "of held-out targets (0.5-0.95 where it took). SFT and RL start from a policy that cannot find the "
                     "target and stay near chance (docs/results.md, section 10); try another seed or a larger "
                     "grounding_max_steps.", cfg.seed, done.get("steps", cfg.grounding_steps), hit)
 
