@@ -80,12 +80,18 @@ def test_bad_inputs_get_clear_errors(tmp_path):
     assert result.exit_code != 0 and "mapo world make" in result.output
 
 
-def test_model_init_runs_the_image_warm_ups_and_refuses_grounding_without_grid_boxes(tmp_path):
-    runner = CliRunner()
+def _pattern_world(runner, tmp_path):
+    """A small world of pattern questions (what the image warm-ups train on)."""
     world = tmp_path / "w"
     pattern = ["--set", "families=[attribute]", "--set", "attribute_asks=[pattern]", "--set", "target_size_min=60",
                "--set", "target_size_max=70"]
     assert runner.invoke(app, ["world", "make", "--out", str(world), *SMALL, *pattern]).exit_code == 0
+    return world
+
+
+def test_model_init_runs_the_image_warm_ups_and_refuses_grounding_without_grid_boxes(tmp_path):
+    runner = CliRunner()
+    world = _pattern_world(runner, tmp_path)
     result = runner.invoke(app, ["model", "init", "--out", str(tmp_path / "bad"), "--world", str(world),
                                  "--warmup-steps", "0", "--grounding-steps", "2"])
     assert result.exit_code != 0 and "--box-side" in result.output
@@ -105,10 +111,7 @@ def test_model_init_runs_the_image_warm_ups_and_refuses_grounding_without_grid_b
 
 def test_model_init_grounds_in_the_agent_prompt_when_asked_and_names_a_bad_choice(tmp_path):
     runner = CliRunner()
-    world = tmp_path / "w"
-    pattern = ["--set", "families=[attribute]", "--set", "attribute_asks=[pattern]", "--set", "target_size_min=60",
-               "--set", "target_size_max=70"]
-    assert runner.invoke(app, ["world", "make", "--out", str(world), *SMALL, *pattern]).exit_code == 0
+    world = _pattern_world(runner, tmp_path)
     common = ["--world", str(world), "--family", "qwen3_vl", "--warmup-steps", "0", "--grounding-steps", "1",
               "--box-side", "256"]
     result = runner.invoke(app, ["model", "init", "--out", str(tmp_path / "bad"), *common,
