@@ -133,3 +133,19 @@ def test_grounding_goes_alone_after_its_shared_steps_whatever_the_clock(tmp_path
     with pytest.raises(Stop):
         demo.prepare(cfg)
     assert calls == ["alone", "shared", 1, 2, 3, "alone", 4, "alone"]  # the world alone; step 3 on alone
+
+
+def test_the_demo_model_grounds_in_the_agent_prompt_when_asked(tmp_path):
+    """``grounding_prompt: agent`` builds the model with the agent's first-turn grounding examples (each train
+    task mirrored four ways) beside the reading examples, and measures its held-out hit rate."""
+    from mapo.data.world.export import write_world
+
+    cfg = demo.DemoConfig.model_validate({**TOY, "parallel": False, "grounding_prompt": "agent",
+                                          "grounding_target": None, "out_dir": str(tmp_path / "demo")})
+    world = tmp_path / "demo" / "world"
+    write_world(cfg.world.model_copy(update={"seed": 0}), world)
+    demo.init_model(world, tmp_path / "demo" / "model", cfg)
+    grounding = json.loads((tmp_path / "demo" / "model" / "mapo_model.json").read_text())["grounding"]
+    n_train = cfg.world.n_train
+    assert grounding["steps"] == 2 and grounding["examples"] == 4 * n_train + n_train  # mirrored first turns + reading
+    assert 0 <= grounding["held_out_hit_rate"] <= 1
