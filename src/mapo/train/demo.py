@@ -152,8 +152,9 @@ class DemoConfig(Section):
     grounding_prompt: Literal["agent", "where"] = Field(
         description="How the grounding warm-up asks for a target's zoom box. agent: in the agent's own prompt "
                     "(system prompt, image, question and options) answered by the expert's first turn, so SFT starts "
-                    "from zooms that already aim; where: 'Where is the red square? Give its zoom box.' alone, which "
-                    "reached the agent's zooms on some seeds only (docs/results.md section 13).")
+                    "from zooms that already aim, but it took 1100+ steps and missed the cap on one seed of three; "
+                    "where: 'Where is the red square? Give its zoom box.' alone, which reached the agent's zooms on "
+                    "some seeds only (docs/results.md section 13).")
     grounding_flips: bool = Field(description="Also ask the grounding questions on the train images mirrored "
                                               "three ways (4x the examples, no new rendering).")
     freeze_vision_tower: bool = Field(description="After its warm-up, keep the vision tower fixed in the grounding "
