@@ -234,10 +234,10 @@ def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *
     cap = max(steps, max_steps or steps) if target_hit_rate is not None else steps
     model_dir = Path(model_dir)
     backend = load_policy(model_dir)
-    encoded = encode_image_questions(backend, examples, max_pixels)
+    encoded = _encode_image_questions(backend, examples, max_pixels)
 
     def batch_loss(idx: list[int]):
-        return image_question_loss(backend, [encoded[i] for i in idx])
+        return _image_question_loss(backend, [encoded[i] for i in idx])
 
     model = backend.model
     if freeze_vision_tower:
@@ -267,7 +267,7 @@ def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *
                    examples=len(encoded), frozen_vision_tower=freeze_vision_tower, **info)
 
 
-def encode_image_questions(backend, examples: Sequence[ImageExample], max_pixels: int) -> list[_Example]:
+def _encode_image_questions(backend, examples: Sequence[ImageExample], max_pixels: int) -> list[_Example]:
     """``(image, question, answer)`` examples as one-turn chat sequences for ``backend``, each image fitted to
     ``max_pixels`` on the model's grid; the loss mask covers the answer and its end of turn."""
     tok = backend.tokenizer
@@ -281,7 +281,7 @@ def encode_image_questions(backend, examples: Sequence[ImageExample], max_pixels
     return encoded
 
 
-def image_question_loss(backend, batch: Sequence[_Example]) -> torch.Tensor:
+def _image_question_loss(backend, batch: Sequence[_Example]) -> torch.Tensor:
     """Mean negative log-likelihood of the answers' tokens of encoded image questions (one forward pass)."""
     logprobs, _ = backend.sequence_logprobs(list(batch))
     mask = torch.nn.utils.rnn.pad_sequence([b.response_mask for b in batch], batch_first=True)

@@ -99,13 +99,9 @@ def world_grounding(world: Path, box_side: int = 256, max_tasks: int = 600, task
             if obj.get("role") != "target":
                 continue
             question = where_question(obj, known)
-            for mirror_x, mirror_y in ((False, False), (True, False), (False, True), (True, True))[: 4 if flips else 1]:
-                x1, y1, x2, y2 = obj["box"]
-                view = image
-                if mirror_x:
-                    x1, x2, view = width - x2, width - x1, view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-                if mirror_y:
-                    y1, y2, view = height - y2, height - y1, view.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+            for mirror_x, mirror_y in _mirrors(flips):
+                view = _mirror_image(image, mirror_x, mirror_y)
+                x1, y1, x2, y2 = _mirror_box(obj["box"], mirror_x, mirror_y, width, height)
                 for dx, dy in [(0, 0)] + [_shift(rng, (x1, y1, x2, y2), box_side // 2, width, height)
                                           for _ in range(shifts)]:
                     moved = view if not (dx or dy) else _roll(view, round(dx * view.width / width),
@@ -137,24 +133,32 @@ def agent_grounding(tasks, protocol: ProtocolConfig, expert: ExpertConfig, *, fl
         width, height = task.image.size
         prompt = prompt_messages(task.question, task.options_block(), width, height, protocol)
         image = fit_to_budget(task.image, max_pixels, factor=factor) if max_pixels else task.image
-        for mirror_x, mirror_y in ((False, False), (True, False), (False, True), (True, True))[: 4 if flips else 1]:
-            view = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if mirror_x else image
-            view = view.transpose(Image.Transpose.FLIP_TOP_BOTTOM) if mirror_y else view
-            turn = expert_trajectory(_mirrored(task, mirror_x, mirror_y), rng, clean).turns[0]
-            out.append((view, prompt, turn))
+        for mirror_x, mirror_y in _mirrors(flips):
+            # the expert reads only the objects' boxes and the image's size: the task keeps its own image
+            objects = [{**o, "box": _mirror_box(o["box"], mirror_x, mirror_y, width, height)}
+                       for o in task.extra.get("objects", [])]
+            mirrored = replace(task, extra={**task.extra, "objects": objects})
+            out.append((_mirror_image(image, mirror_x, mirror_y), prompt,
+                        expert_trajectory(mirrored, rng, clean).turns[0]))
     return out
 
 
-def _mirrored(task, mirror_x: bool, mirror_y: bool):
-    """``task`` with its objects' boxes mirrored (what the expert reads; the image itself is left as it is)."""
-    width, height = task.image.size
-    objects = []
-    for obj in task.extra.get("objects", []):
-        x1, y1, x2, y2 = obj["box"]
-        x1, x2 = (width - x2, width - x1) if mirror_x else (x1, x2)
-        y1, y2 = (height - y2, height - y1) if mirror_y else (y1, y2)
-        objects.append({**obj, "box": [x1, y1, x2, y2]})
-    return replace(task, extra={**task.extra, "objects": objects})
+def _mirrors(flips: bool) -> tuple[tuple[bool, bool], ...]:
+    """(mirror left-right, mirror top-bottom) of each copy: the image alone, or it and its three mirrors."""
+    return ((False, False), (True, False), (False, True), (True, True))[: 4 if flips else 1]
+
+
+def _mirror_image(image, mirror_x: bool, mirror_y: bool):
+    view = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if mirror_x else image
+    return view.transpose(Image.Transpose.FLIP_TOP_BOTTOM) if mirror_y else view
+
+
+def _mirror_box(box, mirror_x: bool, mirror_y: bool, width: int, height: int) -> list:
+    """``box`` (pixels of a ``width`` x ``height`` image) where the mirrored image has it."""
+    x1, y1, x2, y2 = box
+    x1, x2 = (width - x2, width - x1) if mirror_x else (x1, x2)
+    y1, y2 = (height - y2, height - y1) if mirror_y else (y1, y2)
+    return [x1, y1, x2, y2]
 
 
 def _shift(rng: random.Random, box, stride: int, width: int, height: int) -> tuple[int, int]:
