@@ -117,6 +117,19 @@ def test_sampled_turns_are_identical_with_a_fixed_seed(dirs, call_text, make_tas
     _assert_same(plain, cached)
 
 
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_the_in_place_cache_and_grouped_attention_change_no_number(dirs, call_text, make_task, temperature):
+    """Generation writes K/V in place (``InPlaceCache``) and keeps KV heads grouped under a padding mask
+    (``native_gqa``); with Hugging Face's ``DynamicCache`` and repeated heads instead, every token and every
+    recorded log-prob is the same, bit for bit, over the batch with kept caches, crops and ragged rows."""
+    policy = load_policy(dirs["qwen2_5_vl"])
+    fast = _rollout(policy, call_text, make_task, kv_cache=True, temperature=temperature)
+    policy.inplace_cache = policy.grouped_attention = False
+    hf = _rollout(policy, call_text, make_task, kv_cache=True, temperature=temperature)
+    _assert_same(hf, fast)
+    assert all(torch.equal(a.old_logprobs, b.old_logprobs) for a, b in zip(hf, fast))
+
+
 def test_a_backend_that_cannot_reuse_re_encodes_and_keeps_nothing(dirs, call_text, make_task, monkeypatch,
                                                                    reuse_spy):
     from mapo.models.hf_qwen import HFQwenBackend

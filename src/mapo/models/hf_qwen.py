@@ -9,6 +9,7 @@ log-probs equal what ``sequence_logprobs`` recomputes and the PPO ratio starts a
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -25,6 +26,8 @@ from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLIm
 from mapo.agent.backend import Context, Generation, PolicyBackend, cut_at_stop
 from mapo.models import kv_reuse
 from mapo.models.collate import collate_trajectories
+from mapo.models.gqa_attention import native_gqa
+from mapo.models.inplace_cache import InPlaceCache
 from mapo.models.precision import autocast_context, cast_state_dict, resolve_device, resolve_dtype
 from mapo.models.zoo import CHAT_TEMPLATE
 
@@ -130,6 +133,12 @@ class HFQwenBackend(PolicyBackend):
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = "<|endoftext|>"
         self._closers: dict[tuple[str, ...], set[int]] = {}
+        self.inplace_cache = True
+        """``generate`` writes K/V into a cache sized for the call (``InPlaceCache``) instead of Hugging Face's
+        ``DynamicCache``, which concatenates the whole cache at every step. Same numbers either way."""
+        self.grouped_attention = True
+        """``generate`` keeps the KV heads grouped under a padding mask (``native_gqa``) instead of repeating
+        them. Same numbers either way (CPU; elsewhere it changes nothing)."""
 
     @property
     def device(self) -> torch.device:
@@ -185,6 +194,10 @@ class HFQwenBackend(PolicyBackend):
         return hasattr(self.model.model, "get_rope_index") and set(layer_types) == {"full_attention"} and \
             not getattr(text, "use_sliding_window", False)
 
+    def _attention(self):
+        """The attention context of generation forwards (see ``grouped_attention``)."""
+        return native_gqa() if self.grouped_attention else contextlib.nullcontext()
+
     def _closing_ids(self, stop: Sequence[str]) -> set[int]:
         key = tuple(stop)
         if key not in self._closers:
@@ -230,7 +243,7 @@ class HFQwenBackend(PolicyBackend):
         heads = [Context(ids=contexts[rows[0]].ids[:-1], images=contexts[rows[0]].images) for rows in shared]
         batch = self._rope_batch([None] * len(heads), heads)
         inputs = self._batch_inputs(batch)
-        with self.autocast():
+        with self.autocast(), self._attention():
             out = self.model(**inputs, past_key_values=DynamicCache(config=self.model.config), use_cache=True,
                              logits_to_keep=1)
         layers = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
@@ -252,17 +265,24 @@ class HFQwenBackend(PolicyBackend):
 
     def _kept_inputs(self, contexts: list[Context]) -> tuple[dict[str, Any], kv_reuse.CachedBatch]:
         """Contexts continued from their trajectories' kept caches: only the tokens not yet encoded are fed."""
-        from transformers import DynamicCache
-
         self._encode_shared_prompts(contexts)
         states = [c.kv.state if c.kv is not None else None for c in contexts]
         batch = self._rope_batch(states, contexts)
-        inputs = self._batch_inputs(batch)
-        if batch.cache is not None:
-            dev = self.device
-            inputs["past_key_values"] = DynamicCache([(k.to(dev), v.to(dev)) for k, v in batch.cache],
-                                                     config=self.model.config)
-        return inputs, batch
+        return self._batch_inputs(batch), batch
+
+    def _generation_cache(self, width: int, max_new_tokens: int,
+                          kv: list[tuple[torch.Tensor, torch.Tensor]] | None):
+        """The cache a ``generate`` call over ``width`` input columns starts from (``kv``: per layer keys, values
+        [B, heads, len, head_dim], or None for nothing kept). With ``inplace_cache`` and full-attention layers only,
+        an ``InPlaceCache`` with room for the input and ``max_new_tokens`` more; otherwise a ``DynamicCache`` of
+        ``kv`` (None when there is none: ``generate`` makes its own)."""
+        from transformers import DynamicCache
+
+        dev = self.device
+        kv = [(k.to(dev), v.to(dev)) for k, v in kv] if kv is not None else None
+        if self.inplace_cache and self.reuses_kv_cache:
+            return InPlaceCache.for_model(self.model.config, capacity=width + max_new_tokens, kv=kv)
+        return DynamicCache(kv, config=self.model.config) if kv is not None else None
 
     @torch.no_grad()
     def generate(self, contexts: list[Context], max_new_tokens: int | list[int], stop: Sequence[str],
@@ -280,6 +300,9 @@ class HFQwenBackend(PolicyBackend):
             width = batch.input_ids.shape[1]
         else:
             inputs, width = self._full_inputs(contexts)
+        cache = self._generation_cache(width, max(limits), batch.cache if batch is not None else None)
+        if cache is not None:
+            inputs["past_key_values"] = cache
         stop_ids = [self.tokenizer.convert_tokens_to_ids(s) for s in stop if s in self.tokenizer.get_added_vocab()]
 
         sample = temperature > 0
@@ -290,7 +313,7 @@ class HFQwenBackend(PolicyBackend):
         # the sampled tokens' log-probs under softmax(suppressed logits / T): what sequence_logprobs recomputes
         recorder = _RecordLogprobs(temperature)
         self.model.eval()
-        with self.autocast():
+        with self.autocast(), self._attention():
             out = self.model.generate(**inputs, generation_config=gen_cfg,
                                       logits_processor=LogitsProcessorList([recorder]),
                                       stopping_criteria=StoppingCriteriaList(
