@@ -28,6 +28,7 @@ from mapo.models import kv_reuse
 from mapo.models.collate import collate_trajectories
 from mapo.models.gqa_attention import native_gqa
 from mapo.models.inplace_cache import InPlaceCache
+from mapo.models.lean_decode import lean_sample
 from mapo.models.precision import autocast_context, cast_state_dict, resolve_device, resolve_dtype
 from mapo.models.zoo import CHAT_TEMPLATE
 
@@ -139,6 +140,10 @@ class HFQwenBackend(PolicyBackend):
         self.grouped_attention = True
         """``generate`` keeps the KV heads grouped under a padding mask (``native_gqa``) instead of repeating
         them. Same numbers either way (CPU; elsewhere it changes nothing)."""
+        self.lean_decode = True
+        """``generate`` runs its decode loop as ``mapo.models.lean_decode.lean_sample`` (Hugging Face's
+        ``_sample`` without its per-step overhead) instead of ``_sample``. Same tokens and log-probs either way
+        (greedy and, under the same seed, sampled); False falls back to ``_sample``."""
 
     @property
     def device(self) -> torch.device:
@@ -315,6 +320,7 @@ class HFQwenBackend(PolicyBackend):
         self.model.eval()
         with self.autocast(), self._attention():
             out = self.model.generate(**inputs, generation_config=gen_cfg,
+                                      custom_generate=lean_sample if self.lean_decode else None,
                                       logits_processor=LogitsProcessorList([recorder]),
                                       stopping_criteria=StoppingCriteriaList(
                                           [_StopOnSequences(self.tokenizer, width, stop, stop_ids,
