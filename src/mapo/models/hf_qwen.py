@@ -134,6 +134,8 @@ class HFQwenBackend(PolicyBackend):
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = "<|endoftext|>"
         self._closers: dict[tuple[str, ...], set[int]] = {}
+        self._pieces: dict[int, str] = {}
+        """Each token id's decoded text, memoized for ``cut_at_stop`` (it decodes the generated ids one by one)."""
         self.inplace_cache = True
         """``generate`` writes K/V into a cache sized for the call (``InPlaceCache``) instead of Hugging Face's
         ``DynamicCache``, which concatenates the whole cache at every step. Same numbers either way."""
@@ -330,7 +332,7 @@ class HFQwenBackend(PolicyBackend):
         results = []
         for i, limit in enumerate(limits):
             ids = new[i, :limit].tolist()
-            n, stopped = cut_at_stop(self.tokenizer, ids, stop, stop_ids)
+            n, stopped = cut_at_stop(self.tokenizer, ids, stop, stop_ids, self._pieces)
             ids = ids[:n]
             lp = logp_tokens[i, :n] if n else torch.zeros(0)
             results.append(Generation(ids=ids, logprobs=lp, text=self.decode(ids), stopped=stopped))

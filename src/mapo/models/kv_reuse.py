@@ -67,10 +67,9 @@ def reusable_prefix(kept: TrajectoryKV | None, ids: list[int], images: list, ima
     n = min(len(kept.ids), len(ids) - 1)
     if n <= 0:
         return 0
-    a = torch.tensor(kept.ids[:n])
-    b = torch.tensor(ids[:n])
-    diff = (a != b).nonzero()
-    p = int(diff[0]) if len(diff) else n
+    a, b = list(kept.ids[:n]), list(ids[:n])
+    # list equality is one C loop; the first difference is looked for only when there is one
+    p = n if a == b else next(j for j, (x, y) in enumerate(zip(a, b)) if x != y)
     while 0 < p < len(ids) and ids[p] == image_token_id and ids[p - 1] == image_token_id:
         p -= 1  # do not split an image's tokens: its features come whole
     for k, start in enumerate(image_runs(ids[:p], image_token_id)):
