@@ -106,7 +106,10 @@ class _RecordLogprobs:
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         self._take(input_ids[:, -1])
-        self.pending = torch.log_softmax(scores.float() / self.temperature, dim=-1)
+        scores = scores.float()
+        if self.temperature != 1.0:  # x / 1.0 is x, bit for bit
+            scores = scores / self.temperature
+        self.pending = torch.log_softmax(scores, dim=-1)
         return scores
 
     def finish(self, sequences: torch.Tensor) -> torch.Tensor:
@@ -237,11 +240,16 @@ class HFQwenBackend(PolicyBackend):
         once, all but their last token, and that state is put in each row's slot: ``generate`` then feeds each
         row only its last token. (What vLLM/SGLang's prefix caching gives a group of samples.)"""
         groups: dict[tuple, list[int]] = {}
+        digests: dict[int, tuple] = {}
         for i, c in enumerate(contexts):
             if c.kv is None or len(c.ids) < 2 or c.ids[-1] == self.image_token_id or \
                     kv_reuse.reusable_prefix(c.kv.state, c.ids, c.images, self.image_token_id) > 0:
                 continue
-            groups.setdefault((tuple(c.ids), tuple(kv_reuse.image_key(im) for im in c.images)), []).append(i)
+            # each image object hashed once (the G rows of a prompt hold the same one)
+            for im in c.images:
+                if id(im) not in digests:
+                    digests[id(im)] = kv_reuse.image_key(im)
+            groups.setdefault((tuple(c.ids), tuple(digests[id(im)] for im in c.images)), []).append(i)
         shared = [rows for rows in groups.values() if len(rows) > 1]
         if not shared:
             return

@@ -85,13 +85,13 @@ def lean_sample(model, input_ids: torch.LongTensor, logits_processor, stopping_c
     has_eos = any(hasattr(c, "eos_token_id") for c in stopping_criteria)
 
     max_length = None
-    eos_ids = []
+    eos_ids: set[int] = set()
     other_criteria = []
     for c in stopping_criteria:
         if isinstance(c, MaxLengthCriteria):
             max_length = c.max_length if max_length is None else min(max_length, c.max_length)
         elif isinstance(c, EosTokenCriteria):
-            eos_ids.append(c.eos_token_id.to(device))
+            eos_ids.update(c.eos_token_id.flatten().tolist())
         else:
             other_criteria.append(c)
     if max_length is None:
@@ -115,7 +115,8 @@ def lean_sample(model, input_ids: torch.LongTensor, logits_processor, stopping_c
     seqs = input_ids.new_empty((batch, max_length))
     seqs[:, :width] = input_ids
     cur = width
-    unfinished = torch.ones(batch, dtype=torch.long, device=device)
+    running = [True] * batch  # HF's unfinished_sequences, kept as Python bools
+    unfinished = torch.ones(batch, dtype=torch.long, device=device)  # the same as a tensor, rebuilt on change
 
     outputs = model._prefill(input_ids, generation_config, model_kwargs, is_first_iteration=True)
     model_kwargs = model._update_model_kwargs_for_generation(outputs, model_kwargs, is_encoder_decoder=False)
@@ -131,19 +132,22 @@ def lean_sample(model, input_ids: torch.LongTensor, logits_processor, stopping_c
                 next_tokens = sample_like_multinomial(torch.nn.functional.softmax(scores, dim=-1))
             else:
                 next_tokens = torch.argmax(scores, dim=-1)
-            if has_eos:
+            if has_eos and not all(running):  # with every row running, x * 1 + pad * 0 is x
                 next_tokens = next_tokens * unfinished + pad * (1 - unfinished)
             seqs[:, cur] = next_tokens
             cur += 1
+            if cur >= max_length:  # MaxLengthCriteria: every row is done
+                break
             ids = seqs[:, :cur]
-
-            done = torch.zeros(batch, dtype=torch.bool, device=device) | (cur >= max_length)
+            done = [False] * batch
             for c in other_criteria:
-                done = done | c(ids, None)
-            for eos in eos_ids:
-                done = done | torch.isin(next_tokens, eos)
-            unfinished = unfinished & ~done
-            if cur >= max_length or not bool(unfinished.any()):
+                done = [a or b for a, b in zip(done, c(ids, None).tolist())]
+            if eos_ids:
+                done = [d or t in eos_ids for d, t in zip(done, next_tokens.tolist())]
+            if any(d and r for d, r in zip(done, running)):
+                running = [r and not d for r, d in zip(running, done)]
+                unfinished = torch.tensor(running, dtype=torch.long, device=device)
+            if not any(running):
                 break
 
             if step_inputs is None:  # the first decode step: exactly what generate's loop would feed
