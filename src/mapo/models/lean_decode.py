@@ -14,8 +14,8 @@ stopping criteria, generation config) is still prepared by ``generate`` itself; 
 * the prefill is ``model._prefill`` and the first decode step's inputs come from the model's own
   ``prepare_inputs_for_generation`` (after ``_update_model_kwargs_for_generation``); later steps change only
   what those functions change per step: ``input_ids`` (the last token), ``position_ids`` (last + 1), the 2D
-  ``attention_mask`` and ``mm_token_type_ids`` (forwarded whole: one more column, of ones / of zeros) and the
-  cache (the same object); everything else they forward (``pixel_values=None``, ``use_cache``,
+  ``attention_mask`` and ``mm_token_type_ids`` (forwarded whole: one more column, of ones / of zeros; here
+  views of a buffer written ahead, so the same values with another stride) and the cache (the same object); everything else they forward (``pixel_values=None``, ``use_cache``,
   ``logits_to_keep``, ...) is the same at every decode step;
 * the processors run in ``generate``'s order, each called directly; ``SuppressTokensLogitsProcessor`` becomes a
   mask built once (``masked_fill`` with -inf: the values ``torch.where`` gives);
@@ -106,7 +106,7 @@ def lean_sample(model, input_ids: torch.LongTensor, logits_processor, stopping_c
                 if mask is None:  # what the processor computes at every call, once
                     vocab = torch.arange(scores.shape[-1], device=scores.device)
                     mask = suppress_masks[i] = torch.isin(vocab, proc.suppress_tokens.to(scores.device))
-                scores = scores.masked_fill(mask, float("-inf"))
+                scores = scores.masked_fill_(mask, float("-inf"))  # a tensor of this loop's own (the logits copy)
             else:
                 scores = proc(ids, scores)
         return scores
@@ -116,7 +116,7 @@ def lean_sample(model, input_ids: torch.LongTensor, logits_processor, stopping_c
     seqs[:, :width] = input_ids
     cur = width
     running = [True] * batch  # HF's unfinished_sequences, kept as Python bools
-    unfinished = torch.ones(batch, dtype=torch.long, device=device)  # the same as a tensor, rebuilt on change
+    finished = None  # the rows not running, as a bool tensor (rebuilt when a row stops)
 
     outputs = model._prefill(input_ids, generation_config, model_kwargs, is_first_iteration=True)
     model_kwargs = model._update_model_kwargs_for_generation(outputs, model_kwargs, is_encoder_decoder=False)
@@ -132,8 +132,8 @@ def lean_sample(model, input_ids: torch.LongTensor, logits_processor, stopping_c
                 next_tokens = sample_like_multinomial(torch.nn.functional.softmax(scores, dim=-1))
             else:
                 next_tokens = torch.argmax(scores, dim=-1)
-            if has_eos and not all(running):  # with every row running, x * 1 + pad * 0 is x
-                next_tokens = next_tokens * unfinished + pad * (1 - unfinished)
+            if has_eos and finished is not None:  # x * unfinished + pad * (1 - unfinished), unfinished in {0, 1}
+                next_tokens = next_tokens.masked_fill(finished, pad)
             seqs[:, cur] = next_tokens
             cur += 1
             if cur >= max_length:  # MaxLengthCriteria: every row is done
@@ -146,7 +146,7 @@ def lean_sample(model, input_ids: torch.LongTensor, logits_processor, stopping_c
                 done = [d or t in eos_ids for d, t in zip(done, next_tokens.tolist())]
             if any(d and r for d, r in zip(done, running)):
                 running = [r and not d for r, d in zip(running, done)]
-                unfinished = torch.tensor(running, dtype=torch.long, device=device)
+                finished = torch.tensor([not r for r in running], dtype=torch.bool, device=device)
             if not any(running):
                 break
 
@@ -155,17 +155,24 @@ def lean_sample(model, input_ids: torch.LongTensor, logits_processor, stopping_c
                 step_inputs = model.prepare_inputs_for_generation(ids, next_sequence_length=1, **model_kwargs)
                 position_ids = step_inputs.get("position_ids")
                 # forwarded whole (prepare_inputs_for_generation slices only what it put in before its slicing)
-                grown = [k for k in ("attention_mask", "mm_token_type_ids", "token_type_ids")
-                         if isinstance(step_inputs.get(k), torch.Tensor) and step_inputs[k].shape[-1] > 1]
+                # one more column per step: ones for the mask, zeros (text) for mm types, the last value for token
+                # types; written ahead into a buffer, each step gets a view (the values generate's torch.cat gives)
+                grown = {}
+                for k in ("attention_mask", "mm_token_type_ids", "token_type_ids"):
+                    t = step_inputs.get(k)
+                    if isinstance(t, torch.Tensor) and t.dim() == 2 and t.shape[-1] > 1:
+                        buf = t.new_empty((batch, t.shape[1] + max_length - cur))
+                        buf[:, :t.shape[1]] = t
+                        buf[:, t.shape[1]:] = 1 if k == "attention_mask" else 0 if k == "mm_token_type_ids" else t[:, -1:]
+                        grown[k] = (buf, t.shape[1])
+                extra = 0
             else:  # later steps: only what _update_model_kwargs_for_generation moves on
                 if position_ids is not None:
                     position_ids = position_ids + 1
                     step_inputs["position_ids"] = position_ids
-                for k in grown:  # ones for the mask, zeros (text) for mm types, the last value for token types
-                    t = step_inputs[k]
-                    col = t.new_ones((batch, 1)) if k == "attention_mask" else \
-                        t.new_zeros((batch, 1)) if k == "mm_token_type_ids" else t[:, -1:]
-                    step_inputs[k] = torch.cat([t, col], dim=-1)
+                extra += 1
+                for k, (buf, n) in grown.items():
+                    step_inputs[k] = buf[:, :n + extra]
                 step_inputs["input_ids"] = next_tokens[:, None]
                 step_inputs["past_key_values"] = outputs.past_key_values
             del outputs
