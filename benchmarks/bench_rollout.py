@@ -72,7 +72,7 @@ def rollout_split(engine, paced, tasks, group_size: int, repeats: int) -> list[d
             if visual is not None:
                 timer.wrap(visual, "forward", "vision", exclusive=False)
             timer.wrap(inner, "pixel_inputs", "image_preprocessing", exclusive=False)
-            timer.wrap(hf_qwen._StopOnSequences, "__call__", "stop_criterion", exclusive=False)
+            timer.wrap(hf_qwen._StopOnSequences, "stopped", "stop_criterion", exclusive=False)
             timer.wrap(inner, "generate", "generate", exclusive=False)
             timer.wrap(paced.scripted, "generate", "pacing", exclusive=False)
             start = time.perf_counter()

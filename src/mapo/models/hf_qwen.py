@@ -67,7 +67,12 @@ class _StopOnSequences:
         self.closers = closers
 
     def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs) -> torch.BoolTensor:
-        last = input_ids[:, -1].tolist()
+        return torch.tensor(self.stopped(input_ids[:, -1].tolist(), input_ids), dtype=torch.bool,
+                            device=input_ids.device)
+
+    def stopped(self, last: list[int], input_ids: torch.LongTensor) -> list[bool]:
+        """Per row, whether it is done, given its newest tokens ``last`` (``input_ids[:, -1]``, which a caller
+        holding them as a list passes as is: ``mapo.models.lean_decode``)."""
         done = [t in self.stop_ids for t in last]
         if self.stop and input_ids.shape[1] > self.prompt_len:
             start = max(self.prompt_len, input_ids.shape[1] - 8)
@@ -76,7 +81,7 @@ class _StopOnSequences:
                     # the last 8 tokens hold any stop string that the newest token completed
                     tail = self.tokenizer.decode(input_ids[i, start:].tolist(), skip_special_tokens=False)
                     done[i] = any(s in tail for s in self.stop)
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+        return done
 
 
 def closing_token_ids(tokenizer, stop: Sequence[str]) -> set[int]:

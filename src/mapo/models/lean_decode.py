@@ -24,7 +24,9 @@ stopping criteria, generation config) is still prepared by ``generate`` itself; 
   entry), without its checks that the probabilities are finite, non-negative and not all zero; greedy is
   ``argmax``;
 * finished rows get the pad token when an EOS criterion exists, as in ``_sample``; ``MaxLengthCriteria`` and
-  ``EosTokenCriteria`` are evaluated inline, other criteria are called with the sequences so far.
+  ``EosTokenCriteria`` are evaluated inline, other criteria are called with the sequences so far (one with a
+  ``stopped(last_tokens, input_ids)`` method, mapo's ``_StopOnSequences``, through it, with the new tokens as a
+  list).
 
 The sequences live in one buffer allocated for the call (``input_ids`` is a view of its filled part). Anything
 outside this plan (a compiled forward, ``inputs_embeds``, a compileable cache, scores / logits / attentions
@@ -139,11 +141,13 @@ def lean_sample(model, input_ids: torch.LongTensor, logits_processor, stopping_c
             if cur >= max_length:  # MaxLengthCriteria: every row is done
                 break
             ids = seqs[:, :cur]
-            done = [False] * batch
+            last = next_tokens.tolist()
+            done = [t in eos_ids for t in last] if eos_ids else [False] * batch
             for c in other_criteria:
-                done = [a or b for a, b in zip(done, c(ids, None).tolist())]
-            if eos_ids:
-                done = [d or t in eos_ids for d, t in zip(done, next_tokens.tolist())]
+                # a criterion with ``stopped(last_tokens, input_ids) -> list[bool]`` (mapo's stop-string check)
+                # is asked with the list at hand; any other is called as generate calls it
+                more = c.stopped(last, ids) if hasattr(c, "stopped") else c(ids, None).tolist()
+                done = [a or b for a, b in zip(done, more)]
             if any(d and r for d, r in zip(done, running)):
                 running = [r and not d for r, d in zip(running, done)]
                 finished = torch.tensor([not r for r in running], dtype=torch.bool, device=device)
