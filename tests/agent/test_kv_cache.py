@@ -177,3 +177,17 @@ def test_reusable_prefix_never_splits_an_image_nor_reuses_a_different_one():
     # the same tokens but another image object: its features differ, so it is encoded again
     assert kv_reuse.reusable_prefix(kept, [1, PAD, PAD, PAD, 2, 3, 4], [b], PAD) == 1
     assert kv_reuse.next_position(kept, 4) == 4 and kv_reuse.next_position(kept, 0) == 0
+
+
+def test_reusable_prefix_finds_the_first_difference_anywhere():
+    """The first differing token, found by halving with list comparisons, is where an element-wise scan finds it."""
+    import random
+
+    rng = random.Random(0)
+    for _ in range(3000):
+        kept = [rng.randrange(3) for _ in range(rng.randrange(1, 40))]
+        ids = kept[:rng.randrange(0, len(kept) + 1)] + [rng.randrange(3) for _ in range(rng.randrange(1, 40))]
+        n = min(len(kept), len(ids) - 1)
+        want = next((j for j in range(n) if kept[j] != ids[j]), n) if n > 0 else 0
+        state = kv_reuse.TrajectoryKV(ids=kept, keys=[], values=[], positions=torch.zeros(3, len(kept)), images=[])
+        assert kv_reuse.reusable_prefix(state, ids, [], image_token_id=999) == max(want, 0)

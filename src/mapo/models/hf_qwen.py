@@ -106,7 +106,7 @@ class _RecordLogprobs:
 
     def _take(self, tokens: torch.Tensor) -> None:
         if self.pending is not None:
-            self.steps.append(torch.gather(self.pending, 1, tokens[:, None]).squeeze(1).float().cpu())
+            self.steps.append(self.pending.gather(1, tokens.view(-1, 1)))  # [B, 1]; joined once in ``finish``
             self.pending = None
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
@@ -120,7 +120,7 @@ class _RecordLogprobs:
     def finish(self, sequences: torch.Tensor) -> torch.Tensor:
         """[B, n_generated] log-probs once generate returned ``sequences``."""
         self._take(sequences[:, -1])
-        return torch.stack(self.steps, dim=1) if self.steps else torch.zeros(sequences.shape[0], 0)
+        return torch.cat(self.steps, dim=1).float().cpu() if self.steps else torch.zeros(sequences.shape[0], 0)
 
 
 class HFQwenBackend(PolicyBackend):

@@ -68,8 +68,17 @@ def reusable_prefix(kept: TrajectoryKV | None, ids: list[int], images: list, ima
     if n <= 0:
         return 0
     a, b = list(kept.ids[:n]), list(ids[:n])
-    # list equality is one C loop; the first difference is looked for only when there is one
-    p = n if a == b else next(j for j, (x, y) in enumerate(zip(a, b)) if x != y)
+    # the first difference, by halving with list equality (each one C loop): a[:lo] == b[:lo], a[:hi] != b[:hi]
+    lo, hi = 0, n
+    if a == b:
+        lo = n
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid
+    p = lo
     while 0 < p < len(ids) and ids[p] == image_token_id and ids[p - 1] == image_token_id:
         p -= 1  # do not split an image's tokens: its features come whole
     for k, start in enumerate(image_runs(ids[:p], image_token_id)):
