@@ -181,3 +181,21 @@ def test_model_logits_are_bit_identical_to_dynamic_cache(tiny_model, capacity, g
     assert torch.equal(out, ref)
     assert not gqa or not delegated  # every step had a padding mask: all took the grouped path
     assert cache.layers[0].allocated >= 19 + 11 and (capacity != 21 or cache.layers[0].allocated == 42)
+
+
+def test_cache_over_buffers_takes_them_without_a_copy():
+    k, v = torch.randn(2, 2, 9, 4), torch.randn(2, 2, 9, 4)
+    cache = InPlaceCache(2, capacity=9, kv=[(k[:, :, :5], v[:, :, :5])] * 2)  # the copying way
+    taken = InPlaceCache(2)
+    for layer, (kb, vb) in zip(taken.layers, [(k.clone(), v.clone()), (k.clone(), v.clone())]):
+        layer.adopt(kb, vb, 5)
+    assert taken.get_seq_length() == 5 and all(layer.allocated == 9 for layer in taken.layers)
+    new_k, new_v = torch.randn(2, 2, 2, 4), torch.randn(2, 2, 2, 4)
+    for a, b in zip(cache.layers, taken.layers):
+        ka, va = a.update(new_k, new_v)
+        kb, vb = b.update(new_k, new_v)
+        assert torch.equal(ka, kb) and torch.equal(va, vb)
+    buf = taken.layers[0]._k
+    assert buf.data_ptr() == taken.layers[0].keys.data_ptr()  # written where it was given
+    with pytest.raises(ValueError):
+        taken.layers[0].adopt(k, v, 5)  # only before the first write

@@ -235,10 +235,10 @@ class HFQwenBackend(PolicyBackend):
             inputs.update(self.pixel_inputs(images))
         return inputs, width
 
-    def _rope_batch(self, states, contexts) -> kv_reuse.CachedBatch:
+    def _rope_batch(self, states, contexts, room: int = 0) -> kv_reuse.CachedBatch:
         return kv_reuse.batch_over_kept(
             states, contexts, self.tokenizer.pad_token_id, self.image_token_id, self.model.model.get_rope_index,
-            lambda images: torch.tensor([self.image_grid(im) for im in images]))
+            lambda images: torch.tensor([self.image_grid(im) for im in images]), room=room)
 
     def _encode_shared_prompts(self, contexts: list[Context]) -> None:
         """Rows with nothing kept yet whose tokens and images are the same (the G samples of a prompt) are encoded
@@ -283,15 +283,17 @@ class HFQwenBackend(PolicyBackend):
             inputs.update(self.pixel_inputs(batch.new_images))
         return inputs
 
-    def _kept_inputs(self, contexts: list[Context]) -> tuple[dict[str, Any], kv_reuse.CachedBatch]:
-        """Contexts continued from their trajectories' kept caches: only the tokens not yet encoded are fed."""
+    def _kept_inputs(self, contexts: list[Context], room: int = 0) -> tuple[dict[str, Any], kv_reuse.CachedBatch]:
+        """Contexts continued from their trajectories' kept caches: only the tokens not yet encoded are fed.
+        ``room``: new tokens to leave room for in the kept K/V's buffers (``CachedBatch.buffers``)."""
         self._encode_shared_prompts(contexts)
         states = [c.kv.state if c.kv is not None else None for c in contexts]
-        batch = self._rope_batch(states, contexts)
+        batch = self._rope_batch(states, contexts, room)
         return self._batch_inputs(batch), batch
 
     def _generation_cache(self, width: int, max_new_tokens: int,
-                          kv: list[tuple[torch.Tensor, torch.Tensor]] | None):
+                          kv: list[tuple[torch.Tensor, torch.Tensor]] | None,
+                          buffers: list[tuple[torch.Tensor, torch.Tensor]] | None = None):
         """The cache a ``generate`` call over ``width`` input columns starts from (``kv``: per layer keys, values
         [B, heads, len, head_dim], or None for nothing kept). With ``inplace_cache`` and full-attention layers only,
         an ``InPlaceCache`` with room for the input and ``max_new_tokens`` more; otherwise a ``DynamicCache`` of
@@ -299,6 +301,10 @@ class HFQwenBackend(PolicyBackend):
         from transformers import DynamicCache
 
         dev = self.device
+        if self.inplace_cache and self.reuses_kv_cache and buffers is not None and kv is not None and \
+                all(k.device == dev and k.shape[2] >= width + max_new_tokens for k, _ in buffers):
+            # ``kv`` already sits at the head of buffers sized for the call: taken over, not copied
+            return InPlaceCache.over_buffers(self.model.config, buffers, kv[0][0].shape[2])
         kv = [(k.to(dev), v.to(dev)) for k, v in kv] if kv is not None else None
         if self.inplace_cache and self.reuses_kv_cache:
             return InPlaceCache.for_model(self.model.config, capacity=width + max_new_tokens, kv=kv)
@@ -316,11 +322,13 @@ class HFQwenBackend(PolicyBackend):
         keep = any(c.kv is not None for c in contexts) and self.reuses_kv_cache
         batch = None
         if keep:
-            inputs, batch = self._kept_inputs(contexts)
+            room = max(limits) if self.inplace_cache else 0
+            inputs, batch = self._kept_inputs(contexts, room)
             width = batch.input_ids.shape[1]
         else:
             inputs, width = self._full_inputs(contexts)
-        cache = self._generation_cache(width, max(limits), batch.cache if batch is not None else None)
+        cache = self._generation_cache(width, max(limits), batch.cache if batch is not None else None,
+                                       batch.buffers if batch is not None else None)
         if cache is not None:
             inputs["past_key_values"] = cache
         stop_ids = [self.tokenizer.convert_tokens_to_ids(s) for s in stop if s in self.tokenizer.get_added_vocab()]

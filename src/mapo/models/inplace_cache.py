@@ -52,6 +52,18 @@ class InPlaceLayer(DynamicLayer):
             v[:, :, :self._len] = self._v[:, :, :self._len]
         self._k, self._v = k, v
 
+    def adopt(self, key_buffer: torch.Tensor, value_buffer: torch.Tensor, length: int) -> None:
+        """Take ``key_buffer`` / ``value_buffer`` [batch, heads, capacity, head_dim], whose first ``length``
+        positions are filled, as this layer's buffer (no copy; later writes go after ``length``)."""
+        if self._len or self._k is not None:
+            raise ValueError("adopt a buffer before the first write only")
+        if length > key_buffer.shape[2] or key_buffer.shape[:3] != value_buffer.shape[:3]:
+            raise ValueError(f"buffers of shapes {tuple(key_buffer.shape)} / {tuple(value_buffer.shape)} cannot "
+                             f"hold {length} positions")
+        self.lazy_initialization(key_buffer, value_buffer)
+        self._k, self._v = key_buffer, value_buffer
+        self._set_len(length)
+
     def _set_len(self, n: int) -> None:
         self._len = n
         self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
@@ -112,6 +124,18 @@ class InPlaceCache(Cache):
                 raise ValueError(f"kv has {len(pairs)} layers; the cache has {num_layers}")
             for layer, (k, v) in zip(self.layers, pairs):
                 layer.update(k, v)
+
+    @classmethod
+    def over_buffers(cls, config, buffers: Iterable[tuple[torch.Tensor, torch.Tensor]], length: int) -> InPlaceCache:
+        """One for a model with ``config`` whose layers take ``buffers`` (per layer keys, values [batch, heads,
+        capacity, head_dim], the first ``length`` positions filled) as their own: ``kv`` without its copy."""
+        cache = cls.for_model(config)
+        pairs = list(buffers)
+        if len(pairs) != len(cache.layers):
+            raise ValueError(f"buffers have {len(pairs)} layers; the cache has {len(cache.layers)}")
+        for layer, (k, v) in zip(cache.layers, pairs):
+            layer.adopt(k, v, length)
+        return cache
 
     @classmethod
     def for_model(cls, config, capacity: int = 0, kv: Iterable[tuple[torch.Tensor, torch.Tensor]] | None = None
