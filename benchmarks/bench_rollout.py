@@ -72,7 +72,7 @@ def rollout_split(engine, paced, tasks, group_size: int, repeats: int) -> list[d
             if visual is not None:
                 timer.wrap(visual, "forward", "vision", exclusive=False)
             timer.wrap(inner, "pixel_inputs", "image_preprocessing", exclusive=False)
-            timer.wrap(hf_qwen._StopOnSequences, "__call__", "stop_criterion", exclusive=False)
+            timer.wrap(hf_qwen._StopOnSequences, "stopped", "stop_criterion", exclusive=False)
             timer.wrap(inner, "generate", "generate", exclusive=False)
             timer.wrap(paced.scripted, "generate", "pacing", exclusive=False)
             start = time.perf_counter()
@@ -90,7 +90,7 @@ def rollout_split(engine, paced, tasks, group_size: int, repeats: int) -> list[d
             "model forward: vision tower (inside prefill)": s.get("vision", 0.0),
             "image preprocessing": s.get("image_preprocessing", 0.0),
             "stop-sequence check": s.get("stop_criterion", 0.0),
-            "HF generate loop (sampling, cache)": s.get("generate", 0.0) - s.get("forward", 0.0)
+            "generate loop (sampling, inputs, kept caches)": s.get("generate", 0.0) - s.get("forward", 0.0)
             - s.get("image_preprocessing", 0.0) - s.get("stop_criterion", 0.0),
             "engine (parse, zoom, tokenize, bookkeeping)": rollout - s.get("generate", 0.0),
         }

@@ -117,6 +117,19 @@ def test_sampled_turns_are_identical_with_a_fixed_seed(dirs, call_text, make_tas
     _assert_same(plain, cached)
 
 
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_the_in_place_cache_and_grouped_attention_change_no_number(dirs, call_text, make_task, temperature):
+    """Generation writes K/V in place (``InPlaceCache``) and keeps KV heads grouped under a padding mask
+    (``native_gqa``); with Hugging Face's ``DynamicCache`` and repeated heads instead, every token and every
+    recorded log-prob is the same, bit for bit, over the batch with kept caches, crops and ragged rows."""
+    policy = load_policy(dirs["qwen2_5_vl"])
+    fast = _rollout(policy, call_text, make_task, kv_cache=True, temperature=temperature)
+    policy.inplace_cache = policy.grouped_attention = False
+    hf = _rollout(policy, call_text, make_task, kv_cache=True, temperature=temperature)
+    _assert_same(hf, fast)
+    assert all(torch.equal(a.old_logprobs, b.old_logprobs) for a, b in zip(hf, fast))
+
+
 def test_a_backend_that_cannot_reuse_re_encodes_and_keeps_nothing(dirs, call_text, make_task, monkeypatch,
                                                                    reuse_spy):
     from mapo.models.hf_qwen import HFQwenBackend
@@ -164,3 +177,17 @@ def test_reusable_prefix_never_splits_an_image_nor_reuses_a_different_one():
     # the same tokens but another image object: its features differ, so it is encoded again
     assert kv_reuse.reusable_prefix(kept, [1, PAD, PAD, PAD, 2, 3, 4], [b], PAD) == 1
     assert kv_reuse.next_position(kept, 4) == 4 and kv_reuse.next_position(kept, 0) == 0
+
+
+def test_reusable_prefix_finds_the_first_difference_anywhere():
+    """The first differing token, found by halving with list comparisons, is where an element-wise scan finds it."""
+    import random
+
+    rng = random.Random(0)
+    for _ in range(3000):
+        kept = [rng.randrange(3) for _ in range(rng.randrange(1, 40))]
+        ids = kept[:rng.randrange(0, len(kept) + 1)] + [rng.randrange(3) for _ in range(rng.randrange(1, 40))]
+        n = min(len(kept), len(ids) - 1)
+        want = next((j for j in range(n) if kept[j] != ids[j]), n) if n > 0 else 0
+        state = kv_reuse.TrajectoryKV(ids=kept, keys=[], values=[], positions=torch.zeros(3, len(kept)), images=[])
+        assert kv_reuse.reusable_prefix(state, ids, [], image_token_id=999) == max(want, 0)

@@ -42,3 +42,22 @@ def test_closing_tokens_only_stop_where_every_token_does():
     assert _first_stop(_StopOnSequences(tok, 3, STOP_SEQUENCES, stop_ids, closers), rows) == expected
     # the shortcut is not vacuous: with no closing token nothing spelled in pieces stops
     assert _first_stop(_StopOnSequences(tok, 3, STOP_SEQUENCES, stop_ids, set()), rows) != expected
+
+
+def test_cut_at_stop_with_memoized_pieces_cuts_where_decoding_does():
+    from mapo.agent.backend import cut_at_stop
+
+    tok = train_tokenizer(["<think>look</think><answer>B</answer> the red square near 7 >< a>b"] * 20,
+                          vocab_size=300)
+    stop_ids = [tok.convert_tokens_to_ids(s) for s in STOP_SEQUENCES if s in tok.get_added_vocab()]
+    rng = random.Random(1)
+    memo: dict[int, str] = {}
+    closing = tok("</ans", add_special_tokens=False)["input_ids"] + tok("wer>", add_special_tokens=False)["input_ids"]
+    for _ in range(200):
+        ids = [rng.randrange(len(tok)) for _ in range(rng.randrange(0, 40))]
+        if rng.random() < 0.5:
+            ids[rng.randrange(len(ids) + 1):0] = closing
+        want = cut_at_stop(tok, ids, STOP_SEQUENCES, stop_ids)
+        assert cut_at_stop(tok, ids, STOP_SEQUENCES, stop_ids, memo) == want  # memo filling and filled
+        assert cut_at_stop(tok, ids, STOP_SEQUENCES, [], memo) == cut_at_stop(tok, ids, STOP_SEQUENCES, [])
+    assert memo and all(memo[t] == tok.decode([t], skip_special_tokens=False) for t in memo)

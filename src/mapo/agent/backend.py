@@ -123,15 +123,21 @@ class PolicyBackend(ABC):
         raise NotImplementedError(f"{type(self).__name__} cannot score tokens; use a model backend (hf_qwen)")
 
 
-def cut_at_stop(tokenizer, ids: Sequence[int], stop: Sequence[str], stop_ids: Sequence[int] = ()) -> tuple[int, bool]:
+def cut_at_stop(tokenizer, ids: Sequence[int], stop: Sequence[str], stop_ids: Sequence[int] = (),
+                pieces: dict[int, str] | None = None) -> tuple[int, bool]:
     """Length of ``ids`` up to and including the first stop (a stop token id, or the token that completes a
-    stop string in the decoded text); returns (length, stopped)."""
+    stop string in the decoded text); returns (length, stopped). ``pieces``: a memo of each token's decoded
+    text (token id -> ``tokenizer.decode([id])``), filled as tokens are met, for a caller that cuts often."""
     stop_ids = set(stop_ids)
     text = ""
     for k, tid in enumerate(ids):
         if tid in stop_ids:
             return k + 1, True
-        piece = tokenizer.decode([tid], skip_special_tokens=False)
+        piece = pieces.get(tid) if pieces is not None else None
+        if piece is None:
+            piece = tokenizer.decode([tid], skip_special_tokens=False)
+            if pieces is not None:
+                pieces[tid] = piece
         text += piece
         # A stop string can only complete on a token whose text holds its last character.
         if any(s and s[-1] in piece and s in text[-(len(s) + len(piece)):] for s in stop):

@@ -9,6 +9,7 @@ log-probs equal what ``sequence_logprobs`` recomputes and the PPO ratio starts a
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -25,6 +26,9 @@ from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLIm
 from mapo.agent.backend import Context, Generation, PolicyBackend, cut_at_stop
 from mapo.models import kv_reuse
 from mapo.models.collate import collate_trajectories
+from mapo.models.gqa_attention import native_gqa
+from mapo.models.inplace_cache import InPlaceCache
+from mapo.models.lean_decode import lean_sample
 from mapo.models.precision import autocast_context, cast_state_dict, resolve_device, resolve_dtype
 from mapo.models.zoo import CHAT_TEMPLATE
 
@@ -63,7 +67,12 @@ class _StopOnSequences:
         self.closers = closers
 
     def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs) -> torch.BoolTensor:
-        last = input_ids[:, -1].tolist()
+        return torch.tensor(self.stopped(input_ids[:, -1].tolist(), input_ids), dtype=torch.bool,
+                            device=input_ids.device)
+
+    def stopped(self, last: list[int], input_ids: torch.LongTensor) -> list[bool]:
+        """Per row, whether it is done, given its newest tokens ``last`` (``input_ids[:, -1]``, which a caller
+        holding them as a list passes as is: ``mapo.models.lean_decode``)."""
         done = [t in self.stop_ids for t in last]
         if self.stop and input_ids.shape[1] > self.prompt_len:
             start = max(self.prompt_len, input_ids.shape[1] - 8)
@@ -72,7 +81,7 @@ class _StopOnSequences:
                     # the last 8 tokens hold any stop string that the newest token completed
                     tail = self.tokenizer.decode(input_ids[i, start:].tolist(), skip_special_tokens=False)
                     done[i] = any(s in tail for s in self.stop)
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+        return done
 
 
 def closing_token_ids(tokenizer, stop: Sequence[str]) -> set[int]:
@@ -97,18 +106,21 @@ class _RecordLogprobs:
 
     def _take(self, tokens: torch.Tensor) -> None:
         if self.pending is not None:
-            self.steps.append(torch.gather(self.pending, 1, tokens[:, None]).squeeze(1).float().cpu())
+            self.steps.append(self.pending.gather(1, tokens.view(-1, 1)))  # [B, 1]; joined once in ``finish``
             self.pending = None
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         self._take(input_ids[:, -1])
-        self.pending = torch.log_softmax(scores.float() / self.temperature, dim=-1)
+        scores = scores.float()
+        if self.temperature != 1.0:  # x / 1.0 is x, bit for bit
+            scores = scores / self.temperature
+        self.pending = torch.log_softmax(scores, dim=-1)
         return scores
 
     def finish(self, sequences: torch.Tensor) -> torch.Tensor:
         """[B, n_generated] log-probs once generate returned ``sequences``."""
         self._take(sequences[:, -1])
-        return torch.stack(self.steps, dim=1) if self.steps else torch.zeros(sequences.shape[0], 0)
+        return torch.cat(self.steps, dim=1).float().cpu() if self.steps else torch.zeros(sequences.shape[0], 0)
 
 
 class HFQwenBackend(PolicyBackend):
@@ -130,6 +142,18 @@ class HFQwenBackend(PolicyBackend):
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = "<|endoftext|>"
         self._closers: dict[tuple[str, ...], set[int]] = {}
+        self._pieces: dict[int, str] = {}
+        """Each token id's decoded text, memoized for ``cut_at_stop`` (it decodes the generated ids one by one)."""
+        self.inplace_cache = True
+        """``generate`` writes K/V into a cache sized for the call (``InPlaceCache``) instead of Hugging Face's
+        ``DynamicCache``, which concatenates the whole cache at every step. Same numbers either way."""
+        self.grouped_attention = True
+        """``generate`` keeps the KV heads grouped under a padding mask (``native_gqa``) instead of repeating
+        them. Same numbers either way (CPU; elsewhere it changes nothing)."""
+        self.lean_decode = True
+        """``generate`` runs its decode loop as ``mapo.models.lean_decode.lean_sample`` (Hugging Face's
+        ``_sample`` without its per-step overhead) instead of ``_sample``. Same tokens and log-probs either way
+        (greedy and, under the same seed, sampled); False falls back to ``_sample``."""
 
     @property
     def device(self) -> torch.device:
@@ -185,6 +209,10 @@ class HFQwenBackend(PolicyBackend):
         return hasattr(self.model.model, "get_rope_index") and set(layer_types) == {"full_attention"} and \
             not getattr(text, "use_sliding_window", False)
 
+    def _attention(self):
+        """The attention context of generation forwards (see ``grouped_attention``)."""
+        return native_gqa() if self.grouped_attention else contextlib.nullcontext()
+
     def _closing_ids(self, stop: Sequence[str]) -> set[int]:
         key = tuple(stop)
         if key not in self._closers:
@@ -207,21 +235,26 @@ class HFQwenBackend(PolicyBackend):
             inputs.update(self.pixel_inputs(images))
         return inputs, width
 
-    def _rope_batch(self, states, contexts) -> kv_reuse.CachedBatch:
+    def _rope_batch(self, states, contexts, room: int = 0) -> kv_reuse.CachedBatch:
         return kv_reuse.batch_over_kept(
             states, contexts, self.tokenizer.pad_token_id, self.image_token_id, self.model.model.get_rope_index,
-            lambda images: torch.tensor([self.image_grid(im) for im in images]))
+            lambda images: torch.tensor([self.image_grid(im) for im in images]), room=room)
 
     def _encode_shared_prompts(self, contexts: list[Context]) -> None:
         """Rows with nothing kept yet whose tokens and images are the same (the G samples of a prompt) are encoded
         once, all but their last token, and that state is put in each row's slot: ``generate`` then feeds each
         row only its last token. (What vLLM/SGLang's prefix caching gives a group of samples.)"""
         groups: dict[tuple, list[int]] = {}
+        digests: dict[int, tuple] = {}
         for i, c in enumerate(contexts):
             if c.kv is None or len(c.ids) < 2 or c.ids[-1] == self.image_token_id or \
                     kv_reuse.reusable_prefix(c.kv.state, c.ids, c.images, self.image_token_id) > 0:
                 continue
-            groups.setdefault((tuple(c.ids), tuple(kv_reuse.image_key(im) for im in c.images)), []).append(i)
+            # each image object hashed once (the G rows of a prompt hold the same one)
+            for im in c.images:
+                if id(im) not in digests:
+                    digests[id(im)] = kv_reuse.image_key(im)
+            groups.setdefault((tuple(c.ids), tuple(digests[id(im)] for im in c.images)), []).append(i)
         shared = [rows for rows in groups.values() if len(rows) > 1]
         if not shared:
             return
@@ -230,7 +263,7 @@ class HFQwenBackend(PolicyBackend):
         heads = [Context(ids=contexts[rows[0]].ids[:-1], images=contexts[rows[0]].images) for rows in shared]
         batch = self._rope_batch([None] * len(heads), heads)
         inputs = self._batch_inputs(batch)
-        with self.autocast():
+        with self.autocast(), self._attention():
             out = self.model(**inputs, past_key_values=DynamicCache(config=self.model.config), use_cache=True,
                              logits_to_keep=1)
         layers = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
@@ -250,19 +283,32 @@ class HFQwenBackend(PolicyBackend):
             inputs.update(self.pixel_inputs(batch.new_images))
         return inputs
 
-    def _kept_inputs(self, contexts: list[Context]) -> tuple[dict[str, Any], kv_reuse.CachedBatch]:
-        """Contexts continued from their trajectories' kept caches: only the tokens not yet encoded are fed."""
-        from transformers import DynamicCache
-
+    def _kept_inputs(self, contexts: list[Context], room: int = 0) -> tuple[dict[str, Any], kv_reuse.CachedBatch]:
+        """Contexts continued from their trajectories' kept caches: only the tokens not yet encoded are fed.
+        ``room``: new tokens to leave room for in the kept K/V's buffers (``CachedBatch.buffers``)."""
         self._encode_shared_prompts(contexts)
         states = [c.kv.state if c.kv is not None else None for c in contexts]
-        batch = self._rope_batch(states, contexts)
-        inputs = self._batch_inputs(batch)
-        if batch.cache is not None:
-            dev = self.device
-            inputs["past_key_values"] = DynamicCache([(k.to(dev), v.to(dev)) for k, v in batch.cache],
-                                                     config=self.model.config)
-        return inputs, batch
+        batch = self._rope_batch(states, contexts, room)
+        return self._batch_inputs(batch), batch
+
+    def _generation_cache(self, width: int, max_new_tokens: int,
+                          kv: list[tuple[torch.Tensor, torch.Tensor]] | None,
+                          buffers: list[tuple[torch.Tensor, torch.Tensor]] | None = None):
+        """The cache a ``generate`` call over ``width`` input columns starts from (``kv``: per layer keys, values
+        [B, heads, len, head_dim], or None for nothing kept). With ``inplace_cache`` and full-attention layers only,
+        an ``InPlaceCache`` with room for the input and ``max_new_tokens`` more; otherwise a ``DynamicCache`` of
+        ``kv`` (None when there is none: ``generate`` makes its own)."""
+        from transformers import DynamicCache
+
+        dev = self.device
+        if self.inplace_cache and self.reuses_kv_cache and buffers is not None and kv is not None and \
+                all(k.device == dev and k.shape[2] >= width + max_new_tokens for k, _ in buffers):
+            # ``kv`` already sits at the head of buffers sized for the call: taken over, not copied
+            return InPlaceCache.over_buffers(self.model.config, buffers, kv[0][0].shape[2])
+        kv = [(k.to(dev), v.to(dev)) for k, v in kv] if kv is not None else None
+        if self.inplace_cache and self.reuses_kv_cache:
+            return InPlaceCache.for_model(self.model.config, capacity=width + max_new_tokens, kv=kv)
+        return DynamicCache(kv, config=self.model.config) if kv is not None else None
 
     @torch.no_grad()
     def generate(self, contexts: list[Context], max_new_tokens: int | list[int], stop: Sequence[str],
@@ -276,10 +322,15 @@ class HFQwenBackend(PolicyBackend):
         keep = any(c.kv is not None for c in contexts) and self.reuses_kv_cache
         batch = None
         if keep:
-            inputs, batch = self._kept_inputs(contexts)
+            room = max(limits) if self.inplace_cache else 0
+            inputs, batch = self._kept_inputs(contexts, room)
             width = batch.input_ids.shape[1]
         else:
             inputs, width = self._full_inputs(contexts)
+        cache = self._generation_cache(width, max(limits), batch.cache if batch is not None else None,
+                                       batch.buffers if batch is not None else None)
+        if cache is not None:
+            inputs["past_key_values"] = cache
         stop_ids = [self.tokenizer.convert_tokens_to_ids(s) for s in stop if s in self.tokenizer.get_added_vocab()]
 
         sample = temperature > 0
@@ -290,8 +341,9 @@ class HFQwenBackend(PolicyBackend):
         # the sampled tokens' log-probs under softmax(suppressed logits / T): what sequence_logprobs recomputes
         recorder = _RecordLogprobs(temperature)
         self.model.eval()
-        with self.autocast():
+        with self.autocast(), self._attention():
             out = self.model.generate(**inputs, generation_config=gen_cfg,
+                                      custom_generate=lean_sample if self.lean_decode else None,
                                       logits_processor=LogitsProcessorList([recorder]),
                                       stopping_criteria=StoppingCriteriaList(
                                           [_StopOnSequences(self.tokenizer, width, stop, stop_ids,
@@ -301,7 +353,7 @@ class HFQwenBackend(PolicyBackend):
         results = []
         for i, limit in enumerate(limits):
             ids = new[i, :limit].tolist()
-            n, stopped = cut_at_stop(self.tokenizer, ids, stop, stop_ids)
+            n, stopped = cut_at_stop(self.tokenizer, ids, stop, stop_ids, self._pieces)
             ids = ids[:n]
             lp = logp_tokens[i, :n] if n else torch.zeros(0)
             results.append(Generation(ids=ids, logprobs=lp, text=self.decode(ids), stopped=stopped))

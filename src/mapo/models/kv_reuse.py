@@ -67,10 +67,18 @@ def reusable_prefix(kept: TrajectoryKV | None, ids: list[int], images: list, ima
     n = min(len(kept.ids), len(ids) - 1)
     if n <= 0:
         return 0
-    a = torch.tensor(kept.ids[:n])
-    b = torch.tensor(ids[:n])
-    diff = (a != b).nonzero()
-    p = int(diff[0]) if len(diff) else n
+    a, b = list(kept.ids[:n]), list(ids[:n])
+    # the first difference, by halving with list equality (each one C loop): a[:lo] == b[:lo], a[:hi] != b[:hi]
+    lo, hi = 0, n
+    if a == b:
+        lo = n
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid
+    p = lo
     while 0 < p < len(ids) and ids[p] == image_token_id and ids[p - 1] == image_token_id:
         p -= 1  # do not split an image's tokens: its features come whole
     for k, start in enumerate(image_runs(ids[:p], image_token_id)):
@@ -102,11 +110,16 @@ class CachedBatch:
     """P_i: kept tokens reused per row."""
     new_images: list
     """The images of the new tokens, rows in order (what to run through the vision tower)."""
+    buffers: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+    """With ``room``: per layer the buffers whose first C positions ``cache`` views, with room for C + S + room
+    (what an ``InPlaceCache`` can take over without copying ``cache``)."""
 
 
 def batch_over_kept(states: list[TrajectoryKV | None], contexts: list, pad_id: int, image_token_id: int,
-                    rope_index, grids_of) -> CachedBatch:
+                    rope_index, grids_of, room: int = 0) -> CachedBatch:
     """Lay out ``contexts`` (objects with ``ids``, ``images``) over their trajectories' kept ``states``.
+    ``room`` > 0: the kept K/V are written into buffers with room for the new tokens and ``room`` more
+    (``CachedBatch.buffers``).
 
     ``rope_index(input_ids, mm_token_type_ids, image_grid_thw, attention_mask) -> ([3, B, S], _)``: the
     model's ``get_rope_index``; ``grids_of(images) -> [n, 3]`` the images' (t, h, w) patch grids."""
@@ -135,21 +148,26 @@ def batch_over_kept(states: list[TrajectoryKV | None], contexts: list, pad_id: i
         if p:
             positions[:, i, C - p:C] = s.positions[:, :p].cpu()
     text = (mask.cumsum(-1) - 1).clamp(min=0) * mask
-    cache = None
+    cache = buffers = None
     if C:
         ref = next(s for s, p in zip(states, kept) if p)
-        cache = []
+        cache, buffers = [], []
+        size = C + S + room if room > 0 else C
         for layer in range(len(ref.keys)):
             k0, v0 = ref.keys[layer], ref.values[layer]
-            k = k0.new_zeros((B, k0.shape[0], C, k0.shape[2]))
-            v = v0.new_zeros((B, v0.shape[0], C, v0.shape[2]))
+            kb = k0.new_empty((B, k0.shape[0], size, k0.shape[2]))
+            vb = v0.new_empty((B, v0.shape[0], size, v0.shape[2]))
+            k, v = kb[:, :, :C], vb[:, :, :C]
+            k.zero_()
+            v.zero_()
             for i, (s, p) in enumerate(zip(states, kept)):
                 if p:
                     k[i, :, C - p:] = s.keys[layer][:, :p]
                     v[i, :, C - p:] = s.values[layer][:, :p]
             cache.append((k, v))
+            buffers.append((kb, vb))
     return CachedBatch(input_ids=input_ids, attention_mask=mask, position_ids=torch.cat([text[None], positions]),
-                       cache=cache, kept=kept, new_images=new_images)
+                       cache=cache, kept=kept, new_images=new_images, buffers=buffers if room > 0 else None)
 
 
 def keep_after_generate(batch: CachedBatch, layers: list[tuple[torch.Tensor, torch.Tensor]], contexts: list,
