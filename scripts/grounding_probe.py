@@ -22,8 +22,6 @@ import shutil
 import time
 from pathlib import Path
 
-import torch
-
 from mapo.data.expert import ExpertConfig
 from mapo.data.parquet import load_tasks
 from mapo.data.world.export import write_world
@@ -61,23 +59,17 @@ def main() -> None:
     pixels = cfg.protocol.image_max_pixels
     held_out = world_grounding_checks(_val_tasks(world))
     train = world_grounding_checks(load_tasks(train_split(world), limit=100))
-    adamw = torch.optim.AdamW
     for name, options in variants:
         out = args.out / f"g_{name}"
         if out.exists():
             shutil.rmtree(out)
         shutil.copytree(pre, out)
         examples = grounding_examples(out, world, expert=expert, max_pixels=pixels, seed=args.seed, flips=True)
-        decay = options.get("weight_decay", 0.0)
-        torch.optim.AdamW = lambda params, decay=decay, **kw: adamw(params, **{**kw, "weight_decay": decay})
         start = time.time()
-        try:
-            done = warmup.warm_up_grounding(out, examples, steps=100, seed=args.seed, max_pixels=pixels,
-                                            freeze_vision_tower=cfg.freeze_vision_tower,
-                                            lr=options.get("lr", 3e-3), held_out=held_out,
-                                            target_hit_rate=args.stop_at, max_steps=args.max_steps, progress=False)
-        finally:
-            torch.optim.AdamW = adamw
+        done = warmup.warm_up_grounding(out, examples, steps=100, seed=args.seed, max_pixels=pixels,
+                                        freeze_vision_tower=cfg.freeze_vision_tower, lr=options.get("lr", 3e-3),
+                                        weight_decay=options.get("weight_decay", 0.0), held_out=held_out,
+                                        target_hit_rate=args.stop_at, max_steps=args.max_steps, progress=False)
         train_hit = warmup._grounding_hit_rate(warmup.load_policy(out), train, pixels)
         print(json.dumps({"seed": args.seed, "variant": name, **options, "held_out_curve": done["held_out_curve"],
                           "train_hit_at_end": train_hit, "seconds": round(time.time() - start)}), flush=True)

@@ -412,3 +412,19 @@ def test_answer_box_reads_a_bare_box_or_a_zoom_call_and_nothing_else():
     assert answer_box(relative, 1024, 1024) == Box(0, 256, 256, 512)  # fractions of the image
     for text in ("not a box", "[0, 0, 64]", "<think>x</think>\n<answer>A</answer>"):
         assert answer_box(text, 100, 100) is None
+
+
+def test_the_warm_up_loop_decays_weights_only_when_asked():
+    """``_fit(weight_decay=...)`` reaches AdamW: with a zero-gradient loss, 0 leaves the weights, > 0 shrinks them."""
+    import torch
+
+    from mapo.models.warmup import _fit
+
+    for decay, moved in ((0.0, False), (1.0, True)):
+        layer = torch.nn.Linear(3, 2)
+        before = layer.weight.detach().clone()
+        _fit(layer, list(layer.parameters()), 4, lambda idx, layer=layer: (layer.weight * 0).sum(), steps=3, batch_size=2,
+             lr=0.1, warmup_steps=0, seed=0, desc="t", progress=False, weight_decay=decay)
+        assert bool((layer.weight.abs() < before.abs()).all()) is moved
+        if not moved:
+            assert torch.equal(layer.weight, before)

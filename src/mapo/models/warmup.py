@@ -103,16 +103,17 @@ def _require(steps: int, examples, what: str) -> None:
 
 
 def _fit(model, params, n_examples: int, batch_loss, *, steps: int, batch_size: int, lr: float,
-         warmup_steps: int, seed: int, desc: str, progress: bool, stop=None, on_step=None
-         ) -> tuple[list[float], float]:
+         warmup_steps: int, seed: int, desc: str, progress: bool, stop=None, on_step=None,
+         weight_decay: float = 0.0) -> tuple[list[float], float]:
     """The warm-ups' shared loop: ``steps`` AdamW steps (linear warm-up, then constant) on batches of example
     indices drawn without replacement per pass; ``batch_loss(indices)`` returns the batch's loss. A non-finite
     loss skips its step. ``stop(n)``, called after the n-th step with the model in eval mode, ends the loop early
     when it returns True (``steps`` is then the cap). ``on_step(n)``: called before the n-th step (the demo sets
-    its torch threads there). Returns (losses, seconds)."""
+    its torch threads there). ``weight_decay``: AdamW's (0 in every warm-up the demo runs). Returns (losses,
+    seconds)."""
     rng = random.Random(seed)
     torch.manual_seed(seed)
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, warmup_steps)))
     model.train()
     start = time.time()
@@ -209,7 +210,7 @@ def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *
                       max_pixels: int = 224 * 224, freeze_vision_tower: bool = False,
                       held_out: Sequence[tuple[Image.Image, str, Sequence[float]]] = (),
                       target_hit_rate: float | None = None, max_steps: int | None = None, check_every: int = 100,
-                      progress: bool = True, on_step=None) -> dict:
+                      progress: bool = True, on_step=None, weight_decay: float = 0.0) -> dict:
     """Train the checkpoint in ``model_dir`` for ``steps`` AdamW steps on one-turn image questions and write it
     back in place (weights replaced atomically). Returns a summary, also recorded under ``"grounding"`` in
     ``mapo_model.json``.
@@ -226,7 +227,8 @@ def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *
     ``target_hit_rate``: train on past ``steps`` until the held-out hit rate reaches it, measured every
     ``check_every`` steps, up to ``max_steps`` in all (the same seed's steps are the same either way: a run that
     reaches the bar at ``steps`` is the run without one). The summary's ``held_out_curve`` lists
-    ``[step, hit rate]`` of every check and ``steps`` the steps trained. ``on_step(n)``: called before step n."""
+    ``[step, hit rate]`` of every check and ``steps`` the steps trained. ``on_step(n)``: called before step n.
+    ``weight_decay``: AdamW's (0: the demo's; 1.0 kept a seed from taking at all, docs/results.md section 14)."""
     _require(steps, examples, "grounding examples")
     if target_hit_rate is not None and not held_out:
         raise ValueError("target_hit_rate needs held_out grounding questions to measure the hit rate on (the "
@@ -254,7 +256,7 @@ def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *
 
     losses, seconds = _fit(model, [p for p in model.parameters() if p.requires_grad], len(encoded), batch_loss,
                            steps=cap, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, seed=seed,
-                           desc="grounding warm-up", progress=progress, on_step=on_step,
+                           desc="grounding warm-up", progress=progress, on_step=on_step, weight_decay=weight_decay,
                            stop=reached if target_hit_rate is not None and cap > steps else None)
     stopped = bool(curve) and curve[-1][1] >= target_hit_rate
     trained = curve[-1][0] if stopped else cap
