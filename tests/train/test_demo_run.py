@@ -51,6 +51,10 @@ def test_every_step_is_built_stamped_and_timed(toy_demo):
     assert {"warmup", "vision_warmup", "grounding"} <= set(warm) and not (root / ".model-vision").exists()
     # the toy's grounding never reaches the bar: checked after its 2 steps, then trained to the cap of 4
     assert warm["grounding"]["steps"] == 4 and [s for s, _ in warm["grounding"]["held_out_curve"]] == [2, 4]
+    # ...by two racing runs (grounding_race), the second one in the second process; the tie at the cap is run 0's
+    race = warm["grounding"]["race"]
+    assert race["runs"] == 2 and race["winner"] == race["run"] == 0 and set(race["curves"]) == {"0", "1"}
+    assert "racing run 1" in side_log and not list(root.glob(".model-race*"))
     assert demo_seeds.step_minutes(root) > 0  # every step's stamp says how long it took
 
 

@@ -41,6 +41,8 @@ from mapo.models.hf_qwen import load_policy
 if TYPE_CHECKING:
     from PIL import Image
 
+    from mapo.models.grounding_race import RaceBoard
+
 log = logging.getLogger(__name__)
 
 Example = tuple[str, Sequence[str]]
@@ -210,7 +212,8 @@ def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *
                       max_pixels: int = 224 * 224, freeze_vision_tower: bool = False,
                       held_out: Sequence[tuple[Image.Image, str, Sequence[float]]] = (),
                       target_hit_rate: float | None = None, max_steps: int | None = None, check_every: int = 100,
-                      progress: bool = True, on_step=None, weight_decay: float = 0.0) -> dict:
+                      progress: bool = True, on_step=None, weight_decay: float = 0.0,
+                      race: RaceBoard | None = None, peers_alive=None) -> dict:
     """Train the checkpoint in ``model_dir`` for ``steps`` AdamW steps on one-turn image questions and write it
     back in place (weights replaced atomically). Returns a summary, also recorded under ``"grounding"`` in
     ``mapo_model.json``.
@@ -228,7 +231,11 @@ def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *
     ``check_every`` steps, up to ``max_steps`` in all (the same seed's steps are the same either way: a run that
     reaches the bar at ``steps`` is the run without one). The summary's ``held_out_curve`` lists
     ``[step, hit rate]`` of every check and ``steps`` the steps trained. ``on_step(n)``: called before step n.
-    ``weight_decay``: AdamW's (0: the demo's; 1.0 kept a seed from taking at all, docs/results.md section 14)."""
+    ``weight_decay``: AdamW's (0: the demo's; 1.0 kept a seed from taking at all, docs/results.md section 14).
+
+    ``race``: this run is one of several racing on copies of the model (``mapo.models.grounding_race``): it posts
+    each check there, including one at the cap, and stops as soon as the race is decided; the summary's ``race``
+    says whether it won. ``peers_alive()``: False once the other runs' process has ended."""
     _require(steps, examples, "grounding examples")
     if target_hit_rate is not None and not held_out:
         raise ValueError("target_hit_rate needs held_out grounding questions to measure the hit rate on (the "
@@ -254,17 +261,35 @@ def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *
                  target_hit_rate)
         return curve[-1][1] >= target_hit_rate
 
+    def raced(n: int) -> bool:  # after step n: is the race decided, or has this run nothing left to train?
+        if race.winner() is not None:
+            return True
+        if n < steps or ((n - steps) % max(1, check_every) and n != cap):
+            return False
+        curve.append([n, _grounding_hit_rate(backend, held_out, max_pixels)])
+        log.info("grounding warm-up (racing run %d): held-out hit rate %.2f after %d steps (target %.2f)", race.run,
+                 curve[-1][1], n, target_hit_rate)
+        return race.after_check(n, curve[-1][1], peers_alive)
+
+    if race is not None and target_hit_rate is None:
+        raise ValueError("a grounding race needs target_hit_rate: the bar that decides it")
+    stop = raced if race is not None else reached if target_hit_rate is not None and cap > steps else None
     losses, seconds = _fit(model, [p for p in model.parameters() if p.requires_grad], len(encoded), batch_loss,
                            steps=cap, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, seed=seed,
                            desc="grounding warm-up", progress=progress, on_step=on_step, weight_decay=weight_decay,
-                           stop=reached if target_hit_rate is not None and cap > steps else None)
+                           stop=stop)
     stopped = bool(curve) and curve[-1][1] >= target_hit_rate
     trained = curve[-1][0] if stopped else cap
     info: dict = {}
-    if held_out:
+    if race is not None:
+        won = race.winner()
+        trained = curve[-1][0] if curve else 0
+        info["race"] = {"run": race.run, "runs": race.runs, "won": won == race.run, "winner": won,
+                        "curves": {str(i): sorted(c.items()) for i, c in enumerate(race.curves())}}
+    if held_out and (curve or race is None):  # (a race's run measured at its checks; a loser may have none)
         if not curve or curve[-1][0] != trained:  # the last step's rate, unless a check just measured it
             curve.append([trained, _grounding_hit_rate(backend, held_out, max_pixels)])
-        info = {"held_out_hit_rate": curve[-1][1], "held_out_curve": curve, "target_hit_rate": target_hit_rate}
+        info |= {"held_out_hit_rate": curve[-1][1], "held_out_curve": curve, "target_hit_rate": target_hit_rate}
     return _finish(model, model_dir, "grounding", losses, seconds, steps=trained, batch_size=batch_size, lr=lr,
                    examples=len(encoded), frozen_vision_tower=freeze_vision_tower, **info)
 

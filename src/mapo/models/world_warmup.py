@@ -21,6 +21,7 @@ from mapo.data.images import fit_to_budget
 from mapo.data.parquet import load_tasks
 from mapo.data.world.captions import describe
 from mapo.data.world.render import COLOURS, GLYPHS, PATTERNS, SHAPES
+from mapo.models.grounding_race import RaceBoard
 from mapo.models.image_stats import agent_views, view_statistics
 from mapo.models.warmup import warm_up_grounding, warm_up_language_model, warm_up_vision
 
@@ -334,17 +335,28 @@ def grounding_examples(model_dir: Path, world: Path, *, expert=None, max_pixels:
 def grounding_warm_up(model_dir: Path, world: Path, *, steps: int, expert=None, max_pixels: int = 224 * 224,
                       seed: int = 0, tasks=None, freeze_vision_tower: bool = False, flips: bool = False,
                       target_hit_rate: float | None = None, max_steps: int | None = None, shifts: int = 0,
-                      examples=None, on_step=None, protocol: ProtocolConfig | None = None) -> dict:
+                      examples=None, on_step=None, protocol: ProtocolConfig | None = None,
+                      order_seed: int | None = None, race: RaceBoard | None = None, peers_alive=None) -> dict:
     """Grounding and reading on images (``grounding_examples``, or ``examples`` if already built), its hit rate
     checked on the val split's targets (asked in the agent's prompt with ``protocol``). ``tasks``: the train
-    tasks if already decoded. ``on_step(n)``: called before step n."""
-    if examples is None:
-        examples = grounding_examples(model_dir, world, expert=expert, max_pixels=max_pixels, seed=seed, tasks=tasks,
-                                      flips=flips, shifts=shifts, protocol=protocol)
-    return warm_up_grounding(model_dir, examples, steps=steps, seed=seed, max_pixels=max_pixels,
-                             freeze_vision_tower=freeze_vision_tower,
-                             held_out=world_grounding_checks(_val_tasks(world), protocol),
-                             target_hit_rate=target_hit_rate, max_steps=max_steps, on_step=on_step)
+    tasks if already decoded. ``on_step(n)``: called before step n. ``order_seed``: the seed of the batches'
+    order (default ``seed``, which also draws the examples). ``race``/``peers_alive``: this run is one of several
+    racing (``warm_up_grounding``); a run that fails is marked so on the board, so its peers stop waiting."""
+    if race is not None and (won := race.winner()) is not None:  # decided before this run began: nothing to do
+        return {"race": {"run": race.run, "runs": race.runs, "won": won == race.run, "winner": won}}
+    try:
+        if examples is None:
+            examples = grounding_examples(model_dir, world, expert=expert, max_pixels=max_pixels, seed=seed,
+                                          tasks=tasks, flips=flips, shifts=shifts, protocol=protocol)
+        return warm_up_grounding(model_dir, examples, steps=steps, seed=seed if order_seed is None else order_seed,
+                                 max_pixels=max_pixels, freeze_vision_tower=freeze_vision_tower,
+                                 held_out=world_grounding_checks(_val_tasks(world), protocol),
+                                 target_hit_rate=target_hit_rate, max_steps=max_steps, on_step=on_step, race=race,
+                                 peers_alive=peers_alive)
+    except BaseException:
+        if race is not None:
+            race.fail()
+        raise
 
 
 def _box_side(expert) -> int:

@@ -30,6 +30,7 @@ from mapo.eval.evaluate import evaluate_policy
 from mapo.eval.records import ResultsFile
 from mapo.eval.runner import RESULTS_NAME, EvalConfig
 from mapo.eval.scoring import behaviour_statistics
+from mapo.models.grounding_race import RaceBoard, adopt_grounding, check_steps, race_order_seed
 from mapo.models.warmup import adopt_vision_tower
 from mapo.models.world_warmup import (
     grounding_examples,
@@ -155,6 +156,12 @@ class DemoConfig(Section):
                     "from zooms that already aim, but it took 1100+ steps and missed the cap on one seed of three; "
                     "where: 'Where is the red square? Give its zoom box.' alone, which reached the agent's zooms on "
                     "some seeds only (docs/results.md section 13).")
+    grounding_race: bool = Field(description="Race a second grounding warm-up in the second process (after the "
+                                             "verifier): the same model and examples, the batches drawn in another "
+                                             "order; the first run to reach grounding_target is kept "
+                                             "(mapo.models.grounding_race). When grounding generalises is chaotic, "
+                                             "so two draws make a slow seed rarer. Both runs train at `threads`; "
+                                             "needs parallel and grounding_target (docs/results.md section 15).")
     grounding_flips: bool = Field(description="Also ask the grounding questions on the train images mirrored "
                                               "three ways (4x the examples, no new rendering).")
     freeze_vision_tower: bool = Field(description="After its warm-up, keep the vision tower fixed in the grounding "
@@ -328,6 +335,7 @@ def prepare(cfg: DemoConfig, side: SideProcess | None = None,
                        if cfg.grounding_target is not None else {}),
                     **({"grounding_shifts": cfg.grounding_shifts} if cfg.grounding_shifts else {}),
                     **({"grounding_prompt": cfg.grounding_prompt} if cfg.grounding_prompt != "where" else {}),
+                    **({"grounding_race": True} if cfg.grounding_race else {}),
                     "world": _stamp_of(world_dir)}
     # its LM warm-up and first grounding steps run beside the vision warm-up and the verifier; the steps past
     # `shared_grounding_steps` alone, once the verifier is done
@@ -393,17 +401,47 @@ def init_model(world_dir: Path, out: Path, cfg: DemoConfig, side: SideProcess | 
                                   seed=cfg.seed, tasks=tasks, flips=cfg.grounding_flips, shifts=cfg.grounding_shifts,
                                   protocol=grounding_protocol)
     del tasks  # ~2 GB of decoded 1024-px images the grounding examples no longer need (they hold small copies)
-    done = grounding_warm_up(out, world_dir, steps=cfg.grounding_steps, expert=expert,
-                             max_pixels=cfg.protocol.image_max_pixels, seed=cfg.seed, examples=examples,
-                             freeze_vision_tower=cfg.freeze_vision_tower,
-                             target_hit_rate=cfg.grounding_target, max_steps=cfg.grounding_max_steps,
-                             on_step=on_step, protocol=grounding_protocol)
+    grounding = functools.partial(grounding_warm_up, steps=cfg.grounding_steps, expert=expert,
+                                  max_pixels=cfg.protocol.image_max_pixels, seed=cfg.seed,
+                                  freeze_vision_tower=cfg.freeze_vision_tower, target_hit_rate=cfg.grounding_target,
+                                  max_steps=cfg.grounding_max_steps, protocol=grounding_protocol,
+                                  flips=cfg.grounding_flips, shifts=cfg.grounding_shifts)
+    if cfg.grounding_race and side.enabled and cfg.grounding_target is not None:
+        done = _race_grounding(out, world_dir, cfg, side, grounding, examples)
+    else:
+        done = grounding(out, world_dir, examples=examples, on_step=on_step)
     hit = done.get("held_out_hit_rate")
     if hit is not None and hit < GROUNDING_TOOK:
         log.warning("[model] the grounding warm-up did not take on seed %d: after %d steps its zoom boxes hit %.2f "
                     "of held-out targets (0.5-0.95 where it took). SFT and RL start from a policy that cannot find the "
                     "target and stay near chance (docs/results.md, section 10); try another seed or a larger "
                     "grounding_max_steps.", cfg.seed, done.get("steps", cfg.grounding_steps), hit)
+
+
+def _race_grounding(out: Path, world_dir: Path, cfg: DemoConfig, side: SideProcess, grounding, examples) -> dict:
+    """Grounding as a race of two runs (``grounding_race``): run 0 here on ``out``, run 1 in ``side`` on a copy,
+    its batches in another order; the winner's weights end in ``out``. Both train at `threads` to the end of the
+    race (the main process does not switch to `threads_alone` during it: the second process is busy)."""
+    name = "grounding (racing run 1)"
+    board_dir, rival = out.parent / f".{out.name}-race", out.parent / f".{out.name}-race1"
+    for path in (board_dir, rival):
+        if path.exists():
+            shutil.rmtree(path)
+    shutil.copytree(out, rival)
+    checks = check_steps(cfg.grounding_steps, cfg.grounding_max_steps, 100)
+    board = functools.partial(RaceBoard, board_dir, runs=2, target=cfg.grounding_target, checks=checks)
+    side.submit(name, functools.partial(grounding, order_seed=race_order_seed(cfg.seed, 1), race=board(run=1)),
+                rival, world_dir)
+    done = grounding(out, world_dir, examples=examples, race=board(run=0), peers_alive=lambda: side.running(name))
+    theirs = side.result(name)
+    if not done["race"]["won"]:
+        adopt_grounding(out, rival)
+        done = theirs
+    log.info("[model] grounding race: run %d won (held-out hit rate %.2f after %d steps)", done["race"]["run"],
+             done["held_out_hit_rate"], done["steps"])
+    shutil.rmtree(rival)
+    shutil.rmtree(board_dir)
+    return done
 
 
 def _evaluation(cfg: DemoConfig, name: str, model: Path, model_id: str, test: Path, out: Path, ver_dir: Path,

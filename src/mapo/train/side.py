@@ -122,6 +122,10 @@ class SideProcess:
         """Whether a call named ``name`` was submitted."""
         return name in self._futures
 
+    def running(self, name: str) -> bool:
+        """Whether the call named ``name`` is still queued or running."""
+        return not self._futures[name].done()
+
     def wait(self) -> None:
         """Wait until every call in the second process has finished (a failure is raised by ``result``)."""
         wait([f for n, f in self._futures.items() if n not in self._here])
