@@ -23,25 +23,39 @@ from mapo.models.grounding_race import (
 CHECKS = [400, 500, 600, 700]
 
 
-def _complete_winner(curves, checks, target):
-    """The rule as a definition, on complete curves: earliest check reaching the bar, then lowest index; else the
-    best rate at the cap, then lowest index."""
-    firsts = [next((k for k, n in enumerate(checks) if c[n] >= target), len(checks)) for c in curves]
-    if min(firsts) < len(checks):
+def _complete_winner(curves, checks, target, handicap):
+    """The rule as a definition, on complete curves: the earliest check reaching the bar, counted handicap checks
+    later per run index, then the lowest index; else the best rate at the cap, then the lowest index."""
+    never = float("inf")
+    firsts = [next((k + handicap * i for k, n in enumerate(checks) if c[n] >= target), never)
+              for i, c in enumerate(curves)]
+    if min(firsts) < never:
         return min(range(len(curves)), key=lambda i: (firsts[i], i))
     return max(range(len(curves)), key=lambda i: (curves[i][checks[-1]], -i))
 
 
 def test_the_earliest_check_at_the_bar_wins_and_a_tie_goes_to_the_lower_run():
-    assert referee([{400: 0.1, 500: 0.6}, {400: 0.7}], CHECKS, 0.5) == 1
-    assert referee([{400: 0.6}, {400: 0.9}], CHECKS, 0.5) == 0
-    assert referee([{400: 0.1, 500: 0.6}, {400: 0.2, 500: 0.9}], CHECKS, 0.5) == 0
+    assert referee([{400: 0.1, 500: 0.6}, {400: 0.7}], CHECKS, 0.5, handicap=0) == 1
+    assert referee([{400: 0.6}, {400: 0.9}], CHECKS, 0.5, handicap=0) == 0
+    assert referee([{400: 0.1, 500: 0.6}, {400: 0.2, 500: 0.9}], CHECKS, 0.5, handicap=0) == 0
 
 
-def test_a_run_at_the_bar_waits_for_lower_runs_at_that_check_but_not_for_higher_ones():
-    assert referee([{}, {400: 0.9}], CHECKS, 0.5) is None  # run 0 could still reach it at 400
-    assert referee([{400: 0.9}, {}], CHECKS, 0.5) == 0
-    assert referee([{400: 0.1, 500: 0.2}, {400: 0.3}], CHECKS, 0.5) is None  # run 1 unknown at 500
+def test_run_one_must_reach_the_bar_handicap_checks_earlier_to_win():
+    assert referee([{400: 0.1, 500: 0.6}, {400: 0.7}], CHECKS, 0.5, handicap=2) == 0
+    assert referee([{400: 0.1, 500: 0.2, 600: 0.6}, {400: 0.7}], CHECKS, 0.5, handicap=2) == 0  # a tie: run 0
+    assert referee([{400: 0.1, 500: 0.2, 600: 0.3, 700: 0.6}, {400: 0.7}], CHECKS, 0.5, handicap=2) == 1
+    # run 1 reaching it at the cap still beats a run 0 that never does
+    assert referee([{n: 0.1 for n in CHECKS}, {**{n: 0.1 for n in CHECKS}, 700: 0.7}], CHECKS, 0.5, handicap=2) == 1
+
+
+def test_a_run_at_the_bar_waits_only_for_what_could_still_beat_it():
+    assert referee([{}, {400: 0.9}], CHECKS, 0.5, handicap=0) is None  # run 0 could still reach it at 400
+    assert referee([{400: 0.9}, {}], CHECKS, 0.5, handicap=0) == 0
+    assert referee([{400: 0.1, 500: 0.2}, {400: 0.3}], CHECKS, 0.5, handicap=0) is None  # run 1 unknown at 500
+    # with the handicap, run 0 at the bar at 600 needs nothing of run 1 (a tie is run 0's), at 700 its 400
+    assert referee([{400: 0.1, 500: 0.2, 600: 0.6}, {}], CHECKS, 0.5, handicap=2) == 0
+    assert referee([{400: 0.1, 500: 0.2, 600: 0.3, 700: 0.6}, {}], CHECKS, 0.5, handicap=2) is None
+    assert referee([{400: 0.1, 500: 0.2, 600: 0.3, 700: 0.6}, {400: 0.1}], CHECKS, 0.5, handicap=2) == 0
 
 
 def test_without_a_run_at_the_bar_the_best_rate_at_the_cap_wins():
@@ -51,15 +65,16 @@ def test_without_a_run_at_the_bar_the_best_rate_at_the_cap_wins():
     assert referee([low, {**low, 700: FAILED}], CHECKS, 0.5) == 0
 
 
-def test_a_verdict_on_part_of_the_curves_is_the_verdict_on_all_of_them():
-    rng = random.Random(0)
-    for _ in range(3000):
+@pytest.mark.parametrize("handicap", [0, 1, 2, 5])
+def test_a_verdict_on_part_of_the_curves_is_the_verdict_on_all_of_them(handicap):
+    rng = random.Random(handicap)
+    for _ in range(2000):
         runs = rng.randint(1, 3)
         full = [{n: rng.choice([0.0, 0.2, 0.5, 0.9]) for n in CHECKS} for _ in range(runs)]
-        want = _complete_winner(full, CHECKS, 0.5)
-        assert referee(full, CHECKS, 0.5) == want
+        want = _complete_winner(full, CHECKS, 0.5, handicap)
+        assert referee(full, CHECKS, 0.5, handicap) == want
         seen = [dict(list(c.items())[:rng.randint(0, len(CHECKS))]) for c in full]  # each run posted a prefix
-        got = referee(seen, CHECKS, 0.5)
+        got = referee(seen, CHECKS, 0.5, handicap)
         assert got is None or got == want
 
 
@@ -110,7 +125,7 @@ def _toy(tmp_path):
     return path, examples, held_out
 
 
-def test_a_racing_run_stops_at_its_check_once_the_rival_has_won_there(tmp_path):
+def test_a_racing_run_stops_at_the_check_where_the_rival_wins(tmp_path):
     from mapo.models.warmup import warm_up_grounding
 
     path, examples, held_out = _toy(tmp_path)
@@ -119,7 +134,9 @@ def test_a_racing_run_stops_at_its_check_once_the_rival_has_won_there(tmp_path):
     board = RaceBoard(tmp_path / "race", 0, 2, target=0.5, checks=checks)
     summary = warm_up_grounding(path, examples, steps=2, batch_size=2, max_pixels=64 * 64, held_out=held_out,
                                 target_hit_rate=0.5, max_steps=8, check_every=2, progress=False, race=board)
-    assert summary["steps"] == 2 and summary["held_out_curve"] == [[2, 0.0]]
+    # run 1 at the bar at its first check counts as reaching it two checks later (the handicap): run 0 trains to
+    # that check, misses, and stops there
+    assert summary["steps"] == 6 and summary["held_out_curve"] == [[2, 0.0], [4, 0.0], [6, 0.0]]
     assert summary["race"]["won"] is False and summary["race"]["winner"] == 1
 
 

@@ -25,24 +25,34 @@ from pathlib import Path
 FAILED = -1.0
 
 
-def referee(curves: Sequence[Mapping[int, float]], checks: Sequence[int], target: float) -> int | None:
+#: Checks by which each later run must beat the one before it. Run 1 starts behind (the second process trains the
+#: verifier first: ~200 steps on the 2-core machine), so a strict "earliest check wins" made run 0, at the bar,
+#: wait minutes for run 1 to catch up in the common case where run 0 wins anyway; with this handicap run 0 waits
+#: only for run 1's checks two before its own. Run 1 is the backup for the slow seeds.
+HANDICAP_CHECKS = 2
+
+
+def referee(curves: Sequence[Mapping[int, float]], checks: Sequence[int], target: float,
+            handicap: int = HANDICAP_CHECKS) -> int | None:
     """The index of the winning run, or None while that depends on hit rates not yet posted.
 
     ``curves[i]``: run i's held-out hit rate by step; ``checks``: the check steps all runs share, in order, the last
-    one the cap. The winner is the run that reaches ``target`` at the earliest check; on one check, the lowest
-    index. If none reaches it by the cap, the run with the highest hit rate there (the lowest index on ties)."""
-    for n in checks:
-        rates = []
+    one the cap. Run i reaching ``target`` at check k counts as reaching it at k + ``handicap`` * i; the winner is
+    the run that reaches it first so counted, the lowest index on a tie. If none reaches it by the cap, the run
+    with the highest hit rate there (the lowest index on ties)."""
+    last = len(checks) - 1
+    for counted in range(last + handicap * (len(curves) - 1) + 1):
         for i, curve in enumerate(curves):
-            rate = curve.get(n)
+            k = counted - handicap * i
+            if not 0 <= k <= last:
+                continue
+            rate = curve.get(checks[k])
             if rate is None:
-                return None  # run i could still win here, before any later index
+                return None  # run i could still win here, before any run counted later
             if rate >= target:
                 return i
-            rates.append(rate)
-        if n == checks[-1]:
-            return max(range(len(rates)), key=lambda i: (rates[i], -i))
-    return None
+    rates = [curve[checks[-1]] for curve in curves]  # all known: nobody reached the bar
+    return max(range(len(rates)), key=lambda i: (rates[i], -i))
 
 
 def check_steps(steps: int, cap: int, every: int) -> list[int]:
@@ -54,14 +64,15 @@ def check_steps(steps: int, cap: int, every: int) -> list[int]:
 
 class RaceBoard:
     """Where the racing runs post their checks: ``folder/run<i>/<step>.json`` each, written atomically, and
-    ``folder/run<i>/failed`` when a run died. ``run``: this process's index; ``runs``: how many race."""
+    ``folder/run<i>/failed`` when a run died. ``run``: this process's index; ``runs``: how many race;
+    ``handicap``: ``referee``'s."""
 
     def __init__(self, folder: str | Path, run: int, runs: int, *, target: float, checks: Sequence[int],
-                 poll_seconds: float = 0.5):
+                 handicap: int = HANDICAP_CHECKS, poll_seconds: float = 0.5):
         if not 0 <= run < runs:
             raise ValueError(f"run={run} is not one of the {runs} racing runs")
         self.folder, self.run, self.runs = Path(folder), run, runs
-        self.target, self.checks, self.poll_seconds = target, list(checks), poll_seconds
+        self.target, self.checks, self.handicap, self.poll_seconds = target, list(checks), handicap, poll_seconds
         (self.folder / f"run{run}").mkdir(parents=True, exist_ok=True)
 
     def post(self, step: int, hit_rate: float) -> None:
@@ -86,7 +97,7 @@ class RaceBoard:
         return out
 
     def winner(self) -> int | None:
-        return referee(self.curves(), self.checks, self.target)
+        return referee(self.curves(), self.checks, self.target, self.handicap)
 
     def wait_for_winner(self, peers_alive: Callable[[], bool] | None = None) -> int:
         """Block until the race is decided. ``peers_alive``: False once the other runs can post no more (their

@@ -134,8 +134,8 @@ class DemoConfig(Section):
     grounding_steps: int = Field(ge=0, description="Image grounding warm-up steps (a question about an image -> "
                                                    "the expert's zoom box on its target, as grounding_prompt asks "
                                                    "it; warm_up_grounding); needs sft.expert.box_side.")
-    shared_grounding_steps: int = Field(ge=0, description="Grounding steps run at `threads` beside the second "
-                                                          "process; before the next one the main process waits for "
+    shared_grounding_steps: int = Field(ge=0, description="Without grounding_race: grounding steps run at "
+                                                          "`threads` beside the second process; before the next one the main process waits for "
                                                           "it and goes on alone at `threads_alone`. A step number, "
                                                           "not the clock, so that a run's result does not depend "
                                                           "on when the verifier finishes.")
@@ -158,10 +158,12 @@ class DemoConfig(Section):
                     "some seeds only (docs/results.md section 13).")
     grounding_race: bool = Field(description="Race a second grounding warm-up in the second process (after the "
                                              "verifier): the same model and examples, the batches drawn in another "
-                                             "order; the first run to reach grounding_target is kept "
-                                             "(mapo.models.grounding_race). When grounding generalises is chaotic, "
-                                             "so two draws make a slow seed rarer. Both runs train at `threads`; "
-                                             "needs parallel and grounding_target (docs/results.md section 15).")
+                                             "order; the first run to reach grounding_target is kept, the second "
+                                             "one counted 200 steps later (mapo.models.grounding_race). When "
+                                             "grounding generalises is chaotic, so two draws make a slow seed rarer. "
+                                             "Both runs train at `threads` (shared_grounding_steps then does not "
+                                             "apply); needs parallel and grounding_target (docs/results.md "
+                                             "section 15).")
     grounding_flips: bool = Field(description="Also ask the grounding questions on the train images mirrored "
                                               "three ways (4x the examples, no new rendering).")
     freeze_vision_tower: bool = Field(description="After its warm-up, keep the vision tower fixed in the grounding "
