@@ -428,3 +428,21 @@ def test_the_warm_up_loop_decays_weights_only_when_asked():
         assert bool((layer.weight.abs() < before.abs()).all()) is moved
         if not moved:
             assert torch.equal(layer.weight, before)
+
+
+def test_a_restarted_grounding_run_is_recorded_beside_the_first_one(tmp_path):
+    """The demo's grounding_restart_steps: a second call with a fresh optimizer, recorded under its own key, so
+    the first run's record (its curve, its race) is kept."""
+    import json
+
+    from mapo.models.warmup import warm_up_grounding
+
+    path, examples, held_out = _grounding_toy(tmp_path)
+    first = warm_up_grounding(path, examples, steps=2, batch_size=2, max_pixels=64 * 64, held_out=held_out,
+                              progress=False)
+    again = warm_up_grounding(path, examples, steps=3, batch_size=2, max_pixels=64 * 64, held_out=held_out,
+                              progress=False, record_as="grounding_restart")
+    meta = json.loads((path / "mapo_model.json").read_text())
+    assert meta["grounding"]["steps"] == first["steps"] == 2
+    assert meta["grounding_restart"]["steps"] == again["steps"] == 3
+    assert meta["grounding_restart"]["held_out_curve"] == [[3, again["held_out_hit_rate"]]]

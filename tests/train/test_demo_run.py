@@ -90,6 +90,24 @@ def test_a_grounding_warm_up_that_did_not_take_is_reported(hit, warned, monkeypa
         assert "did not take on seed 1" in said[0] and "after 800 steps" in said[0] and "0.05" in said[0]
 
 
+@pytest.mark.parametrize("restart", [0, 100])
+def test_grounding_restarts_with_a_fresh_optimizer_only_when_asked(restart, monkeypatch, tmp_path):
+    for name in ("train_split", "load_tasks", "train_tokenizer", "world_texts", "build_tiny_model", "lm_warm_up",
+                 "grounding_examples"):
+        monkeypatch.setattr(demo, name, lambda *a, **k: None)
+    monkeypatch.setattr(demo, "world_image_statistics", lambda *a, **k: (None, None))
+    calls: list[dict] = []
+    monkeypatch.setattr(demo, "grounding_warm_up",
+                        lambda *a, **k: calls.append(k) or {"held_out_hit_rate": 0.9, "steps": 700})
+    cfg = demo.DemoConfig(seed=1, vision_warmup_steps=0, grounding_race=False, grounding_restart_steps=restart)
+    demo.init_model(tmp_path / "world", tmp_path / "model", cfg)
+    assert len(calls) == 1 + bool(restart) and calls[0]["target_hit_rate"] == cfg.grounding_target
+    if restart:  # the same examples, `restart` steps, no bar, its own record
+        assert calls[1]["steps"] == restart and calls[1]["target_hit_rate"] is None
+        assert calls[1]["record_as"] == "grounding_restart" and calls[1].get("order_seed") is None
+        assert calls[1]["examples"] is calls[0]["examples"]
+
+
 def test_the_model_built_in_one_process_is_the_one_built_in_two(toy_demo, tmp_path):
     """parallel: false runs the vision warm-up here, before the LM warm-up; the weights are the same."""
     cfg, _ = toy_demo

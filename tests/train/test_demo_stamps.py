@@ -84,3 +84,12 @@ def test_speed_only_keys_do_not_change_a_stamp():
     before = {"rl": {"rollout": {"protocol": {"max_turns": 4}}}}
     assert fingerprint(base) == fingerprint(off) == fingerprint(before)
     assert fingerprint(base) != fingerprint({"rl": {"rollout": {"protocol": {"max_turns": 5, "kv_cache": True}}}})
+
+
+def test_a_grounding_restart_rebuilds_the_model_and_what_follows_it(monkeypatch, tmp_path):
+    """grounding_restart_steps enters the model's stamp only when set (0 keeps every existing model valid)."""
+    base = _record_demo(demo.DemoConfig(), monkeypatch, tmp_path / "a")
+    more = _record_demo(demo.DemoConfig(grounding_restart_steps=100), monkeypatch, tmp_path / "b")
+    assert "grounding_restart_steps" not in base["model"] and more["model"]["grounding_restart_steps"] == 100
+    assert fingerprint(significant(base["model"])) != fingerprint(significant(more["model"]))
+    assert significant(base["world"]) == significant(more["world"])

@@ -213,10 +213,10 @@ def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *
                       held_out: Sequence[tuple[Image.Image, str, Sequence[float]]] = (),
                       target_hit_rate: float | None = None, max_steps: int | None = None, check_every: int = 100,
                       progress: bool = True, on_step=None, weight_decay: float = 0.0,
-                      race: RaceBoard | None = None, peers_alive=None) -> dict:
+                      race: RaceBoard | None = None, peers_alive=None, record_as: str = "grounding") -> dict:
     """Train the checkpoint in ``model_dir`` for ``steps`` AdamW steps on one-turn image questions and write it
-    back in place (weights replaced atomically). Returns a summary, also recorded under ``"grounding"`` in
-    ``mapo_model.json``.
+    back in place (weights replaced atomically). Returns a summary, also recorded under ``record_as`` in
+    ``mapo_model.json`` (another key keeps an earlier run's record: a restart with a fresh optimizer).
 
     A real VLM is pretrained on grounding (name an object, get its box) before any agentic fine-tuning; a tiny
     model built from scratch is not, and multimodal SFT's one box per trajectory did not teach it where to look
@@ -290,7 +290,7 @@ def warm_up_grounding(model_dir: str | Path, examples: Sequence[ImageExample], *
         if not curve or curve[-1][0] != trained:  # the last step's rate, unless a check just measured it
             curve.append([trained, _grounding_hit_rate(backend, held_out, max_pixels)])
         info |= {"held_out_hit_rate": curve[-1][1], "held_out_curve": curve, "target_hit_rate": target_hit_rate}
-    return _finish(model, model_dir, "grounding", losses, seconds, steps=trained, batch_size=batch_size, lr=lr,
+    return _finish(model, model_dir, record_as, losses, seconds, steps=trained, batch_size=batch_size, lr=lr,
                    examples=len(encoded), frozen_vision_tower=freeze_vision_tower, **info)
 
 

@@ -336,12 +336,14 @@ def grounding_warm_up(model_dir: Path, world: Path, *, steps: int, expert=None, 
                       seed: int = 0, tasks=None, freeze_vision_tower: bool = False, flips: bool = False,
                       target_hit_rate: float | None = None, max_steps: int | None = None, shifts: int = 0,
                       examples=None, on_step=None, protocol: ProtocolConfig | None = None,
-                      order_seed: int | None = None, race: RaceBoard | None = None, peers_alive=None) -> dict:
+                      order_seed: int | None = None, race: RaceBoard | None = None, peers_alive=None,
+                      record_as: str = "grounding") -> dict:
     """Grounding and reading on images (``grounding_examples``, or ``examples`` if already built), its hit rate
     checked on the val split's targets (asked in the agent's prompt with ``protocol``). ``tasks``: the train
     tasks if already decoded. ``on_step(n)``: called before step n. ``order_seed``: the seed of the batches'
     order (default ``seed``, which also draws the examples). ``race``/``peers_alive``: this run is one of several
-    racing (``warm_up_grounding``); a run that fails is marked so on the board, so its peers stop waiting."""
+    racing (``warm_up_grounding``); a run that fails is marked so on the board, so its peers stop waiting.
+    ``record_as``: the key of its record in ``mapo_model.json``."""
     if race is not None and (won := race.winner()) is not None:  # decided before this run began: nothing to do
         return {"race": {"run": race.run, "runs": race.runs, "won": won == race.run, "winner": won}}
     try:
@@ -352,7 +354,7 @@ def grounding_warm_up(model_dir: Path, world: Path, *, steps: int, expert=None, 
                                  max_pixels=max_pixels, freeze_vision_tower=freeze_vision_tower,
                                  held_out=world_grounding_checks(_val_tasks(world), protocol),
                                  target_hit_rate=target_hit_rate, max_steps=max_steps, on_step=on_step, race=race,
-                                 peers_alive=peers_alive)
+                                 peers_alive=peers_alive, record_as=record_as)
     except BaseException:
         if race is not None:
             race.fail()

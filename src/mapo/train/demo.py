@@ -164,6 +164,14 @@ class DemoConfig(Section):
                                              "Both runs train at `threads` (shared_grounding_steps then does not "
                                              "apply); needs parallel and grounding_target (docs/results.md "
                                              "section 15).")
+    grounding_restart_steps: int = Field(ge=0, description="Once grounding is done (its bar reached, or its race "
+                                                           "won), train that many grounding steps more with a "
+                                                           "fresh AdamW, the batches' order from its start; "
+                                                           "recorded as grounding_restart in mapo_model.json. "
+                                                           "Experimental, 0 by default: on seed 1 every model "
+                                                           "restarted so passed after SFT where every straight "
+                                                           "run failed, not yet tried on five seeds "
+                                                           "(docs/results.md section 15).")
     grounding_flips: bool = Field(description="Also ask the grounding questions on the train images mirrored "
                                               "three ways (4x the examples, no new rendering).")
     freeze_vision_tower: bool = Field(description="After its warm-up, keep the vision tower fixed in the grounding "
@@ -338,6 +346,7 @@ def prepare(cfg: DemoConfig, side: SideProcess | None = None,
                     **({"grounding_shifts": cfg.grounding_shifts} if cfg.grounding_shifts else {}),
                     **({"grounding_prompt": cfg.grounding_prompt} if cfg.grounding_prompt != "where" else {}),
                     **({"grounding_race": True} if cfg.grounding_race else {}),
+                    **({"grounding_restart_steps": cfg.grounding_restart_steps} if cfg.grounding_restart_steps else {}),
                     "world": _stamp_of(world_dir)}
     # its LM warm-up and first grounding steps run beside the vision warm-up and the verifier; the steps past
     # `shared_grounding_steps` alone, once the verifier is done
@@ -412,6 +421,11 @@ def init_model(world_dir: Path, out: Path, cfg: DemoConfig, side: SideProcess | 
         done = _race_grounding(out, world_dir, cfg, side, grounding, examples)
     else:
         done = grounding(out, world_dir, examples=examples, on_step=on_step)
+    if cfg.grounding_restart_steps:
+        again = grounding(out, world_dir, examples=examples, steps=cfg.grounding_restart_steps, target_hit_rate=None,
+                          record_as="grounding_restart")
+        log.info("[model] grounding restarted with a fresh optimizer: held-out hit rate %.2f after %d steps more",
+                 again["held_out_hit_rate"], cfg.grounding_restart_steps)
     hit = done.get("held_out_hit_rate")
     if hit is not None and hit < GROUNDING_TOOK:
         log.warning("[model] the grounding warm-up did not take on seed %d: after %d steps its zoom boxes hit %.2f "
