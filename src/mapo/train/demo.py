@@ -168,9 +168,9 @@ class DemoConfig(Section):
                                                            "won), train that many grounding steps more with a "
                                                            "fresh AdamW, the batches' order from its start; "
                                                            "recorded as grounding_restart in mapo_model.json. "
-                                                           "Experimental, 0 by default: on seed 1 every model "
-                                                           "restarted so passed after SFT where every straight "
-                                                           "run failed, not yet tried on five seeds "
+                                                           "Experimental, 0 by default: on seed 1, 4 of 5 "
+                                                           "restarted models passed after SFT where every "
+                                                           "straight run failed; not yet tried on five seeds "
                                                            "(docs/results.md section 15).")
     grounding_flips: bool = Field(description="Also ask the grounding questions on the train images mirrored "
                                               "three ways (4x the examples, no new rendering).")
