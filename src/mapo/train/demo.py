@@ -424,8 +424,8 @@ def init_model(world_dir: Path, out: Path, cfg: DemoConfig, side: SideProcess | 
     if cfg.grounding_restart_steps:
         again = grounding(out, world_dir, examples=examples, steps=cfg.grounding_restart_steps, target_hit_rate=None,
                           record_as="grounding_restart")
-        log.info("[model] grounding restarted with a fresh optimizer: held-out hit rate %.2f after %d steps more",
-                 again["held_out_hit_rate"], cfg.grounding_restart_steps)
+        log.info("[model] grounding restarted with a fresh optimizer: %d steps more, held-out hit rate %s",
+                 cfg.grounding_restart_steps, again.get("held_out_hit_rate"))
     hit = done.get("held_out_hit_rate")
     if hit is not None and hit < GROUNDING_TOOK:
         log.warning("[model] the grounding warm-up did not take on seed %d: after %d steps its zoom boxes hit %.2f "
