@@ -92,9 +92,10 @@ def test_a_grounding_warm_up_that_did_not_take_is_reported(hit, warned, monkeypa
 
 @pytest.mark.parametrize("restart", [0, 100])
 def test_grounding_restarts_with_a_fresh_optimizer_only_when_asked(restart, monkeypatch, tmp_path):
-    for name in ("train_split", "load_tasks", "train_tokenizer", "world_texts", "build_tiny_model", "lm_warm_up",
-                 "grounding_examples"):
+    for name in ("train_split", "load_tasks", "train_tokenizer", "world_texts", "build_tiny_model", "lm_warm_up"):
         monkeypatch.setattr(demo, name, lambda *a, **k: None)
+    examples = object()  # the grounding examples, built once
+    monkeypatch.setattr(demo, "grounding_examples", lambda *a, **k: examples)
     monkeypatch.setattr(demo, "world_image_statistics", lambda *a, **k: (None, None))
     calls: list[dict] = []
     monkeypatch.setattr(demo, "grounding_warm_up",
@@ -105,7 +106,7 @@ def test_grounding_restarts_with_a_fresh_optimizer_only_when_asked(restart, monk
     if restart:  # the same examples, `restart` steps, no bar, its own record
         assert calls[1]["steps"] == restart and calls[1]["target_hit_rate"] is None
         assert calls[1]["record_as"] == "grounding_restart" and calls[1].get("order_seed") is None
-        assert calls[1]["examples"] is calls[0]["examples"]
+        assert calls[1]["examples"] is calls[0]["examples"] is examples
 
 
 def test_the_model_built_in_one_process_is_the_one_built_in_two(toy_demo, tmp_path):

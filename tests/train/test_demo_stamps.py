@@ -86,7 +86,7 @@ def test_speed_only_keys_do_not_change_a_stamp():
     assert fingerprint(base) != fingerprint({"rl": {"rollout": {"protocol": {"max_turns": 5, "kv_cache": True}}}})
 
 
-def test_a_grounding_restart_rebuilds_the_model_and_what_follows_it(monkeypatch, tmp_path):
+def test_a_grounding_restart_changes_the_model_stamp_only_when_set(monkeypatch, tmp_path):
     """grounding_restart_steps enters the model's stamp only when set (0 keeps every existing model valid)."""
     base = _record_demo(demo.DemoConfig(), monkeypatch, tmp_path / "a")
     more = _record_demo(demo.DemoConfig(grounding_restart_steps=100), monkeypatch, tmp_path / "b")
