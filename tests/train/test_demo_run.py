@@ -90,6 +90,20 @@ def test_a_grounding_warm_up_that_did_not_take_is_reported(hit, warned, monkeypa
         assert "did not take on seed 1" in said[0] and "after 800 steps" in said[0] and "0.05" in said[0]
 
 
+def test_the_did_not_take_warning_judges_the_restarted_model(monkeypatch, tmp_path, caplog):
+    """With a restart, SFT starts from the restart's weights: the warning reads its hit rate and counts its steps."""
+    for name in ("train_split", "load_tasks", "train_tokenizer", "world_texts", "build_tiny_model", "lm_warm_up",
+                 "grounding_examples"):
+        monkeypatch.setattr(demo, name, lambda *a, **k: None)
+    monkeypatch.setattr(demo, "world_image_statistics", lambda *a, **k: (None, None))
+    records = iter([{"held_out_hit_rate": 0.85, "steps": 700}, {"held_out_hit_rate": 0.05, "steps": 100}])
+    monkeypatch.setattr(demo, "grounding_warm_up", lambda *a, **k: next(records))
+    cfg = demo.DemoConfig(seed=1, vision_warmup_steps=0, grounding_race=False, grounding_restart_steps=100)
+    demo.init_model(tmp_path / "world", tmp_path / "model", cfg)
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(said) == 1 and "after 800 steps" in said[0] and "0.05" in said[0]
+
+
 @pytest.mark.parametrize("restart", [0, 100])
 def test_grounding_restarts_with_a_fresh_optimizer_only_when_asked(restart, monkeypatch, tmp_path):
     for name in ("train_split", "load_tasks", "train_tokenizer", "world_texts", "build_tiny_model", "lm_warm_up"):

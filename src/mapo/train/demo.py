@@ -426,6 +426,8 @@ def init_model(world_dir: Path, out: Path, cfg: DemoConfig, side: SideProcess | 
                           record_as="grounding_restart")
         log.info("[model] grounding restarted with a fresh optimizer: %d steps more, held-out hit rate %s",
                  cfg.grounding_restart_steps, again.get("held_out_hit_rate"))
+        # the model SFT starts from is the restart's: judge that one
+        done = {**again, "steps": done.get("steps", cfg.grounding_steps) + again.get("steps", 0)}
     hit = done.get("held_out_hit_rate")
     if hit is not None and hit < GROUNDING_TOOK:
         log.warning("[model] the grounding warm-up did not take on seed %d: after %d steps its zoom boxes hit %.2f "
