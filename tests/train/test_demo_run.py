@@ -22,7 +22,6 @@ TOY = {
            "algorithm": {"ppo_epochs": 1, "mini_batch_groups": 1},
            "run": {"total_steps": 1, "save_every": 1, "eval_every": 1}, "data": {"eval_limit": 2}},
     "eval_limit": 2,
-    "sft_check_hit": 1.0, "sft_retry_steps": 2,  # a toy's zooms miss: the check's retry runs end to end
 }
 
 
@@ -56,11 +55,6 @@ def test_every_step_is_built_stamped_and_timed(toy_demo):
     race = warm["grounding"]["race"]
     assert race["runs"] == 2 and race["winner"] == race["run"] == 0 and set(race["curves"]) == {"0", "1"}
     assert "racing run 1" in side_log and not list(root.glob(".model-race*"))
-    # the SFT model's val zooms missed the bar: grounding restarted on a copy, SFT again from it
-    check = json.loads((root / "sft" / "check.json").read_text())
-    assert check["first"]["crop_hit"] < 1.0 and check["retry"]["crop_hit"] is not None
-    assert json.loads((root / "model_retry" / "mapo_model.json").read_text())["grounding_retry"]["steps"] == 2
-    assert (root / "sft_first" / "final").is_dir() and "model_retry" in (root / "sft" / "config.yaml").read_text()
     assert demo_seeds.step_minutes(root) > 0  # every step's stamp says how long it took
 
 
@@ -127,56 +121,6 @@ def test_grounding_restarts_with_a_fresh_optimizer_only_when_asked(restart, monk
         assert calls[1]["steps"] == restart and calls[1]["target_hit_rate"] is None
         assert calls[1]["record_as"] == "grounding_restart" and calls[1].get("order_seed") is None
         assert calls[1]["examples"] is calls[0]["examples"] is examples
-
-
-@pytest.mark.parametrize("hits, retried", [([0.55], False), ([0.15, 0.6], True), ([None], False)])
-def test_sft_runs_again_from_a_restarted_grounding_only_when_its_zooms_miss(hits, retried, monkeypatch, tmp_path):
-    """sft_check_hit: the SFT model's val zooms below the bar -> grounding restarted on a copy of the model (fresh
-    optimizer, another order, sft_retry_steps), SFT again from that copy, the first SFT kept aside; else nothing."""
-    root = tmp_path / "demo"
-    (root / "model").mkdir(parents=True)
-    (root / "model" / "weights").write_text("grounded")
-    cfg = demo.DemoConfig(out_dir=str(root), seed=3, sft_check_hit=0.3, sft_retry_steps=50)
-    sfts, groundings, checks = [], [], iter(hits)
-
-    def fake_sft(sft_cfg, inputs):
-        sfts.append((sft_cfg.model.path, inputs))
-        (Path(sft_cfg.out_dir) / "final").mkdir(parents=True)
-        (Path(sft_cfg.out_dir) / "from").write_text(sft_cfg.model.path)
-
-    monkeypatch.setattr(demo, "_run_sft", fake_sft)
-    monkeypatch.setattr(demo, "_val_zooms", lambda *a: {"accuracy": 0.5, "crop_hit": next(checks)})
-    for name in ("load_tasks", "train_split"):
-        monkeypatch.setattr(demo, name, lambda *a, **k: None)
-    monkeypatch.setattr(demo, "_grounding_examples", lambda *a: "examples")
-    monkeypatch.setattr(demo, "grounding_warm_up",
-                        lambda model, world, **k: groundings.append((model, k)) or {"held_out_hit_rate": 0.9})
-    inputs = {"sft": "cfg"}
-    demo._checked_sft(cfg, root, demo.sft_config(cfg, root), inputs)
-    check = json.loads((root / "sft" / "check.json").read_text())
-    assert check["bar"] == 0.3 and check["first"]["crop_hit"] == hits[0]
-    assert len(sfts) == 1 + retried and sfts[0] == (str(root / "model"), inputs)
-    if not retried:
-        assert not groundings and not (root / "sft_first").exists() and "retry" not in check
-        return
-    model, k = groundings[0]
-    assert model == root / "model_retry" and (model / "weights").read_text() == "grounded"  # a copy, trained on
-    assert k["steps"] == 50 and k["target_hit_rate"] is None and k["record_as"] == "grounding_retry"
-    assert k["examples"] == "examples"
-    assert k["order_seed"] not in (demo.race_order_seed(3, 0), demo.race_order_seed(3, 1))  # neither racing order
-    assert sfts[1][0] == str(root / "model_retry") and sfts[1][1] != inputs
-    assert (root / "sft_first" / "from").read_text() == str(root / "model")
-    assert (root / "sft" / "from").read_text() == str(root / "model_retry")
-    assert check["retry"]["crop_hit"] == 0.6 and check["grounding_retry"]["held_out_hit_rate"] == 0.9
-
-
-def test_without_a_check_sft_runs_once_and_records_nothing(monkeypatch, tmp_path):
-    cfg = demo.DemoConfig(out_dir=str(tmp_path), sft_check_hit=None)
-    runs = []
-    monkeypatch.setattr(demo, "_run_sft", lambda c, i: runs.append(c))
-    monkeypatch.setattr(demo, "_val_zooms", lambda *a: pytest.fail("no check without sft_check_hit"))
-    demo._checked_sft(cfg, tmp_path, demo.sft_config(cfg, tmp_path), {})
-    assert len(runs) == 1 and not (tmp_path / "sft" / "check.json").exists()
 
 
 def test_the_model_built_in_one_process_is_the_one_built_in_two(toy_demo, tmp_path):

@@ -172,13 +172,6 @@ class DemoConfig(Section):
                                                            "restarted models passed after SFT where every "
                                                            "straight run failed; not yet tried on five seeds "
                                                            "(docs/results.md section 15).")
-    sft_check_hit: float | None = Field(ge=0, le=1, description="After SFT, its greedy zooms on the val split's "
-                                        "first eval_limit tasks must hit the target at least this often; below it, "
-                                        "grounding did not reach the agent's zooms (docs/results.md section 16): "
-                                        "grounding is restarted once, on a copy of the model, with a fresh AdamW "
-                                        "and another batch order for sft_retry_steps steps, and SFT runs again "
-                                        "from it (the first SFT is kept in sft_first/). null: no check.")
-    sft_retry_steps: int = Field(ge=1, description="Grounding steps of that restart (sft_check_hit).")
     grounding_flips: bool = Field(description="Also ask the grounding questions on the train images mirrored "
                                               "three ways (4x the examples, no new rendering).")
     freeze_vision_tower: bool = Field(description="After its warm-up, keep the vision tower fixed in the grounding "
@@ -248,13 +241,12 @@ def _step(name: str, out: Path, inputs: dict[str, Any], build) -> float | None:
     return seconds
 
 
-def sft_config(cfg: DemoConfig, root: Path, model: Path | None = None) -> SFTConfig:
-    """The SFT stage's config: ``cfg.sft`` with the demo's seed, paths, protocol and tower freezing; ``model``:
-    the checkpoint it starts from (None: the demo's model)."""
+def sft_config(cfg: DemoConfig, root: Path) -> SFTConfig:
+    """The SFT stage's config: ``cfg.sft`` with the demo's seed, paths, protocol and tower freezing."""
     data = cfg.sft.model_dump(mode="json")
     data.update(seed=cfg.seed, train=str(root / "world" / "train.parquet"), out_dir=str(root / "sft"),
                 protocol=cfg.protocol_overrides())
-    data["model"].update(path=str(model or root / "model"), freeze_vision_tower=cfg.freeze_vision_tower)
+    data["model"].update(path=str(root / "model"), freeze_vision_tower=cfg.freeze_vision_tower)
     return SFTConfig.model_validate(data)
 
 
@@ -367,11 +359,9 @@ def prepare(cfg: DemoConfig, side: SideProcess | None = None,
 
     # 4. cold-start SFT
     sft_cfg = sft_config(cfg, root)
-    sft_inputs = {"sft": sft_cfg.model_dump(mode="json"), "model": _stamp_of(model_dir),
-                  **({"check": {"hit": cfg.sft_check_hit, "retry_steps": cfg.sft_retry_steps}}
-                     if cfg.sft_check_hit is not None else {})}
+    sft_inputs = {"sft": sft_cfg.model_dump(mode="json"), "model": _stamp_of(model_dir)}
     threads.alone()  # SFT and the rest alone (the verifier, trained beside grounding, is done by now)
-    times["sft"] = _step("sft", root / "sft", sft_inputs, lambda: _checked_sft(cfg, root, sft_cfg, sft_inputs))
+    times["sft"] = _step("sft", root / "sft", sft_inputs, lambda: _run_sft(sft_cfg, sft_inputs))
 
     times["verifier"] = side.result("verifier")
     return root
@@ -417,9 +407,16 @@ def init_model(world_dir: Path, out: Path, cfg: DemoConfig, side: SideProcess | 
         shutil.rmtree(tower)
     if not cfg.grounding_steps:
         return
-    examples = _grounding_examples(cfg, out, world_dir, expert, tasks)
+    grounding_protocol = cfg.protocol if cfg.grounding_prompt == "agent" else None
+    examples = grounding_examples(out, world_dir, expert=expert, max_pixels=cfg.protocol.image_max_pixels,
+                                  seed=cfg.seed, tasks=tasks, flips=cfg.grounding_flips, shifts=cfg.grounding_shifts,
+                                  protocol=grounding_protocol)
     del tasks  # ~2 GB of decoded 1024-px images the grounding examples no longer need (they hold small copies)
-    grounding = _grounding_run(cfg, expert)
+    grounding = functools.partial(grounding_warm_up, steps=cfg.grounding_steps, expert=expert,
+                                  max_pixels=cfg.protocol.image_max_pixels, seed=cfg.seed,
+                                  freeze_vision_tower=cfg.freeze_vision_tower, target_hit_rate=cfg.grounding_target,
+                                  max_steps=cfg.grounding_max_steps, protocol=grounding_protocol,
+                                  flips=cfg.grounding_flips, shifts=cfg.grounding_shifts)
     if cfg.grounding_race and side.enabled and cfg.grounding_target is not None:
         done = _race_grounding(out, world_dir, cfg, side, grounding, examples)
     else:
@@ -437,75 +434,6 @@ def init_model(world_dir: Path, out: Path, cfg: DemoConfig, side: SideProcess | 
                     "of held-out targets (0.5-0.95 where it took). SFT and RL start from a policy that cannot find the "
                     "target and stay near chance (docs/results.md, section 10); try another seed or a larger "
                     "grounding_max_steps.", cfg.seed, done.get("steps", cfg.grounding_steps), hit)
-
-
-def _grounding_examples(cfg: DemoConfig, model_dir: Path, world_dir: Path, expert: ExpertConfig, tasks) -> list:
-    """The grounding warm-up's examples as the demo asks them (``grounding_prompt``, flips, shifts)."""
-    return grounding_examples(model_dir, world_dir, expert=expert, max_pixels=cfg.protocol.image_max_pixels,
-                              seed=cfg.seed, tasks=tasks, flips=cfg.grounding_flips, shifts=cfg.grounding_shifts,
-                              protocol=cfg.protocol if cfg.grounding_prompt == "agent" else None)
-
-
-def _grounding_run(cfg: DemoConfig, expert: ExpertConfig) -> Callable[..., dict]:
-    """``grounding_warm_up`` with the demo's settings (a call may override steps, bar, order and record)."""
-    return functools.partial(grounding_warm_up, steps=cfg.grounding_steps, expert=expert,
-                             max_pixels=cfg.protocol.image_max_pixels, seed=cfg.seed,
-                             freeze_vision_tower=cfg.freeze_vision_tower, target_hit_rate=cfg.grounding_target,
-                             max_steps=cfg.grounding_max_steps,
-                             protocol=cfg.protocol if cfg.grounding_prompt == "agent" else None,
-                             flips=cfg.grounding_flips, shifts=cfg.grounding_shifts)
-
-
-def _checked_sft(cfg: DemoConfig, root: Path, sft_cfg: SFTConfig, inputs: dict[str, Any]) -> None:
-    """SFT, then (``sft_check_hit``) its zooms checked on the val split: below the bar, grounding restarts on a
-    copy of the model (``model_retry/``) and SFT runs again from it, the first SFT moved to ``sft_first/``. What
-    happened is in ``sft/check.json``."""
-    _run_sft(sft_cfg, inputs)
-    if cfg.sft_check_hit is None:
-        return
-    sft_dir = Path(sft_cfg.out_dir)
-    record: dict[str, Any] = {"bar": cfg.sft_check_hit, "first": _val_zooms(cfg, root, sft_dir)}
-    hit = record["first"]["crop_hit"]
-    if hit is not None and hit < cfg.sft_check_hit:
-        log.warning("[sft] its zooms hit the target on %.2f of the val tasks (the bar: %.2f): the grounding did not "
-                    "reach the agent's zooms. Restarting grounding with a fresh optimizer and another batch order for "
-                    "%d steps, then SFT again (docs/results.md section 16)", hit, cfg.sft_check_hit,
-                    cfg.sft_retry_steps)
-        retry_model = root / "model_retry"
-        record["grounding_retry"] = _restart_grounding(cfg, root / "model", retry_model, root / "world")
-        first = root / "sft_first"
-        if first.exists():
-            shutil.rmtree(first)
-        sft_dir.rename(first)
-        _run_sft(sft_config(cfg, root, model=retry_model), {**inputs, "retry": True})
-        record["retry"] = _val_zooms(cfg, root, sft_dir)
-        log.info("[sft] after the restart: zooms hit %.2f of the val tasks, accuracy %.2f",
-                 record["retry"]["crop_hit"] or 0.0, record["retry"]["accuracy"])
-    (sft_dir / "check.json").write_text(json.dumps(record, indent=1, default=str))
-
-
-def _val_zooms(cfg: DemoConfig, root: Path, sft_dir: Path) -> dict[str, float | None]:
-    """The SFT model's greedy accuracy and crop-hit rate on the val split's first ``eval_limit`` tasks (a model
-    that never zooms hits 0; None: no task has a target box to judge by)."""
-    summary = evaluate_policy(sft_dir / "final", "world", root / "world" / "val.parquet", sft_dir / "val_check",
-                              protocol=_eval_protocol(cfg), cfg=EvalConfig(limit=cfg.eval_limit), seed=cfg.seed,
-                              fresh=True, log=log.info)
-    boxes = summary.get("boxes") or {}
-    judged = bool(boxes.get("n_samples_with_targets"))
-    return {"accuracy": summary.get("accuracy"), "crop_hit": (boxes.get("hit_rate") or 0.0) if judged else None}
-
-
-def _restart_grounding(cfg: DemoConfig, model: Path, out: Path, world_dir: Path) -> dict:
-    """``model`` copied to ``out`` and grounded ``sft_retry_steps`` steps more there, with a fresh AdamW and the
-    batches in another order than either racing run's; returns its record."""
-    if out.exists():
-        shutil.rmtree(out)
-    shutil.copytree(model, out)
-    expert = ExpertConfig.model_validate(cfg.sft.expert)
-    examples = _grounding_examples(cfg, out, world_dir, expert, load_tasks(train_split(world_dir), limit=600))
-    return _grounding_run(cfg, expert)(out, world_dir, examples=examples, steps=cfg.sft_retry_steps,
-                                       target_hit_rate=None, order_seed=race_order_seed(cfg.seed, 2),
-                                       record_as="grounding_retry")
 
 
 def _race_grounding(out: Path, world_dir: Path, cfg: DemoConfig, side: SideProcess, grounding, examples) -> dict:
