@@ -104,6 +104,16 @@ def test_the_did_not_take_warning_judges_the_restarted_model(monkeypatch, tmp_pa
     assert len(said) == 1 and "after 800 steps" in said[0] and "0.05" in said[0]
 
 
+@pytest.mark.parametrize("boxes, warned", [({"hit_rate": 0.18}, True), ({"hit_rate": 0.51}, False),
+                                           ({"hit_rate": None}, False), (None, False)])
+def test_an_sft_model_whose_zooms_miss_is_reported(boxes, warned, caplog):
+    assert demo.warn_if_zooms_miss(1, {"accuracy": 0.3, "boxes": boxes}) is warned
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert bool(said) == warned
+    if warned:
+        assert "seed 1" in said[0] and "0.18" in said[0] and "try another seed" in said[0]
+
+
 @pytest.mark.parametrize("restart", [0, 100])
 def test_grounding_restarts_with_a_fresh_optimizer_only_when_asked(restart, monkeypatch, tmp_path):
     for name in ("train_split", "load_tasks", "train_tokenizer", "world_texts", "build_tiny_model", "lm_warm_up"):
