@@ -172,10 +172,10 @@ class DemoConfig(Section):
                                                            "won), train that many grounding steps more with a "
                                                            "fresh AdamW, the batches' order from its start; "
                                                            "recorded as grounding_restart in mapo_model.json. "
-                                                           "Experimental, 0 by default: on seed 1, 4 of 5 "
-                                                           "restarted models passed after SFT where every "
-                                                           "straight run failed; not yet tried on five seeds "
-                                                           "(docs/results.md section 15).")
+                                                           "Experimental, 0 by default: seed 1's restarted "
+                                                           "models passed after SFT 4 times outside the demo "
+                                                           "and failed all 3 times inside it (docs/results.md "
+                                                           "sections 15-16).")
     grounding_flips: bool = Field(description="Also ask the grounding questions on the train images mirrored "
                                               "three ways (4x the examples, no new rendering).")
     freeze_vision_tower: bool = Field(description="After its warm-up, keep the vision tower fixed in the grounding "
