@@ -133,6 +133,38 @@ def test_native_gqa_is_scoped():
     assert "sdpa" not in ALL_ATTENTION_FUNCTIONS._local_mapping
 
 
+def test_native_gqa_used_by_two_threads_restores_the_mapping_when_both_are_done():
+    """Thread A enters, B enters, A leaves while B is still inside, then B leaves: B keeps the native path to its
+    end, and the mapping ends as it began (before the count, A's exit removed it under B, and B's exit installed
+    it for good)."""
+    import threading
+
+    before = ALL_ATTENTION_FUNCTIONS["sdpa"]
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen = []
+
+    def a():
+        with native_gqa():
+            a_in.set()
+            b_in.wait()
+        a_out.set()
+
+    def b():
+        a_in.wait()
+        with native_gqa():
+            b_in.set()
+            a_out.wait()
+            seen.append(ALL_ATTENTION_FUNCTIONS["sdpa"])
+
+    threads = [threading.Thread(target=f) for f in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert seen == [sdpa_native_gqa]
+    assert ALL_ATTENTION_FUNCTIONS["sdpa"] is before and "sdpa" not in ALL_ATTENTION_FUNCTIONS._local_mapping
+
+
 # -- a real model: prefill, then decode steps, batched rows of different lengths -----------------------------
 
 

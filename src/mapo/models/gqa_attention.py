@@ -10,12 +10,13 @@ the same numbers bit for bit either way (``tests/models/test_inplace_cache.py``)
 ``native_gqa()`` routes ``sdpa`` to that call while it is active, for forwards without gradients on CPU tensors
 only: every other call (training forwards, whose backward sums the heads' gradients in another order, other
 devices, no mask) goes to Transformers' own function unchanged. It is scoped (entered around ``generate``), so
-models outside it, e.g. another library's in the same process, are not touched.
+models outside it, e.g. another library's in the same process, are not touched once every user has left it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 
 import torch
@@ -40,16 +41,30 @@ def sdpa_native_gqa(module: torch.nn.Module, query: torch.Tensor, key: torch.Ten
     return out.transpose(1, 2).contiguous(), None
 
 
+_lock = threading.Lock()
+_active = 0
+_saved: tuple[bool, object] = (False, None)
+
+
 @contextlib.contextmanager
 def native_gqa() -> Iterator[None]:
-    """While active, models using ``sdpa`` attention run it through ``sdpa_native_gqa``."""
-    local = ALL_ATTENTION_FUNCTIONS._local_mapping
-    had, before = "sdpa" in local, local.get("sdpa")
-    ALL_ATTENTION_FUNCTIONS["sdpa"] = sdpa_native_gqa
+    """While active, models using ``sdpa`` attention run it through ``sdpa_native_gqa``. Counted: nested or
+    concurrent uses (two threads generating) install it once, and the last one out restores what was there."""
+    global _active, _saved
+    with _lock:
+        if _active == 0:
+            local = ALL_ATTENTION_FUNCTIONS._local_mapping
+            _saved = ("sdpa" in local, local.get("sdpa"))
+            ALL_ATTENTION_FUNCTIONS["sdpa"] = sdpa_native_gqa
+        _active += 1
     try:
         yield
     finally:
-        if had:
-            ALL_ATTENTION_FUNCTIONS["sdpa"] = before
-        else:
-            del ALL_ATTENTION_FUNCTIONS["sdpa"]
+        with _lock:
+            _active -= 1
+            if _active == 0:
+                had, before = _saved
+                if had:
+                    ALL_ATTENTION_FUNCTIONS["sdpa"] = before
+                else:
+                    del ALL_ATTENTION_FUNCTIONS["sdpa"]
