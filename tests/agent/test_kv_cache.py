@@ -130,6 +130,17 @@ def test_the_in_place_cache_and_grouped_attention_change_no_number(dirs, call_te
     assert all(torch.equal(a.old_logprobs, b.old_logprobs) for a, b in zip(hf, fast))
 
 
+def test_fast_generation_off_is_hugging_faces_own_path_with_the_same_numbers(dirs, call_text, make_task):
+    """``load_policy(fast_generation=False)`` (``model.fast_generation: false``, ``mapo eval
+    --no-fast-generation``) turns off all three speed-ups, and the rollout keeps every token and log-prob."""
+    fast, plain = load_policy(dirs["qwen2_5_vl"]), load_policy(dirs["qwen2_5_vl"], fast_generation=False)
+    assert fast.inplace_cache and fast.grouped_attention and fast.lean_decode
+    assert not (plain.inplace_cache or plain.grouped_attention or plain.lean_decode)
+    a, b = (_rollout(p, call_text, make_task, kv_cache=True, temperature=1.0) for p in (fast, plain))
+    _assert_same(a, b)
+    assert all(torch.equal(x.old_logprobs, y.old_logprobs) for x, y in zip(a, b))
+
+
 def test_a_backend_that_cannot_reuse_re_encodes_and_keeps_nothing(dirs, call_text, make_task, monkeypatch,
                                                                    reuse_spy):
     from mapo.models.hf_qwen import HFQwenBackend

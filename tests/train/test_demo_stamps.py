@@ -83,6 +83,8 @@ def test_speed_only_keys_do_not_change_a_stamp():
     off = {"rl": {"rollout": {"protocol": {"max_turns": 4, "kv_cache": False}}}}
     before = {"rl": {"rollout": {"protocol": {"max_turns": 4}}}}
     assert fingerprint(base) == fingerprint(off) == fingerprint(before)
+    slow = {"rl": {"rollout": {"protocol": {"max_turns": 4}}, "model": {"fast_generation": False}}}
+    assert fingerprint(slow) == fingerprint({"rl": {"rollout": {"protocol": {"max_turns": 4}}, "model": {}}})
     assert fingerprint(base) != fingerprint({"rl": {"rollout": {"protocol": {"max_turns": 5, "kv_cache": True}}}})
 
 

@@ -96,3 +96,10 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_model_dir, world_t
         grads.append(torch.cat([p.grad.reshape(-1) for p in backend.model.parameters() if p.grad is not None]))
     assert backend.model.is_gradient_checkpointing
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_the_trainers_loader_passes_model_fast_generation_on(fast, tmp_path, tiny_model_dir):
+    cfg = _cfg(tmp_path, tiny_model_dir, f"model.fast_generation={str(fast).lower()}")
+    backend = load_backend(tiny_model_dir, cfg)
+    assert backend.inplace_cache is backend.grouped_attention is backend.lean_decode is fast

@@ -72,6 +72,9 @@ def eval_command(
     fresh: Annotated[bool, typer.Option("--fresh", help="Discard results in --out instead of resuming.")] = False,
     no_media: Annotated[bool, typer.Option("--no-media", help="Do not save thumbnails and crops.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    fast_generation: Annotated[bool, typer.Option(
+        help="Generation's own speed-ups (in-place K/V, grouped KV heads, mapo's decode loop; the same tokens as "
+             "Hugging Face's path, tested). --no-fast-generation runs Hugging Face's own.")] = True,
 ) -> None:
     """Evaluate a model on a benchmark with the agent loop; resumable (finished items are skipped)."""
     from mapo.data.benchmarks import get_reader
@@ -104,7 +107,8 @@ def eval_command(
     summary = evaluate_policy(model, bench, data, out, protocol=protocol, cfg=cfg, reward_cfg=reward_cfg,
                               verifier_cfg=verifier_cfg, seed=seed, device=device, dtype=dtype, fresh=fresh,
                               max_decode_pixels=max_decode_pixels or DEFAULT_DECODE_LIMIT,
-                              allow_absolute_paths=allow_absolute_paths, progress=progress, log=typer.echo)
+                              allow_absolute_paths=allow_absolute_paths, progress=progress, log=typer.echo,
+                              fast_generation=fast_generation)
     print_summary(summary)
     typer.echo(f"results: {out / RESULTS_NAME}\nsummary: {out / 'summary.json'}\nview:    mapo view {out}")
 

@@ -37,7 +37,7 @@ def evaluate_policy(policy: Any, bench: str, data: str | Path, out: str | Path, 
                     verifier_cfg: Any = None, verifier: Any = None, model_id: str | None = None,
                     max_decode_pixels: int = DEFAULT_DECODE_LIMIT, allow_absolute_paths: bool = False,
                     seed: int = 0, device: str = "cpu", dtype: str | None = None, fresh: bool = False,
-                    progress: bool = True, log=print) -> dict:
+                    progress: bool = True, log=print, fast_generation: bool = True) -> dict:
     """Evaluate ``policy`` (a checkpoint directory, or a ``PolicyBackend`` already loaded) on benchmark ``bench``
     stored at ``data``, writing ``out/results.jsonl``, ``summary.json`` and ``run.json``; returns the summary.
 
@@ -45,6 +45,7 @@ def evaluate_policy(policy: Any, bench: str, data: str | Path, out: str | Path, 
     ``VerifierConfig`` to load, or a loaded verifier, for alignment scores. Resumes unless ``fresh``; refuses
     to resume with other settings (``SettingsMismatch``). ``model_id`` names an in-memory policy in ``run.json``.
     ``device`` / ``dtype`` (a checkpoint directory only): ``auto`` = CUDA with bfloat16 when a GPU is visible.
+    ``fast_generation`` (a checkpoint directory only): ``load_policy``'s.
     """
     out, data = Path(out), resolve_data(bench, data)
     cfg = cfg or EvalConfig()
@@ -71,7 +72,7 @@ def evaluate_policy(policy: Any, bench: str, data: str | Path, out: str | Path, 
         log(f"resuming: {len(done)} item(s) already in {out / RESULTS_NAME} are skipped")
     torch.manual_seed(seed)
     if is_path:
-        policy = hf_qwen.load_policy(policy, device=device, dtype=dtype)
+        policy = hf_qwen.load_policy(policy, device=device, dtype=dtype, fast_generation=fast_generation)
     if verifier is None and verifier_cfg is not None:
         verifier = load_verifier(verifier_cfg)
     engine = RolloutEngine(policy, protocol_cfg=protocol)

@@ -400,14 +400,16 @@ def _family(config: dict, path: Path) -> str:
 
 
 def load_policy(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | str | None = None,
-                trust_remote_code: bool = False, master_weights: bool = False) -> HFQwenBackend:
+                trust_remote_code: bool = False, master_weights: bool = False,
+                fast_generation: bool = True) -> HFQwenBackend:
     """Load a local Qwen-VL checkpoint directory (config.json, weights, tokenizer, preprocessor_config.json)
     without network access. Raises ``FileNotFoundError`` naming the path and the missing file.
 
     ``device`` / ``dtype``: names or torch objects; ``auto`` picks CUDA when present (and bfloat16 there).
     ``master_weights`` (training): the parameters load in float32 and ``dtype`` becomes the compute dtype of
     every forward (autocast), so optimizer updates are not rounded to ``dtype``; otherwise (inference) the
-    weights load in ``dtype`` itself."""
+    weights load in ``dtype`` itself. ``fast_generation``: the backend's ``inplace_cache``, ``grouped_attention``
+    and ``lean_decode`` (same tokens and log-probs as Hugging Face's own path; False: that path)."""
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"policy checkpoint {path} is not a directory; build one with `mapo model init` "
@@ -439,5 +441,7 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu", dtype: tor
     cls = getattr(transformers, _ARCHITECTURES[family])
     param_dtype = torch.float32 if master_weights else dtype
     model = cls.from_pretrained(path, dtype=param_dtype, **common).to(device)
-    return HFQwenBackend(model, tokenizer, image_processor, family,
-                         compute_dtype=dtype if dtype != param_dtype else None)
+    backend = HFQwenBackend(model, tokenizer, image_processor, family,
+                            compute_dtype=dtype if dtype != param_dtype else None)
+    backend.inplace_cache = backend.grouped_attention = backend.lean_decode = fast_generation
+    return backend

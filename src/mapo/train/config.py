@@ -49,6 +49,11 @@ class ModelConfig(Section):
     trust_remote_code: bool = Field(False, description="Allow the checkpoint's own Python code (off: safer).")
     freeze_vision_tower: bool = Field(False, description="Keep the vision tower's weights fixed (its merger into "
                                       "the language model still trains): mapo.models.freeze.")
+    fast_generation: bool = Field(True, description="Generation's own speed-ups: K/V written in place, KV heads "
+                                                    "kept grouped under a padding mask, mapo's decode loop. Each "
+                                                    "gives Hugging Face generate's tokens and log-probs bit for "
+                                                    "bit (tests); false runs Hugging Face's own path (e.g. if a "
+                                                    "transformers upgrade breaks one). Not in a run's stamp.")
 
 
 class DataConfig(Section):

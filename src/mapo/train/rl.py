@@ -104,7 +104,8 @@ def load_backend(path: str | Path, cfg: TrainConfig):
     """The policy for training: fp32 master weights computing in ``cfg.model.dtype`` (mapo.models.precision)."""
     # looked up at call time, so a test (or a user) can replace the loader
     return hf_qwen.load_policy(path, device=cfg.model.device, dtype=cfg.model.dtype,
-                               trust_remote_code=cfg.model.trust_remote_code, master_weights=True)
+                               trust_remote_code=cfg.model.trust_remote_code, master_weights=True,
+                               fast_generation=cfg.model.fast_generation)
 
 
 def _finite(x: torch.Tensor | float) -> bool:

@@ -13,7 +13,7 @@ STARTED = ".mapo-started.json"  # the inputs a build began with: only an interru
 
 #: Config keys that change how fast a step runs, never what it produces (tested to give the same tokens):
 #: left out of the fingerprint, so turning one on or off reuses what was built.
-SPEED_ONLY_KEYS = frozenset({"kv_cache"})
+SPEED_ONLY_KEYS = frozenset({"kv_cache", "fast_generation"})
 
 
 def fingerprint(inputs: dict[str, Any]) -> str:
