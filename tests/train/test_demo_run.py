@@ -133,6 +133,33 @@ def test_grounding_restarts_with_a_fresh_optimizer_only_when_asked(restart, monk
         assert calls[1]["examples"] is calls[0]["examples"] is examples
 
 
+@pytest.mark.parametrize("mix", [0, 200])
+def test_mixed_grounding_runs_after_the_rest_only_when_asked(mix, monkeypatch, tmp_path):
+    """grounding_mix_steps: after grounding, `mix` steps on the where-questions plus the same tasks asked in the
+    agent's prompt, a fresh optimizer (a call of its own), the check in the agent's prompt, alone()."""
+    for name in ("train_split", "load_tasks", "train_tokenizer", "world_texts", "build_tiny_model", "lm_warm_up"):
+        monkeypatch.setattr(demo, name, lambda *a, **k: None)
+    monkeypatch.setattr(demo, "world_image_statistics", lambda *a, **k: (None, None))
+    built: list[dict] = []
+    monkeypatch.setattr(demo, "grounding_examples",
+                        lambda *a, **k: built.append(k) or (["agent"] if k["protocol"] is not None else ["where"]))
+    calls: list[dict] = []
+    monkeypatch.setattr(demo, "grounding_warm_up",
+                        lambda *a, **k: calls.append(k) or {"held_out_hit_rate": 0.9, "steps": 700})
+    phases: list[str] = []
+    cfg = demo.DemoConfig(seed=1, vision_warmup_steps=0, grounding_race=False, grounding_mix_steps=mix)
+    demo.init_model(tmp_path / "world", tmp_path / "model", cfg, alone=lambda: phases.append("alone"))
+    assert len(calls) == 1 + bool(mix) and calls[0]["examples"] == ["where"] and calls[0]["protocol"] is None
+    assert len(built) == 1 + bool(mix)
+    if mix:
+        assert calls[1]["examples"] == ["where", "agent"] and calls[1]["steps"] == mix
+        assert calls[1]["protocol"] == cfg.protocol and calls[1]["target_hit_rate"] is None
+        assert calls[1]["record_as"] == "grounding_mix" and calls[1]["order_seed"] == demo.race_order_seed(1, 3)
+        assert phases == ["alone"]
+    else:
+        assert phases == []
+
+
 def test_the_model_built_in_one_process_is_the_one_built_in_two(toy_demo, tmp_path):
     """parallel: false runs the vision warm-up here, before the LM warm-up; the weights are the same."""
     cfg, _ = toy_demo

@@ -95,3 +95,10 @@ def test_a_grounding_restart_changes_the_model_stamp_only_when_set(monkeypatch, 
     assert "grounding_restart_steps" not in base["model"] and more["model"]["grounding_restart_steps"] == 100
     assert fingerprint(significant(base["model"])) != fingerprint(significant(more["model"]))
     assert significant(base["world"]) == significant(more["world"])
+
+
+def test_mixed_grounding_changes_the_model_stamp_only_when_set(monkeypatch, tmp_path):
+    base = _record_demo(demo.DemoConfig(), monkeypatch, tmp_path / "a")
+    more = _record_demo(demo.DemoConfig(grounding_mix_steps=200), monkeypatch, tmp_path / "b")
+    assert "grounding_mix_steps" not in base["model"] and more["model"]["grounding_mix_steps"] == 200
+    assert fingerprint(significant(base["model"])) != fingerprint(significant(more["model"]))
