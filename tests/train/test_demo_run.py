@@ -22,6 +22,7 @@ TOY = {
            "algorithm": {"ppo_epochs": 1, "mini_batch_groups": 1},
            "run": {"total_steps": 1, "save_every": 1, "eval_every": 1}, "data": {"eval_limit": 2}},
     "eval_limit": 2,
+    "grounding_mix_steps": 2,  # the mixed phase (where + the agent's prompt) end to end
 }
 
 
@@ -55,6 +56,8 @@ def test_every_step_is_built_stamped_and_timed(toy_demo):
     race = warm["grounding"]["race"]
     assert race["runs"] == 2 and race["winner"] == race["run"] == 0 and set(race["curves"]) == {"0", "1"}
     assert "racing run 1" in side_log and not list(root.glob(".model-race*"))
+    # then the mixed phase, checked in the agent's prompt
+    assert warm["grounding_mix"]["steps"] == 2 and warm["grounding_mix"]["examples"] > warm["grounding"]["examples"]
     assert demo_seeds.step_minutes(root) > 0  # every step's stamp says how long it took
 
 
@@ -195,10 +198,11 @@ def test_grounding_goes_alone_after_its_shared_steps_whatever_the_clock(tmp_path
     class Stop(Exception):
         pass
 
-    def init_model(world_dir, out, cfg, side=None, then=None, on_step=None):
+    def init_model(world_dir, out, cfg, side=None, then=None, on_step=None, alone=None):
         for n in (1, 2, 3, 4):
             calls.append(n)
             on_step(n)
+        alone()  # the mixed phase (grounding_mix_steps) goes alone
         raise Stop
 
     monkeypatch.setattr(demo, "init_model", init_model)
@@ -206,7 +210,7 @@ def test_grounding_goes_alone_after_its_shared_steps_whatever_the_clock(tmp_path
                                           "out_dir": str(tmp_path / "demo")})
     with pytest.raises(Stop):
         demo.prepare(cfg)
-    assert calls == ["alone", "shared", 1, 2, 3, "alone", 4, "alone"]  # the world alone; step 3 on alone
+    assert calls == ["alone", "shared", 1, 2, 3, "alone", 4, "alone", "alone"]  # the world alone; step 3 on alone
 
 
 def test_the_demo_model_grounds_in_the_agent_prompt_when_asked(tmp_path):
