@@ -321,7 +321,8 @@ def warn_if_zooms_miss(seed: int, summary: dict[str, Any]) -> bool:
         return False
     log.warning("[eval SFT] on seed %d the SFT model's zooms hit the target on %.2f of the test tasks (0.33-0.69 on "
                 "the seeds where the recipe worked): its grounding did not reach the agent's own zooms, and RL has "
-                "not recovered from that on any seed so far (docs/results.md, sections 15-16); try another seed.",
+                "not recovered from that on any seed so far. --set grounding_mix_steps=200 (experimental) lifted such "
+                "a seed in probes (docs/results.md, section 16); or try another seed.",
                 seed, hit)
     return True
 
