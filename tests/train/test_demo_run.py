@@ -86,7 +86,8 @@ def test_a_grounding_warm_up_that_did_not_take_is_reported(hit, warned, monkeypa
         monkeypatch.setattr(demo, name, lambda *a, **k: None)
     monkeypatch.setattr(demo, "world_image_statistics", lambda *a, **k: (None, None))
     monkeypatch.setattr(demo, "grounding_warm_up", lambda *a, **k: {"held_out_hit_rate": hit, "steps": 800})
-    demo.init_model(tmp_path / "world", tmp_path / "model", demo.DemoConfig(seed=1, vision_warmup_steps=0))
+    cfg = demo.DemoConfig(seed=1, vision_warmup_steps=0, grounding_mix_steps=0)
+    demo.init_model(tmp_path / "world", tmp_path / "model", cfg)
     said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert bool(said) == warned
     if warned:
@@ -101,7 +102,8 @@ def test_the_did_not_take_warning_judges_the_restarted_model(monkeypatch, tmp_pa
     monkeypatch.setattr(demo, "world_image_statistics", lambda *a, **k: (None, None))
     records = iter([{"held_out_hit_rate": 0.85, "steps": 700}, {"held_out_hit_rate": 0.05, "steps": 100}])
     monkeypatch.setattr(demo, "grounding_warm_up", lambda *a, **k: next(records))
-    cfg = demo.DemoConfig(seed=1, vision_warmup_steps=0, grounding_race=False, grounding_restart_steps=100)
+    cfg = demo.DemoConfig(seed=1, vision_warmup_steps=0, grounding_race=False, grounding_restart_steps=100,
+                          grounding_mix_steps=0)
     demo.init_model(tmp_path / "world", tmp_path / "model", cfg)
     said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(said) == 1 and "after 800 steps" in said[0] and "0.05" in said[0]
@@ -109,12 +111,15 @@ def test_the_did_not_take_warning_judges_the_restarted_model(monkeypatch, tmp_pa
 
 @pytest.mark.parametrize("boxes, warned", [({"hit_rate": 0.18}, True), ({"hit_rate": 0.51}, False),
                                            ({"hit_rate": None}, False), (None, False)])
-def test_an_sft_model_whose_zooms_miss_is_reported(boxes, warned, caplog):
-    assert demo.warn_if_zooms_miss(1, {"accuracy": 0.3, "boxes": boxes}) is warned
+@pytest.mark.parametrize("mix", [0, 200])
+def test_an_sft_model_whose_zooms_miss_is_reported(boxes, warned, mix, caplog):
+    """The advice names the mixed grounding phase when it was off, and more of it when it already ran."""
+    assert demo.warn_if_zooms_miss(1, {"accuracy": 0.3, "boxes": boxes}, mix) is warned
     said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert bool(said) == warned
     if warned:
-        assert "seed 1" in said[0] and "0.18" in said[0] and "grounding_mix_steps=200" in said[0]
+        assert "seed 1" in said[0] and "0.18" in said[0]
+        assert f"grounding_mix_steps={400 if mix else 200}" in said[0] and ("phase ran" in said[0]) == bool(mix)
 
 
 @pytest.mark.parametrize("restart", [0, 100])
@@ -127,7 +132,8 @@ def test_grounding_restarts_with_a_fresh_optimizer_only_when_asked(restart, monk
     calls: list[dict] = []
     monkeypatch.setattr(demo, "grounding_warm_up",
                         lambda *a, **k: calls.append(k) or {"held_out_hit_rate": 0.9, "steps": 700})
-    cfg = demo.DemoConfig(seed=1, vision_warmup_steps=0, grounding_race=False, grounding_restart_steps=restart)
+    cfg = demo.DemoConfig(seed=1, vision_warmup_steps=0, grounding_race=False, grounding_restart_steps=restart,
+                          grounding_mix_steps=0)
     demo.init_model(tmp_path / "world", tmp_path / "model", cfg)
     assert len(calls) == 1 + bool(restart) and calls[0]["target_hit_rate"] == cfg.grounding_target
     if restart:  # the same examples, `restart` steps, no bar, its own record

@@ -98,7 +98,8 @@ def test_a_grounding_restart_changes_the_model_stamp_only_when_set(monkeypatch, 
 
 
 def test_mixed_grounding_changes_the_model_stamp_only_when_set(monkeypatch, tmp_path):
-    base = _record_demo(demo.DemoConfig(), monkeypatch, tmp_path / "a")
-    more = _record_demo(demo.DemoConfig(grounding_mix_steps=200), monkeypatch, tmp_path / "b")
+    """0 leaves the key out (models built before it stay valid); the default, 200, is stamped."""
+    base = _record_demo(demo.DemoConfig(grounding_mix_steps=0), monkeypatch, tmp_path / "a")
+    more = _record_demo(demo.DemoConfig(), monkeypatch, tmp_path / "b")
     assert "grounding_mix_steps" not in base["model"] and more["model"]["grounding_mix_steps"] == 200
     assert fingerprint(significant(base["model"])) != fingerprint(significant(more["model"]))

@@ -181,9 +181,10 @@ class DemoConfig(Section):
                                                        "same tasks asked in the agent's own prompt (answered by the "
                                                        "expert's first turn), mixed; the held-out hit is then "
                                                        "checked in the agent's prompt; recorded as grounding_mix. "
-                                                       "Experimental, 0 by default: on seed 1, whose SFT zooms all "
-                                                       "fell in one column, 200 such steps gave SFT val 0.57 / "
-                                                       "crop-hit 0.43 (docs/results.md section 16).")
+                                                       "200 by default: with it seeds 0-4 all reach val >= 0.45 "
+                                                       "after RL; without it seed 1's SFT zooms all fall in one "
+                                                       "column of the image (docs/results.md sections 16-17). 0 "
+                                                       "skips the phase.")
     grounding_flips: bool = Field(description="Also ask the grounding questions on the train images mirrored "
                                               "three ways (4x the examples, no new rendering).")
     freeze_vision_tower: bool = Field(description="After its warm-up, keep the vision tower fixed in the grounding "
@@ -292,7 +293,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         # one done (there, beside RL, it would hold RL at one thread for a clock-dependent number of steps)
         results = {"SFT": _evaluation(cfg, "SFT", models["SFT"], f"sft:{_stamp_of(root / 'sft')}", test,
                                       root / "eval" / "sft", ver_dir, times)}
-        warn_if_zooms_miss(cfg.seed, results["SFT"])
+        warn_if_zooms_miss(cfg.seed, results["SFT"], cfg.grounding_mix_steps)
 
         # 6. RL with MAPO
         rl_cfg = rl_config(cfg, root)
@@ -314,16 +315,18 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
                             parallel=cfg.parallel)
 
 
-def warn_if_zooms_miss(seed: int, summary: dict[str, Any]) -> bool:
-    """Warn (and return True) when the SFT model's evaluation ``summary`` has its zooms missing the target."""
+def warn_if_zooms_miss(seed: int, summary: dict[str, Any], mix_steps: int = 0) -> bool:
+    """Warn (and return True) when the SFT model's evaluation ``summary`` has its zooms missing the target;
+    ``mix_steps`` is the run's ``grounding_mix_steps`` (the advice differs when that phase already ran)."""
     hit = (summary.get("boxes") or {}).get("hit_rate")
     if hit is None or hit >= ZOOMS_AIM:
         return False
-    log.warning("[eval SFT] on seed %d the SFT model's zooms hit the target on %.2f of the test tasks (0.33-0.69 on "
+    fix = ("more steps of it (--set grounding_mix_steps=%d) or another seed" % (2 * mix_steps) if mix_steps else
+           "--set grounding_mix_steps=200 lifted such a seed (docs/results.md, sections 16-17), or try another seed")
+    log.warning("[eval SFT] on seed %d the SFT model's zooms hit the target on %.2f of the test tasks (0.33-0.87 on "
                 "the seeds where the recipe worked): its grounding did not reach the agent's own zooms, and RL has "
-                "not recovered from that on any seed so far. --set grounding_mix_steps=200 (experimental) lifted such "
-                "a seed in probes (docs/results.md, section 16); or try another seed.",
-                seed, hit)
+                "not recovered from that on any seed so far. %s%s.", seed, hit,
+                "The mixed grounding phase ran; try " if mix_steps else "", fix)
     return True
 
 
