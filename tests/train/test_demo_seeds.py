@@ -82,6 +82,19 @@ def test_the_wall_time_column_counts_only_runs_that_built_every_step():
     assert [r[col] for r in body[:3]] == ["7.3", "9.1", "—"] and body[4][col] == "9.1"  # the slowest is the worst
 
 
+def test_a_seed_that_started_from_the_packaged_model_says_so():
+    """Its wall time is the demo's from SFT on (the model and verifier were copied in, not built)."""
+    installed = {**_summary(0.4, 0.5, minutes=5.1), "stage_seconds": {"model": 0.1, "rl": 100.0},
+                 "packaged": {"model": 595.4, "verifier": 217.5}}
+    built = {**_summary(0.4, 0.5, minutes=17.9), "stage_seconds": {"model": 595.0, "rl": 100.0}}
+    rows = [demo_seeds.seed_row(s, summary, [{"eval/accuracy": 0.4}, {"eval/accuracy": 0.5}])
+            for s, summary in enumerate([installed, built])]
+    assert rows[0]["packaged"] == ["model", "verifier"] and rows[1]["packaged"] == []
+    assert [r["wall_minutes"] for r in rows] == [5.1, 17.9]
+    _, body = demo_seeds.table(rows)
+    assert [r[0] for r in body[:2]] == ["0 (packaged)", "1"]
+
+
 def test_run_seeds_runs_the_demo_per_seed_and_writes_the_table(monkeypatch, tmp_path):
     ran = []
 

@@ -27,7 +27,7 @@ def _record_demo(cfg: demo.DemoConfig, monkeypatch, tmp_path) -> dict:
     cfg = cfg.model_copy(update={"parallel": False})  # the recorder below cannot be sent to a second process
     tmp_path.mkdir(parents=True, exist_ok=True)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(demo, "_step", lambda name, out, inputs, build: seen.__setitem__(name, inputs))
+    monkeypatch.setattr(demo, "_step", lambda name, out, inputs, build, asset=None: seen.__setitem__(name, inputs))
 
     def done(out, inputs):  # an evaluation: record its inputs, then reuse a (fake) finished summary
         if Path(out).parent.name == "eval":

@@ -69,9 +69,20 @@ def print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
     Console(width=160).print(table)
 
 
-def stage_rows(stage_seconds: dict[str, float | None], minutes: float | None) -> list[list[str]]:
-    """One row per pipeline step: its seconds, or "reused" for a step an earlier run had built; then the total."""
-    rows = [[name, "reused" if sec is None else f"{sec:.0f}"] for name, sec in stage_seconds.items()]
+def stage_rows(stage_seconds: dict[str, float | None], minutes: float | None,
+               packaged: dict[str, float | None] | None = None) -> list[list[str]]:
+    """One row per pipeline step: its seconds, or "reused" for a step an earlier run had built; then the total.
+    ``packaged``: steps installed from an asset shipped with mapo, with the seconds their build took."""
+    packaged = packaged or {}
+
+    def cell(name: str, sec: float | None) -> str:
+        text = "reused" if sec is None else f"{sec:.0f}"
+        if name in packaged:
+            built = packaged[name]
+            text += " (packaged" + (f", built in {built:.0f} s" if built is not None else "") + ")"
+        return text
+
+    rows = [[name, cell(name, sec)] for name, sec in stage_seconds.items()]
     if minutes is not None:
         rows.append(["total (wall)", f"{minutes * 60:.0f}"])
     return rows
@@ -80,12 +91,14 @@ def stage_rows(stage_seconds: dict[str, float | None], minutes: float | None) ->
 def write_run_report(out: str | Path, *, sft: list[dict[str, Any]], rl: list[dict[str, Any]],
                      evals: dict[str, dict[str, Any]], minutes: float | None = None,
                      stage_seconds: dict[str, float | None] | None = None,
-                     parallel: bool | None = None) -> dict[str, Any]:
+                     parallel: bool | None = None,
+                     packaged: dict[str, float | None] | None = None) -> dict[str, Any]:
     """Write ``out/{index.html, rl_curves.png, sft_loss.png, summary.json}``, print the final table (and the
     steps' times), and return the summary dict. ``sft`` and ``rl`` are the runs' metric records (one dict per
     step, as in their ``metrics.jsonl``): the report draws data, it does not read training logs itself.
     ``stage_seconds``: each step's seconds (None: reused); ``parallel``: whether some ran in a second process
-    (then they overlap, and the total is less than their sum)."""
+    (then they overlap, and the total is less than their sum); ``packaged``: the steps installed from an asset
+    shipped with mapo rather than built, with the seconds their build took."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     images = [p for p in (
@@ -96,7 +109,7 @@ def write_run_report(out: str | Path, *, sft: list[dict[str, Any]], rl: list[dic
     header = ["model", *[h for h, _ in EVAL_COLUMNS]]
     rows = eval_rows(evals)
     sections = [("Test-split evaluation", table_html(header, rows))]
-    times = stage_rows(stage_seconds or {}, minutes)
+    times = stage_rows(stage_seconds or {}, minutes, packaged)
     time_title = "Seconds per step" + (" (vision warm-up and verifier in a second process, overlapping the rest)"
                                        if parallel else "")
     if times:
@@ -104,6 +117,7 @@ def write_run_report(out: str | Path, *, sft: list[dict[str, Any]], rl: list[dic
     write_summary(out / "index.html", title="mapo demo", sections=sections, images=images)
     summary = {"evaluation": {name: dict(zip(header[1:], row[1:])) for name, row in zip(evals, rows)},
                "minutes": minutes, "stage_seconds": stage_seconds or {}, "parallel": parallel,
+               "packaged": packaged or {},
                "rl_steps": len(rl), "sft_steps": len(sft)}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     if times:

@@ -42,15 +42,19 @@ def is_done(out_dir: str | Path, inputs: dict[str, Any]) -> bool:
         return False
 
 
-def mark_done(out_dir: str | Path, inputs: dict[str, Any], seconds: float | None = None) -> None:
+def mark_done(out_dir: str | Path, inputs: dict[str, Any], seconds: float | None = None,
+              packaged: bool = False) -> None:
     """Record that ``out_dir`` is complete for ``inputs`` (write last, after every output exists); ``seconds``:
-    how long building it took (kept beside the fingerprint, not part of it)."""
+    how long building it took (kept beside the fingerprint, not part of it); ``packaged``: it was installed from
+    an asset shipped with mapo (mapo.train.packaged), built elsewhere in ``seconds``."""
     path = Path(out_dir) / STAMP
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     stamp = {"fingerprint": fingerprint(inputs), "inputs": inputs}
     if seconds is not None:
         stamp["seconds"] = round(seconds, 1)
+    if packaged:
+        stamp["packaged"] = True
     tmp.write_text(json.dumps(stamp, default=str, indent=1))
     tmp.replace(path)
 
