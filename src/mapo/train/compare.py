@@ -97,7 +97,7 @@ EVAL_COLUMNS = {"test_accuracy": ("accuracy",), "alignment": ("alignment", "mean
                 "answer_concentration": ("behaviour", "answer_concentration")}
 #: Columns of the paired table: each estimator minus GRPO, seed by seed (runs of one seed share the SFT
 #: checkpoint and the seed, so the paired difference removes the between-seed spread).
-PAIRED_COLUMNS = ("test_accuracy", "crop_hit_rate", "gap", "label_drift")
+PAIRED_COLUMNS = ("test_accuracy", "crop_hit_rate", "alignment", "gap", "label_drift")
 
 
 def summarise(runs: dict[str, list[dict[str, Any]]], cfg: CompareConfig,
@@ -191,7 +191,7 @@ def _num3(x: Any) -> str:
     return f"{float(x):.3f}" if finite([x]) else "—"
 
 
-PAIRED_HEADER = ["estimator - GRPO", "test accuracy", "crop-hit rate", "gap", "label drift", "seeds"]
+PAIRED_HEADER = ["estimator - GRPO", "test accuracy", "crop-hit rate", "alignment", "gap", "label drift", "seeds"]
 
 
 def paired_rows(result: dict[str, Any]) -> list[list[str]]:
