@@ -6,8 +6,8 @@ An asset is the output folder of a demo step (``model`` or ``verifier``) as the 
 (fingerprint of the step's inputs, the inputs, the seconds it took to build) as ``stamp.json``. The demo installs
 one only where the fingerprint equals the one of the step it is about to run: the same recipe, the same seed, the
 same world; any other config builds the step as before. ``scripts/package_demo_models.py`` rebuilds the assets
-from a finished run (``mapo demo --set packaged=false``), and a test fails when the recipe changes and they go
-stale.
+(it builds the steps with ``packaged=false``, then packages them), and tests/train/test_packaged.py fails when the
+recipe changes and they go stale.
 """
 
 from __future__ import annotations
