@@ -257,7 +257,7 @@ def _step(name: str, out: Path, inputs: dict[str, Any], build, asset: Path | Non
     if packaged.matches(asset, inputs):
         packaged.install(asset, out, inputs)
         built = packaged.asset_stamp(asset).get("seconds")
-        log.info("[%s] installed the packaged %s (built from this recipe and seed in %s s on a 2-core machine; "
+        log.info("[%s] installed the packaged %s (built from this recipe and seed in %s s when it was packaged; "
                  "--set packaged=false builds it here)", name, name, built)
         return time.perf_counter() - start
     log.info("[%s] building %s", name, out)
