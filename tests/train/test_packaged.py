@@ -33,6 +33,7 @@ def test_the_packaged_assets_are_the_default_recipes(how):
         assert path is not None, f"no packaged {step} for seed 0 in {packaged.assets_root()}: {REBUILD}"
         assert packaged.matches(path, inputs), f"the packaged {step} is stale for the default recipe: {REBUILD}"
         assert packaged.asset_stamp(path).get("seconds", 0) > 0  # the build time the demo's report quotes
+        assert "CPUs" in packaged.asset_stamp(path).get("built_on", "")  # ...and the machine it was on
     assert packaged.asset("model", 1) is None  # other seeds build their own
 
 
@@ -51,6 +52,7 @@ def test_package_then_install_round_trips_and_marks_the_step_packaged(tmp_path):
     asset = tmp_path / "assets" / "seed0" / "model"
     stamp = packaged.package(_built_step(tmp_path, inputs), asset)
     assert stamp["fingerprint"] == fingerprint(inputs) and not (asset / STAMP).exists()
+    assert "CPUs" in stamp["built_on"] and "torch" in stamp["built_on"]  # what the build's seconds were on
     assert packaged.asset("model", 0, root=tmp_path / "assets") == asset
     out = tmp_path / "demo" / "model"
     out.mkdir(parents=True)
@@ -83,6 +85,7 @@ def test_a_step_installs_the_asset_only_for_its_own_inputs(tmp_path, caplog):
         seconds = demo._step("model", out, inputs, build(out), asset)
     assert builds == [] and seconds is not None and packaged.was_packaged(out)
     assert "installed the packaged model" in caplog.text and "packaged=false" in caplog.text
+    assert "in 12.5 s on " in caplog.text and "CPUs" in caplog.text
     assert demo._step("model", out, inputs, build(out), asset) is None  # reused, like any finished step
     other = tmp_path / "demo" / "other"
     demo._step("model", other, {"seed": 0, "steps": 4}, build(other), asset)  # another recipe: built

@@ -256,9 +256,10 @@ def _step(name: str, out: Path, inputs: dict[str, Any], build, asset: Path | Non
     start = time.perf_counter()
     if packaged.matches(asset, inputs):
         packaged.install(asset, out, inputs)
-        built = packaged.asset_stamp(asset).get("seconds")
-        log.info("[%s] installed the packaged %s (built from this recipe and seed in %s s when it was packaged; "
-                 "--set packaged=false builds it here)", name, name, built)
+        stamp = packaged.asset_stamp(asset)
+        log.info("[%s] installed the packaged %s (built from this recipe and seed in %s s%s; --set packaged=false "
+                 "builds it here)", name, name, stamp.get("seconds"),
+                 f" on {stamp['built_on']}" if stamp.get("built_on") else "")
         return time.perf_counter() - start
     log.info("[%s] building %s", name, out)
     build()

@@ -13,6 +13,8 @@ recipe changes and they go stale.
 from __future__ import annotations
 
 import json
+import os
+import platform
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -88,8 +90,26 @@ def package(built: Path, dest: Path) -> dict[str, Any]:
     if stamp.get("packaged"):
         raise ValueError(f"{built} was installed from a packaged asset, not built: run `mapo demo --set "
                          "packaged=false` into a fresh out_dir and package that")
+    stamp["built_on"] = built_on()
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(built, dest, ignore=shutil.ignore_patterns(".*"))
     (dest / ASSET_STAMP).write_text(json.dumps(stamp, indent=1, default=str) + "\n")
     return stamp
+
+
+def built_on() -> str:
+    """The machine and libraries packaging happens on (the script builds the steps there too), as the install
+    log quotes them: the build's seconds mean little without them."""
+    import torch
+    import transformers
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPUs ({cpu}), torch {torch.__version__}, transformers {transformers.__version__}"
