@@ -2,8 +2,9 @@
 split -> a report folder, and a final table; the vision warm-up, the verifier's training and the SFT model's
 evaluation run beside that chain in a second process (``parallel``, :mod:`mapo.train.side`). Each step writes
 into its own folder under ``out_dir`` with a stamp of its inputs, and is skipped when the stamp matches: a
-second run reuses what exists. The tiny model and the verifier of seed 0 of the default recipe ship with mapo
-(``packaged``, :mod:`mapo.train.packaged`): with that recipe the demo installs them and starts at SFT.
+second run reuses what exists. The tiny model, the verifier and the SFT model of seed 0 of the default recipe ship
+with mapo (``packaged``, :mod:`mapo.train.packaged`): with that recipe the demo installs them, evaluates the SFT
+model and starts at RL.
 """
 
 from __future__ import annotations
@@ -124,11 +125,11 @@ class DemoConfig(Section):
     threads_alone: int | None = Field(description="torch CPU threads of the main process once the second is "
                                                   "done: grounding past shared_grounding_steps, SFT, RL, evaluation "
                                                   "(None: every usable CPU; 1 on a machine other jobs keep busy).")
-    packaged: bool = Field(description="Install the tiny model and the verifier packaged with mapo "
-                                       "(mapo/assets/demo) when they were built from exactly this recipe, seed "
-                                       "and world (their stamps match; mapo ships seed 0 of the default recipe), "
-                                       "instead of building them: ~10 minutes less on a 2-core machine. false: "
-                                       "build them here (mapo.train.packaged).")
+    packaged: bool = Field(description="Install the tiny model, the verifier and the SFT model packaged with "
+                                       "mapo (mapo/assets/demo), each when it was built from exactly this "
+                                       "recipe, seed and world (its stamp matches; mapo ships seed 0 of the "
+                                       "default recipe), instead of building them: ~13 minutes less on a 2-core "
+                                       "machine. false: build them here (mapo.train.packaged).")
     parallel: bool = Field(description="Train the vision warm-up and the verifier in a second process beside the "
                                        "main chain (world -> model -> SFT -> RL), with `threads` each: the same "
                                        "results, a 2-core machine's cores both busy. false: one process, in order.")
@@ -298,6 +299,16 @@ def step_inputs_model(cfg: DemoConfig, world_stamp: str) -> dict[str, Any]:
             "world": world_stamp}
 
 
+def step_inputs_sft(cfg: DemoConfig, model_stamp: str) -> dict[str, Any]:
+    """The inputs the SFT step is stamped with: its config and the tiny model's fingerprint (which covers the
+    world it trains on). The config's paths are left out: they are the run's own folders (``world/``, ``model/``,
+    ``sft/``) whatever ``out_dir`` is, so the same recipe stamps alike in any out_dir (and a packaged SFT model
+    installs there)."""
+    data = sft_config(cfg, Path(cfg.out_dir)).model_dump(mode="json")
+    del data["train"], data["out_dir"], data["model"]["path"]
+    return {"sft": data, "model": model_stamp}
+
+
 def sft_config(cfg: DemoConfig, root: Path) -> SFTConfig:
     """The SFT stage's config: ``cfg.sft`` with the demo's seed, paths, protocol and tower freezing."""
     data = cfg.sft.model_dump(mode="json")
@@ -424,11 +435,12 @@ def prepare(cfg: DemoConfig, side: SideProcess | None = None,
 
     # 4. cold-start SFT
     sft_cfg = sft_config(cfg, root)
-    sft_inputs = {"sft": sft_cfg.model_dump(mode="json"), "model": _stamp_of(model_dir)}
+    sft_inputs = step_inputs_sft(cfg, _stamp_of(model_dir))
     # SFT and the rest alone: the verifier, trained beside grounding, is done by now (a packaged model with a
     # verifier still to train waits for it here)
     threads.alone()
-    times["sft"] = _step("sft", root / "sft", sft_inputs, lambda: _run_sft(sft_cfg, sft_inputs))
+    times["sft"] = _step("sft", root / "sft", sft_inputs, lambda: _run_sft(sft_cfg, sft_inputs),
+                         packaged.asset("sft", cfg.seed) if cfg.packaged else None)
 
     times["verifier"] = side.result("verifier")
     return root

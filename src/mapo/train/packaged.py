@@ -1,12 +1,13 @@
-"""Steps packaged with mapo: the demo's tiny base policy and its verifier, built for seed 0 of the default recipe,
-so that `mapo demo` starts at SFT the way a real run starts from a downloaded checkpoint, instead of spending
-~10 minutes of a 2-core machine building them first.
+"""Steps packaged with mapo: the demo's tiny base policy, its verifier and its cold-start SFT model, built for seed 0
+of the default recipe, so that `mapo demo` starts at RL the way a real run starts from a downloaded checkpoint,
+instead of spending ~13 minutes of a 2-core machine building them first (~2.5 of them SFT).
 
-An asset is the output folder of a demo step (``model`` or ``verifier``) as the step wrote it, with its stamp
+An asset is the output folder of a demo step (``model``, ``verifier`` or ``sft``; without SFT's intermediate
+``checkpoints/``) as the step wrote it, with its stamp
 (fingerprint of the step's inputs, the inputs, the seconds it took to build) as ``stamp.json``. The demo installs
 one only where the fingerprint equals the one of the step it is about to run: the same recipe, the same seed, the
 same world; any other config builds the step as before. ``scripts/package_demo_models.py`` rebuilds the assets
-(it builds the steps with ``packaged=false``, then packages them), and tests/train/test_packaged.py fails when the
+(it builds the steps whose assets are stale, or all of them with ``--rebuild``, then packages what it built), and tests/train/test_packaged.py fails when the
 recipe changes and they go stale.
 """
 
@@ -25,8 +26,12 @@ from mapo.train.stamps import STAMP, fingerprint, mark_done
 #: The stamp inside an asset (not hidden: package data globs skip dot-files).
 ASSET_STAMP = "stamp.json"
 
-#: The demo steps that can be packaged.
-STEPS = ("model", "verifier")
+#: The demo steps that can be packaged, in the order the demo runs them.
+STEPS = ("model", "verifier", "sft")
+
+#: What a packaged step leaves out: hidden files (its stamp travels as ``ASSET_STAMP``) and SFT's intermediate
+#: checkpoints (resuming an interrupted build; a finished step's ``final/`` is what later steps read).
+LEFT_OUT = (".*", "checkpoints")
 
 
 def assets_root() -> Path:
@@ -93,7 +98,7 @@ def package(built: Path, dest: Path) -> dict[str, Any]:
     stamp["built_on"] = built_on()
     if dest.exists():
         shutil.rmtree(dest)
-    shutil.copytree(built, dest, ignore=shutil.ignore_patterns(".*"))
+    shutil.copytree(built, dest, ignore=shutil.ignore_patterns(*LEFT_OUT))
     (dest / ASSET_STAMP).write_text(json.dumps(stamp, indent=1, default=str) + "\n")
     return stamp
 
