@@ -83,7 +83,7 @@ def test_the_wall_time_column_counts_only_runs_that_built_every_step():
 
 
 def test_a_seed_that_started_from_the_packaged_model_says_so():
-    """Its wall time is the demo's from SFT on (the model and verifier were copied in, not built)."""
+    """Its wall time is the demo's from its first built step on (the packaged steps were copied in, not built)."""
     installed = {**_summary(0.4, 0.5, minutes=5.1), "stage_seconds": {"model": 0.1, "rl": 100.0},
                  "packaged": {"model": 595.4, "verifier": 217.5}}
     built = {**_summary(0.4, 0.5, minutes=17.9), "stage_seconds": {"model": 595.0, "rl": 100.0}}

@@ -1,6 +1,6 @@
 """The demo's packaged tiny model, verifier and SFT model (mapo.train.packaged): they match the default recipe (or this test
 says how to rebuild them), they are installed only where a step's inputs are theirs, atomically and marked as
-packaged, and what is packaged is a trained model and verifier that load and work."""
+packaged, and what is packaged is a trained model, verifier and SFT model that load and work."""
 
 from __future__ import annotations
 
@@ -115,7 +115,7 @@ def test_a_step_installs_the_asset_only_for_its_own_inputs(tmp_path, caplog):
     with caplog.at_level("INFO", logger="mapo.demo"):
         seconds = demo._step("model", out, inputs, build(out), asset)
     assert builds == [] and seconds is not None and packaged.was_packaged(out)
-    assert "installed the packaged model" in caplog.text and "packaged=false" in caplog.text
+    assert "installed the packaged tiny model" in caplog.text and "packaged=false" in caplog.text
     assert "in 12.5 s on " in caplog.text and "CPUs" in caplog.text
     assert demo._step("model", out, inputs, build(out), asset) is None  # reused, like any finished step
     other = tmp_path / "demo" / "other"

@@ -247,6 +247,10 @@ def _stamp_of(path: Path) -> str:
         return ""
 
 
+#: What a step's folder holds, where the log names it.
+STEP_NOUNS = {"model": "tiny model", "sft": "SFT model"}
+
+
 def _step(name: str, out: Path, inputs: dict[str, Any], build, asset: Path | None = None) -> float | None:
     """Run ``build()`` unless ``out`` already holds a finished result for ``inputs``, or ``asset`` (a packaged
     one, mapo.train.packaged) was built from the same inputs and is copied in instead; returns the seconds it
@@ -259,7 +263,7 @@ def _step(name: str, out: Path, inputs: dict[str, Any], build, asset: Path | Non
         packaged.install(asset, out, inputs)
         stamp = packaged.asset_stamp(asset)
         log.info("[%s] installed the packaged %s (built from this recipe and seed in %s s%s; --set packaged=false "
-                 "builds it here)", name, name, stamp.get("seconds"),
+                 "builds it here)", name, STEP_NOUNS.get(name, name), stamp.get("seconds"),
                  f" on {stamp['built_on']}" if stamp.get("built_on") else "")
         return time.perf_counter() - start
     log.info("[%s] building %s", name, out)

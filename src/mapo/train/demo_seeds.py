@@ -103,7 +103,8 @@ def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     def cell(v: Any, digits: int) -> str:
         return f"{v:.{digits}f}" if finite([v]) else "—"
 
-    # a seed whose model and verifier were installed from the package: its wall time is the demo's from SFT on
+    # a seed whose steps were installed from the package (mapo.train.packaged): its wall time is the demo's from
+    # the first step it built on (RL, for seed 0 of the default recipe)
     out = [[str(r["seed"]) + (" (packaged)" if r.get("packaged") else ""),
             *[cell(r.get(k), d) for _, k, d in COLUMNS], _meets(r["rl_val_accuracy"])] for r in rows]
     if len(rows) > 1:
