@@ -274,14 +274,24 @@ def _step(name: str, out: Path, inputs: dict[str, Any], build, asset: Path | Non
     return seconds
 
 
+def world_config(cfg: DemoConfig) -> WorldConfig:
+    """The world the demo renders: ``cfg.world`` with the demo's seed."""
+    return cfg.world.model_copy(update={"seed": cfg.seed})
+
+
+def verifier_config(cfg: DemoConfig) -> VerifierTrainConfig:
+    """The verifier's training config: ``cfg.verifier`` on renders of the demo's world seed."""
+    return cfg.verifier.model_copy(update={"world_seed": cfg.seed})
+
+
 def step_inputs_world(cfg: DemoConfig) -> dict[str, Any]:
     """The inputs the world step is stamped with (its fingerprint is the world's stamp)."""
-    return {"world": cfg.world.model_copy(update={"seed": cfg.seed}).model_dump()}
+    return {"world": world_config(cfg).model_dump()}
 
 
 def step_inputs_verifier(cfg: DemoConfig) -> dict[str, Any]:
     """The inputs the verifier step is stamped with: its training config on this world."""
-    return {"verifier": cfg.verifier.model_copy(update={"world_seed": cfg.seed}).model_dump()}
+    return {"verifier": verifier_config(cfg).model_dump()}
 
 
 def step_inputs_model(cfg: DemoConfig, world_stamp: str) -> dict[str, Any]:
@@ -406,7 +416,7 @@ def prepare(cfg: DemoConfig, side: SideProcess | None = None,
 
     # 1. verifier (only RL and evaluation need it): trained on its own renders of the world (`world_seed`), beside
     # the chain below; when the model is to be built, after its vision warm-up (which the chain waits on)
-    ver_cfg = cfg.verifier.model_copy(update={"world_seed": cfg.seed})
+    ver_cfg = verifier_config(cfg)
     ver_dir = root / "verifier"
     ver_inputs = step_inputs_verifier(cfg)
 
@@ -419,7 +429,7 @@ def prepare(cfg: DemoConfig, side: SideProcess | None = None,
                         inline=is_done(ver_dir, ver_inputs) or packaged.matches(ver_asset, ver_inputs))
 
     # 2. world
-    world_cfg = cfg.world.model_copy(update={"seed": cfg.seed})
+    world_cfg = world_config(cfg)
     world_dir = root / "world"
     times["world"] = _step("world", world_dir, step_inputs_world(cfg),
                            lambda: write_world(world_cfg, world_dir))
