@@ -27,7 +27,7 @@ app.add_typer(verifier_app, name="verifier", help="The semantic verifier: train,
 app.command("sft", help="Cold-start supervised fine-tuning on expert trajectories.")(sft_command)
 app.command("train", help="RL training (GRPO / RLOO / MAPO / MAPO-turn) from a YAML config.")(train_command)
 app.command("demo", help="The whole pipeline on the embedded default; writes a report.")(demo_command)
-app.command("compare", help="GRPO vs MAPO from one SFT checkpoint, several seeds.")(compare_command)
+app.command("compare", help="GRPO vs MAPO vs MAPO-turn from one SFT checkpoint, several seeds.")(compare_command)
 app.command("eval", help="Evaluate a model on a benchmark with the agent loop.")(eval_command)
 app.command("view", help="Render evaluation results as a static HTML trajectory viewer.")(view_command)
 

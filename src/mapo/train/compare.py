@@ -89,6 +89,9 @@ def run_compare(cfg: CompareConfig) -> dict[str, Any]:
     return result
 
 
+#: How the plots name each estimator.
+ESTIMATOR_NAMES = {"grpo": "GRPO", "mapo": "MAPO", "mapo_turn": "MAPO-turn"}
+
 #: Evaluation-side table columns: result key -> path in an evaluation summary.
 EVAL_COLUMNS = {"test_accuracy": ("accuracy",), "alignment": ("alignment", "mean"),
                 "crop_hit_rate": ("boxes", "hit_rate"), "gap": ("boxes", "gap"),
@@ -219,7 +222,8 @@ def write_outputs(out: Path, runs: dict[str, list[dict[str, Any]]], result: dict
     band = {est: [r["metrics"] for r in rs] for est, rs in runs.items()}
     curves = plot_curves({}, ("accuracy", "reward", "alignment", "tool_call_rate", "crop_hit_rate", "gap",
                               "grad_var", "grad_var_rel", "entropy"), out / "curves.png",
-                         title=f"GRPO vs MAPO, {len(cfg.seeds)} seeds (mean, min-max band)", smoothing=3, band=band)
+                         title=f"{' vs '.join(ESTIMATOR_NAMES.get(e, e) for e in runs)}, {len(cfg.seeds)} seeds "
+                               "(mean, min-max band)", smoothing=3, band=band)
     acc = _accuracy_plot(runs, out / "test_accuracy.png")
     steps = sorted({r["config"]["run"]["total_steps"] for rs in runs.values() for r in rs if "config" in r})
     md = (f"Same SFT checkpoint, same rollout budget ({', '.join(map(str, steps)) or '?'} RL steps each), "
