@@ -1,6 +1,6 @@
-"""The demo's packaged tiny model, verifier and SFT model (mapo.train.packaged): they match the default recipe (or this test
-says how to rebuild them), they are installed only where a step's inputs are theirs, atomically and marked as
-packaged, and what is packaged is a trained model, verifier and SFT model that load and work."""
+"""The demo's packaged tiny model, verifier and SFT model (mapo.train.packaged): they match the default recipe (or
+this test says how to rebuild them), they are installed only where a step's inputs are theirs, atomically and
+marked as packaged, and what is packaged is a trained model, verifier and SFT model that load and work."""
 
 from __future__ import annotations
 
