@@ -7,20 +7,20 @@ An asset is the output folder of a demo step (``model``, ``verifier`` or ``sft``
 (fingerprint of the step's inputs, the inputs, the seconds it took to build) as ``stamp.json``. The demo installs
 one only where the fingerprint equals the one of the step it is about to run: the same recipe, the same seed, the
 same world; any other config builds the step as before. ``scripts/package_demo_models.py`` rebuilds the assets
-(it builds the steps whose assets are stale, or all of them with ``--rebuild``, then packages what it built), and tests/train/test_packaged.py fails when the
-recipe changes and they go stale.
+(it builds the steps whose assets are stale, or all of them with ``--rebuild``, then packages what it built), and
+tests/train/test_packaged.py fails when the recipe changes and they go stale.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import platform
 import shutil
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from mapo.train.side import usable_cpus
 from mapo.train.stamps import STAMP, fingerprint, mark_done
 
 #: The stamp inside an asset (not hidden: package data globs skip dot-files).
@@ -117,4 +117,4 @@ def built_on() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} CPUs ({cpu}), torch {torch.__version__}, transformers {transformers.__version__}"
+    return f"{usable_cpus()} CPUs ({cpu}), torch {torch.__version__}, transformers {transformers.__version__}"
